@@ -1,0 +1,229 @@
+"""Validation of a cohort on disk (``robustdeep cohort check``). Reads, never writes.
+
+Each problem names its patient, modality and file. Errors make a cohort unusable as it is; warnings
+are worth a look. Checked:
+
+- the manifest: readable, no duplicate patient ids, paths that exist;
+- every volume: readable, 3D scalar, no NaN or Inf voxels;
+- the modalities each declared task needs (``--task`` or the manifest's ``tasks``);
+- the PET family (FD, LD, NAC, MAC) of a patient shares one grid;
+- PET in SUV has no negative voxels below ``-negative_suv_tolerance``;
+- CT lies within plausible HU (``[-1100, 4000]``); stored values that were never rescaled
+  (minimum >= 0 with air near 0) are reported as such;
+- the same image content under two patients (a duplicated patient).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .cohort import PET_FAMILY, Cohort, Patient
+from .errors import InputError
+from .progress import Progress
+from .tasks import Task, get_task, load_tasks
+
+HU_RANGE = (-1100.0, 4000.0)
+
+
+@dataclass(frozen=True)
+class Problem:
+    severity: str  # "error" or "warning"
+    message: str
+    patient: Optional[str] = None
+    modality: Optional[str] = None
+    file: Optional[str] = None
+
+    def __str__(self) -> str:
+        where = " ".join(x for x in (self.patient, self.modality) if x)
+        loc = f" [{self.file}]" if self.file else ""
+        return f"{self.severity}: {where + ': ' if where else ''}{self.message}{loc}"
+
+    def as_event(self) -> dict:
+        return {"event": "error", "kind": f"check-{self.severity}", "message": self.message,
+                "file": self.file, "patient": self.patient, "hint": None, "modality": self.modality}
+
+
+@dataclass
+class VolumeFacts:
+    grid: object = None
+    digest: str = ""
+    minimum: float = float("nan")
+    maximum: float = float("nan")
+    n_nonfinite: int = 0
+    n_negative: int = 0
+    problem: Optional[str] = None
+
+
+_NIFTI_FLOATS = {16: "f4", 64: "f8"}
+
+
+def nifti_nonfinite_count(path: Path) -> int:
+    """NaN / Inf voxels stored in a NIfTI-1 or NIfTI-2 file, counted from its raw bytes.
+
+    Needed because ITK's NIfTI reader turns NaN into 0 on reading, which would hide them.
+    Non-float data types hold no NaN: 0.
+    """
+    import gzip
+
+    opener = gzip.open if str(path).lower().endswith(".gz") else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    for endian in ("<", ">"):
+        size = int(np.frombuffer(data[:4], f"{endian}i4")[0])
+        if size in (348, 540):
+            break
+    else:
+        return 0
+    if size == 348:
+        dtype_code = int(np.frombuffer(data[70:72], f"{endian}i2")[0])
+        offset = int(np.frombuffer(data[108:112], f"{endian}f4")[0])
+    else:
+        dtype_code = int(np.frombuffer(data[12:14], f"{endian}i2")[0])
+        offset = int(np.frombuffer(data[168:176], f"{endian}i8")[0])
+    kind = _NIFTI_FLOATS.get(dtype_code)
+    if kind is None:
+        return 0
+    values = np.frombuffer(data[offset:], f"{endian}{kind}")
+    return int(values.size - np.count_nonzero(np.isfinite(values)))
+
+
+def _inspect(path: Path, negative_below: float) -> VolumeFacts:
+    import SimpleITK as sitk
+
+    from .volumes import Grid, read_volume
+
+    facts = VolumeFacts()
+    try:
+        image = read_volume(path)
+    except InputError as exc:
+        facts.problem = exc.message
+        return facts
+    facts.grid = Grid.of(image)
+    arr = sitk.GetArrayViewFromImage(image)
+    facts.digest = hashlib.blake2b(np.ascontiguousarray(arr).view(np.uint8), digest_size=16).hexdigest()
+    finite = np.isfinite(arr) if arr.dtype.kind == "f" else None
+    if finite is not None and not finite.all():
+        facts.n_nonfinite = int(arr.size - np.count_nonzero(finite))
+        values = arr[finite]
+    else:
+        values = arr
+    if str(path).lower().endswith((".nii", ".nii.gz")):
+        facts.n_nonfinite = max(facts.n_nonfinite, nifti_nonfinite_count(path))
+    if values.size:
+        facts.minimum = float(values.min())
+        facts.maximum = float(values.max())
+        if facts.minimum < negative_below:
+            facts.n_negative = int(np.count_nonzero(values < negative_below))
+    return facts
+
+
+def check_cohort(
+    cohort: Cohort,
+    *,
+    tasks: Sequence[str] = (),
+    negative_suv_tolerance: float = 0.01,
+    workers: int = 2,
+    progress: Optional[Progress] = None,
+) -> List[Problem]:
+    """All problems found in ``cohort`` (an empty list means it is usable)."""
+    progress = progress or Progress()
+    problems: List[Problem] = []
+    known_tasks = load_tasks(cohort.meta.get("tasks_defined"), source=str(cohort.manifest_path))
+    task_objs: List[Task] = [get_task(t, known_tasks) for t in (list(tasks) or list(cohort.tasks))]
+
+    seen: Dict[str, int] = {}
+    for p in cohort.patients:
+        seen[p.id] = seen.get(p.id, 0) + 1
+    for pid, count in seen.items():
+        if count > 1:
+            problems.append(Problem("error", f"patient id listed {count} times in the manifest", pid,
+                                    file=str(cohort.manifest_path)))
+
+    jobs: List[Tuple[Patient, str, Path]] = []
+    for p in cohort.patients:
+        if not p.modalities:
+            problems.append(Problem("error", "no images listed", p.id, file=str(cohort.manifest_path)))
+        for task in task_objs:
+            missing = [m for m in task.modalities if m not in p.modalities]
+            if missing:
+                problems.append(Problem("error", f"task {task.name} needs {', '.join(missing)}, which "
+                                        "this patient lacks", p.id, file=str(cohort.manifest_path)))
+        for modality in p.modalities:
+            path = cohort.path(p, modality)
+            if not path.exists():
+                problems.append(Problem("error", "file not found", p.id, modality, str(path)))
+            else:
+                jobs.append((p, modality, path))
+
+    facts: Dict[Tuple[str, str], VolumeFacts] = {}
+    with progress.stage("check volumes", total=len(jobs)) as st:
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            futures = {
+                (p.id, m): pool.submit(_inspect, path, -negative_suv_tolerance if m in PET_FAMILY else -np.inf)
+                for p, m, path in jobs
+            }
+            for key, future in futures.items():
+                facts[key] = future.result()
+                st.advance(message=f"{key[0]} {key[1]}")
+
+    digests: Dict[str, Tuple[str, str]] = {}
+    for p, modality, path in jobs:
+        f = facts[(p.id, modality)]
+        file = str(path)
+        if f.problem:
+            problems.append(Problem("error", f.problem, p.id, modality, file))
+            continue
+        if f.n_nonfinite:
+            problems.append(Problem("error", f"{f.n_nonfinite} NaN or Inf voxels (NIfTI readers may "
+                                    "silently turn them into 0)", p.id, modality, file))
+        unit = cohort.units.get(modality, "")
+        if modality in PET_FAMILY and unit == "SUV" and f.n_negative:
+            problems.append(Problem("error", f"{f.n_negative} voxels of negative SUV (minimum "
+                                    f"{f.minimum:.3g})", p.id, modality, file))
+        if modality == "CT" and unit == "HU":
+            if f.minimum >= -10 and f.maximum > 1500:
+                problems.append(Problem("error", f"CT values {f.minimum:.0f} to {f.maximum:.0f} look like "
+                                        "stored values, not HU (air should be about -1000): rescale "
+                                        "slope/intercept not applied?", p.id, modality, file))
+            elif f.minimum < HU_RANGE[0] or f.maximum > HU_RANGE[1]:
+                problems.append(Problem("error", f"CT values {f.minimum:.0f} to {f.maximum:.0f} HU are "
+                                        f"outside the plausible {HU_RANGE[0]:.0f} to {HU_RANGE[1]:.0f} "
+                                        "(padding outside the field of view?)", p.id, modality, file))
+        if f.digest:
+            key = f"{modality}:{f.digest}"
+            if key in digests and digests[key][0] != p.id:
+                problems.append(Problem("error", f"{modality} image is identical to patient "
+                                        f"{digests[key][0]}'s: a duplicated patient?", p.id, modality, file))
+            else:
+                digests[key] = (p.id, file)
+
+    for p in cohort.patients:
+        pet = [m for m in PET_FAMILY if (p.id, m) in facts and facts[(p.id, m)].grid is not None]
+        if len(pet) > 1:
+            ref = facts[(p.id, pet[0])].grid
+            for m in pet[1:]:
+                g = facts[(p.id, m)].grid
+                if not g.matches(ref):
+                    problems.append(Problem(
+                        "error",
+                        f"{m} is not on {pet[0]}'s grid ({g.describe()} vs {ref.describe()}; the PET "
+                        "family must share one grid)",
+                        p.id, m, str(cohort.path(p, m)),
+                    ))
+    return problems
+
+
+def summarise(problems: Iterable[Problem]) -> Tuple[int, int]:
+    problems = list(problems)
+    return (sum(p.severity == "error" for p in problems), sum(p.severity == "warning" for p in problems))
+
+
+def default_workers() -> int:
+    return max(1, min(4, os.cpu_count() or 1))

@@ -1,0 +1,42 @@
+"""Shared pytest set-up: test tiers and markers.
+
+- ``slow``: skipped unless ``--run-slow`` or ``RD_RUN_SLOW=1`` (the default suite stays under 15 min
+  on 2 cores).
+- ``gpu``: skipped unless CUDA is available.
+- ``assets``: skipped when the prepared template assets are missing (``robustdeep assets``);
+  ``RD_REQUIRE_ASSETS=1`` (set by CI) turns that skip into a failure.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+def pytest_addoption(parser):
+    parser.addoption("--run-slow", action="store_true", default=False, help="run tests marked slow")
+
+
+def pytest_collection_modifyitems(config, items):
+    run_slow = config.getoption("--run-slow") or os.environ.get("RD_RUN_SLOW") == "1"
+    try:
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    except Exception:  # pragma: no cover - torch missing
+        has_cuda = False
+    skip_slow = pytest.mark.skip(reason="slow: run with --run-slow or RD_RUN_SLOW=1")
+    skip_gpu = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "slow" in item.keywords and not run_slow:
+            item.add_marker(skip_slow)
+        if "gpu" in item.keywords and not has_cuda:
+            item.add_marker(skip_gpu)
+
+
+@pytest.fixture
+def rng():
+    import numpy as np
+
+    return np.random.default_rng(1234)
