@@ -26,13 +26,21 @@ def pytest_collection_modifyitems(config, items):
         has_cuda = torch.cuda.is_available()
     except Exception:  # pragma: no cover - torch missing
         has_cuda = False
+    from RobustDeepLogic.assets import assets_dir, assets_ready
+
+    have_assets = assets_ready()
+    require_assets = os.environ.get("RD_REQUIRE_ASSETS") == "1"
     skip_slow = pytest.mark.skip(reason="slow: run with --run-slow or RD_RUN_SLOW=1")
     skip_gpu = pytest.mark.skip(reason="needs a CUDA GPU")
+    skip_assets = pytest.mark.skip(reason=f"template assets not prepared in {assets_dir()} "
+                                   "(run 'robustdeep assets')")
     for item in items:
         if "slow" in item.keywords and not run_slow:
             item.add_marker(skip_slow)
         if "gpu" in item.keywords and not has_cuda:
             item.add_marker(skip_gpu)
+        if "assets" in item.keywords and not have_assets and not require_assets:
+            item.add_marker(skip_assets)
 
 
 @pytest.fixture
