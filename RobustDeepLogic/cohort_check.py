@@ -61,37 +61,72 @@ class VolumeFacts:
     problem: Optional[str] = None
 
 
-_NIFTI_FLOATS = {16: "f4", 64: "f8"}
+_NIFTI_DTYPES = {2: "u1", 4: "i2", 8: "i4", 16: "f4", 64: "f8", 256: "i1", 512: "u2", 768: "u4",
+                 1024: "i8", 1280: "u8"}
 
 
-def nifti_nonfinite_count(path: Path) -> int:
-    """NaN / Inf voxels stored in a NIfTI-1 or NIfTI-2 file, counted from its raw bytes.
+def nifti_voxels(path: Path) -> Optional[Tuple[np.ndarray, float, float]]:
+    """The stored voxels of a NIfTI-1/-2 file as a flat array, with ``scl_slope`` and ``scl_inter``.
 
-    Needed because ITK's NIfTI reader turns NaN into 0 on reading, which would hide them.
-    Non-float data types hold no NaN: 0.
+    Read from the raw bytes (memory-mapped when uncompressed) because ITK's NIfTI reader turns NaN
+    into 0, which would hide them from the check. None for data types this does not handle (the
+    caller then falls back to SimpleITK).
     """
     import gzip
 
-    opener = gzip.open if str(path).lower().endswith(".gz") else open
-    with opener(path, "rb") as f:
-        data = f.read()
+    compressed = str(path).lower().endswith(".gz")
+    with (gzip.open if compressed else open)(path, "rb") as f:
+        head = f.read(540)
     for endian in ("<", ">"):
-        size = int(np.frombuffer(data[:4], f"{endian}i4")[0])
+        size = int(np.frombuffer(head[:4], f"{endian}i4")[0])
         if size in (348, 540):
             break
     else:
-        return 0
+        return None
     if size == 348:
-        dtype_code = int(np.frombuffer(data[70:72], f"{endian}i2")[0])
-        offset = int(np.frombuffer(data[108:112], f"{endian}f4")[0])
+        dims = np.frombuffer(head[40:56], f"{endian}i2").astype(int)
+        code = int(np.frombuffer(head[70:72], f"{endian}i2")[0])
+        offset = int(np.frombuffer(head[108:112], f"{endian}f4")[0])
+        slope, inter = (float(v) for v in np.frombuffer(head[112:120], f"{endian}f4"))
     else:
-        dtype_code = int(np.frombuffer(data[12:14], f"{endian}i2")[0])
-        offset = int(np.frombuffer(data[168:176], f"{endian}i8")[0])
-    kind = _NIFTI_FLOATS.get(dtype_code)
-    if kind is None:
-        return 0
-    values = np.frombuffer(data[offset:], f"{endian}{kind}")
-    return int(values.size - np.count_nonzero(np.isfinite(values)))
+        dims = np.frombuffer(head[16:80], f"{endian}i8").astype(int)
+        code = int(np.frombuffer(head[12:14], f"{endian}i2")[0])
+        offset = int(np.frombuffer(head[168:176], f"{endian}i8")[0])
+        slope, inter = (float(v) for v in np.frombuffer(head[176:192], f"{endian}f8"))
+    kind = _NIFTI_DTYPES.get(code)
+    if kind is None or not 1 <= dims[0] <= 7:
+        return None
+    count = int(np.prod(dims[1 : dims[0] + 1]))
+    dtype = np.dtype(f"{endian}{kind}")
+    if compressed:
+        with gzip.open(path, "rb") as f:
+            f.seek(offset)
+            values = np.frombuffer(f.read(count * dtype.itemsize), dtype)
+    else:
+        values = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=(count,))
+    if values.size != count:
+        return None
+    if slope == 0 or not np.isfinite(slope):
+        slope, inter = 1.0, 0.0
+    return values, slope, inter
+
+
+def _stats(facts: VolumeFacts, values: np.ndarray, slope: float, inter: float, negative_below: float) -> None:
+    """Minimum, maximum, non-finite and negative counts, and a content digest (two passes)."""
+    sample = values[:: max(1, values.size // (1 << 20))]  # ~1 M voxels identify duplicate content
+    facts.digest = hashlib.blake2b(np.ascontiguousarray(sample).view(np.uint8), digest_size=16).hexdigest()
+    lo, hi = values.min(), values.max()
+    if values.dtype.kind == "f" and not (np.isfinite(lo) and np.isfinite(hi)):
+        finite = np.isfinite(values)
+        facts.n_nonfinite = int(values.size - np.count_nonzero(finite))
+        values = values[finite]
+        lo, hi = (values.min(), values.max()) if values.size else (np.nan, np.nan)
+    lo, hi = sorted((float(lo) * slope + inter, float(hi) * slope + inter))
+    facts.minimum, facts.maximum = lo, hi
+    if lo < negative_below:
+        raw_threshold = (negative_below - inter) / slope
+        below = values < raw_threshold if slope > 0 else values > raw_threshold
+        facts.n_negative = int(np.count_nonzero(below))
 
 
 def _inspect(path: Path, negative_below: float) -> VolumeFacts:
@@ -100,27 +135,37 @@ def _inspect(path: Path, negative_below: float) -> VolumeFacts:
     from .volumes import Grid, read_volume
 
     facts = VolumeFacts()
+    is_nifti = str(path).lower().endswith((".nii", ".nii.gz"))
     try:
-        image = read_volume(path)
+        if is_nifti:
+            reader = sitk.ImageFileReader()
+            reader.SetFileName(str(path))
+            reader.ReadImageInformation()
+            raw = nifti_voxels(path)
+        if not is_nifti or raw is None:
+            image = read_volume(path)
+            facts.grid = Grid.of(image)
+            _stats(facts, sitk.GetArrayViewFromImage(image).ravel(), 1.0, 0.0, negative_below)
+            return facts
+    except (RuntimeError, OSError, EOFError, ValueError) as exc:
+        lines = str(exc).strip().splitlines() or [type(exc).__name__]
+        facts.problem = f"cannot read this volume ({lines[-1][:160]})"
+        return facts
     except InputError as exc:
         facts.problem = exc.message
         return facts
-    facts.grid = Grid.of(image)
-    arr = sitk.GetArrayViewFromImage(image)
-    facts.digest = hashlib.blake2b(np.ascontiguousarray(arr).view(np.uint8), digest_size=16).hexdigest()
-    finite = np.isfinite(arr) if arr.dtype.kind == "f" else None
-    if finite is not None and not finite.all():
-        facts.n_nonfinite = int(arr.size - np.count_nonzero(finite))
-        values = arr[finite]
-    else:
-        values = arr
-    if str(path).lower().endswith((".nii", ".nii.gz")):
-        facts.n_nonfinite = max(facts.n_nonfinite, nifti_nonfinite_count(path))
-    if values.size:
-        facts.minimum = float(values.min())
-        facts.maximum = float(values.max())
-        if facts.minimum < negative_below:
-            facts.n_negative = int(np.count_nonzero(values < negative_below))
+    size = reader.GetSize()
+    if len(size) == 4 and size[3] == 1:
+        size = size[:3]
+    if len(size) != 3 or reader.GetNumberOfComponents() != 1:
+        facts.problem = f"expected a 3D scalar volume, found size {reader.GetSize()}"
+        return facts
+    dim = reader.GetDimension()
+    direction = np.asarray(reader.GetDirection()).reshape(dim, dim)[:3, :3]
+    facts.grid = Grid(tuple(int(v) for v in size), tuple(float(v) for v in reader.GetSpacing()[:3]),
+                      tuple(float(v) for v in reader.GetOrigin()[:3]), tuple(direction.ravel().tolist()))
+    values, slope, inter = raw
+    _stats(facts, values, slope, inter, negative_below)
     return facts
 
 
@@ -181,8 +226,8 @@ def check_cohort(
             problems.append(Problem("error", f.problem, p.id, modality, file))
             continue
         if f.n_nonfinite:
-            problems.append(Problem("error", f"{f.n_nonfinite} NaN or Inf voxels (NIfTI readers may "
-                                    "silently turn them into 0)", p.id, modality, file))
+            problems.append(Problem("error", f"{f.n_nonfinite} NaN or Inf voxels (ITK's NIfTI reader "
+                                    "would silently turn them into 0)", p.id, modality, file))
         unit = cohort.units.get(modality, "")
         if modality in PET_FAMILY and unit == "SUV" and f.n_negative:
             problems.append(Problem("error", f"{f.n_negative} voxels of negative SUV (minimum "
