@@ -141,7 +141,10 @@ def _inspect(path: Path, negative_below: float) -> VolumeFacts:
             reader = sitk.ImageFileReader()
             reader.SetFileName(str(path))
             reader.ReadImageInformation()
-            raw = nifti_voxels(path)
+            # Integer data hold no NaN: ITK decompresses faster than Python's gzip, let it read those.
+            compressed_int = str(path).lower().endswith(".gz") and reader.GetPixelID() not in (
+                sitk.sitkFloat32, sitk.sitkFloat64)
+            raw = None if compressed_int else nifti_voxels(path)
         if not is_nifti or raw is None:
             image = read_volume(path)
             facts.grid = Grid.of(image)
