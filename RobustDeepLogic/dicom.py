@@ -27,6 +27,7 @@ PathLike = Union[str, os.PathLike]
 
 PET_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.128"
 CT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.2"
+MR_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.4"
 
 
 @dataclass
@@ -299,6 +300,31 @@ def write_ct_series(image_hu: sitk.Image, folder: PathLike, *, patient_id: str =
         ds.RescaleIntercept = f"{rescale_intercept:g}"
         ds.RescaleType = "HU"
         ds.KVP = "120"
+        ds.PixelData = stored_all[k].tobytes()
+        datasets.append(ds)
+    return _write_datasets(datasets, Path(folder))
+
+
+def write_mr_series(image: sitk.Image, folder: PathLike, *, patient_id: str = "ANON",
+                    series_datetime: Optional[_dt.datetime] = None) -> Path:
+    """Write a 3D MR image as an MR DICOM series: int16 stored values with one rescale for the series
+    (``value = stored * slope + intercept``, chosen to span the image's range)."""
+    from pydicom.uid import generate_uid
+
+    when = series_datetime or _dt.datetime(2020, 1, 1, 12, 0, 0)
+    values = sitk.GetArrayFromImage(image).astype(np.float64)
+    lo, hi = float(values.min()), float(values.max())
+    slope = (hi - lo) / 65534.0 if hi > lo else 1.0
+    intercept = lo + 32767.0 * slope
+    stored_all = np.clip(np.round((values - intercept) / slope), -32767, 32767).astype(np.int16)
+    series_uid, study_uid, frame_uid = generate_uid(), generate_uid(), generate_uid()
+    datasets = []
+    for k in range(values.shape[0]):
+        ds = _base_dataset(image, k, sop_class=MR_SOP_CLASS, patient_id=patient_id,
+                           series_uid=series_uid, study_uid=study_uid, frame_uid=frame_uid,
+                           series_datetime=when, modality="MR")
+        ds.RescaleSlope = f"{slope:.10g}"
+        ds.RescaleIntercept = f"{intercept:.10g}"
         ds.PixelData = stored_all[k].tobytes()
         datasets.append(ds)
     return _write_datasets(datasets, Path(folder))
