@@ -1,0 +1,30 @@
+"""The bundled digital cohort: brain PET/CT/MR subjects simulated from real templates.
+
+Public API
+----------
+- :func:`simulate_cohort` (``robustdeep simulate``): a whole cohort, parallel and resumable.
+- :func:`simulate_subject`: one subject.
+- :func:`true_transform` / :func:`true_mr_to_ct_transform`: the true poses as SimpleITK transforms in
+  ITK registration's convention (template = fixed -> native = moving, LPS mm); see :mod:`.pose`.
+- :data:`PROFILES` / :func:`get_profile`: ``tiny``, ``quick``, ``paper``.
+- :func:`realism_report` (``robustdeep simulate COHORT --realism``).
+
+Modules: :mod:`.anatomy` (templates, variability, sampling), :mod:`.mr`, :mod:`.ct`,
+:mod:`.pet` (FDG activity and the FD/LD/NAC/MAC chain), :mod:`.pet_physics` (projector, OSEM),
+:mod:`.pose`, :mod:`.cohort`, :mod:`.realism`. Method and figures: ``docs/simulation.md``.
+"""
+
+from .cohort import patient_id, simulate_cohort, simulate_subject
+from .pose import Pose, true_mr_to_ct_transform, true_transform
+from .profiles import PROFILES, Profile, get_profile
+
+
+def realism_report(*args, **kwargs):
+    """See :func:`RobustDeepLogic.simulate.realism.realism_report`."""
+    from .realism import realism_report as _impl
+
+    return _impl(*args, **kwargs)
+
+
+__all__ = ["simulate_cohort", "simulate_subject", "patient_id", "true_transform",
+           "true_mr_to_ct_transform", "Pose", "PROFILES", "Profile", "get_profile", "realism_report"]
