@@ -1,0 +1,238 @@
+"""Prediction with a trained run: whole volumes, back to physical units and to native space.
+
+:func:`predict_image` takes the task's input volumes (SimpleITK images, physical units: SUV, HU, MR
+a.u.), scales them with the run's fixed constants, applies the fold networks slice by slice (in
+batches), averages the folds' predictions (optional), and returns the target in its physical unit
+(inverse of the target's scaling) on the reference grid (the first input's, unless another is given;
+inputs on other grids are resampled onto it with the header geometry, as in training).
+
+:func:`to_native` maps a prediction made in template space back to the patient's native grid with the
+rigid transform of the registration stage. Convention assumed (ITK's, and what SimpleITK's
+``ImageRegistrationMethod`` with fixed = template, moving = native image returns, and what BRAINSFit
+writes): the transform file maps points of the template (fixed) space to points of the native
+(moving) space, i.e. it is the transform that ``sitk.Resample(native_image, template_grid,
+transform)`` uses to bring a native image into template space. Going back therefore resamples with its
+inverse. ``direction="forward"`` declares the opposite file (native points -> template points).
+
+:func:`export_model` writes the (fold-averaged) network as TorchScript (always available) or ONNX
+(when the ``onnx`` package is installed): input float32 ``[N, C, H, W]`` scaled, output ``[N, 1, H,
+W]`` scaled; ``run.json`` is stored beside it (TorchScript: also inside, as the extra file
+``run.json``) for the scaling constants.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+import torch.nn as nn
+
+from .errors import InputError
+from .progress import Progress
+
+TRANSFORM_DIRECTIONS = ("resampling", "forward")
+
+
+class FoldAverage(nn.Module):
+    """The mean of several networks' outputs (``[N, C, H, W] -> [N, 1, H, W]``)."""
+
+    def __init__(self, models: Sequence[nn.Module]) -> None:
+        super().__init__()
+        self.models = nn.ModuleList(models)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        total = self.models[0](x)
+        for m in self.models[1:]:
+            total = total + m(x)
+        return total / len(self.models)
+
+
+def load_models(run_dir, *, which: str = "best", folds: Optional[Sequence[int]] = None,
+                device: Union[str, torch.device] = "cpu", channels_last: bool = True):
+    """``(RunInfo, {fold: network})`` of a run folder, in eval mode on ``device``."""
+    from .model import NetworkSpec, build_network
+    from .runs import checkpoints, load_checkpoint, load_run
+
+    info = load_run(run_dir)
+    found = checkpoints(run_dir, which)
+    if folds is not None:
+        missing = [f for f in folds if f not in found]
+        if missing:
+            raise InputError(f"no checkpoint for fold(s) {missing}", file=run_dir,
+                             hint=f"folds with checkpoints: {sorted(found)}")
+        found = {f: found[f] for f in folds}
+    models = {}
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    for fold, path in found.items():
+        state = load_checkpoint(path)
+        net = build_network(NetworkSpec.from_dict(state.get("network", info.network)))
+        net.load_state_dict(state["model"])
+        models[fold] = net.to(device, memory_format=fmt).eval()
+    return info, models
+
+
+def _read_inputs(paths: Sequence[Union[str, Path]], patient: Optional[str] = None) -> List[sitk.Image]:
+    from .volumes import read_volume
+
+    return [read_volume(p, patient=patient, dtype=np.float32) for p in paths]
+
+
+def predict_image(
+    info,
+    models: Dict[int, nn.Module],
+    images: Sequence[sitk.Image],
+    *,
+    reference: Optional[sitk.Image] = None,
+    average: bool = True,
+    batch_size: int = 4,
+    device: Union[str, torch.device] = "cpu",
+    amp: str = "auto",
+    channels_last: bool = True,
+    crop_head: bool = True,
+    patient: Optional[str] = None,
+    progress: Optional[Progress] = None,
+) -> sitk.Image:
+    """The task's target predicted from ``images`` (one per task input, in order), in physical units.
+
+    Parameters
+    ----------
+    info, models:
+        From :func:`load_models`.
+    images:
+        Input volumes in physical units, one per ``info.inputs``.
+    reference:
+        Output grid (default: the first input's); inputs on other grids are resampled onto it.
+    average:
+        Average all fold networks; else the first fold's alone.
+    crop_head:
+        Predict only the head slices and the in-plane head box (+ margin); elsewhere the output is
+        the target's background (scaled 0: 0 SUV, -1000 HU).
+
+    Returns
+    -------
+    A float32 SimpleITK image on the reference grid, in the target's unit (``info.scaling``).
+    """
+    from .datasets import CROP_MARGIN, head_mask, resample_onto
+    from .model import predict_array
+    from .volumes import Grid, array_from_image
+
+    progress = progress or Progress()
+    if len(images) != len(info.inputs):
+        raise InputError(
+            f"task {info.task['name']} takes {len(info.inputs)} input(s) ({', '.join(info.inputs)}), "
+            f"got {len(images)}", patient=patient, hint="give one volume per input, in that order")
+    reference = reference if reference is not None else images[0]
+    grid = Grid.of(reference)
+    channels = []
+    for modality, image in zip(info.inputs, images):
+        scaling = info.scaling_of(modality)
+        if not Grid.of(image).matches(grid):
+            image = resample_onto(image, reference, scaling.to_physical(0.0))
+        channels.append(np.asarray(scaling.to_scaled(array_from_image(image)), np.float32))
+    stack = np.stack(channels)
+    slices, box = None, None
+    if crop_head:
+        head = head_mask(channels)
+        if head.any():
+            zs = np.flatnonzero(head.any(axis=(1, 2)))
+            ys = np.flatnonzero(head.any(axis=(0, 2)))
+            xs = np.flatnonzero(head.any(axis=(0, 1)))
+            slices = zs
+            box = (max(0, ys[0] - CROP_MARGIN), min(head.shape[1], ys[-1] + 1 + CROP_MARGIN),
+                   max(0, xs[0] - CROP_MARGIN), min(head.shape[2], xs[-1] + 1 + CROP_MARGIN))
+    chosen = list(models.values()) if average else [next(iter(models.values()))]
+    total = np.zeros(stack.shape[1:], np.float32)
+    with progress.stage("predict", total=len(chosen), message=patient or "") as st:
+        for net in chosen:
+            total += predict_array(net, stack, batch_size=batch_size, device=device, amp=amp,
+                                   channels_last=channels_last, slices=slices, box=box)
+            st.advance()
+    scaled = total / len(chosen)
+    target = info.scaling_of(info.target)
+    physical = np.asarray(target.to_physical(scaled), np.float32)
+    if crop_head and slices is not None:
+        outside = np.ones(scaled.shape, bool)
+        y0, y1, x0, x1 = box
+        outside[np.ix_(slices, np.arange(y0, y1), np.arange(x0, x1))] = False
+        physical[outside] = target.to_physical(0.0)
+    out = sitk.GetImageFromArray(physical)
+    out.CopyInformation(reference)
+    return out
+
+
+def to_native(image: sitk.Image, native_reference: sitk.Image, transform: sitk.Transform, *,
+              direction: str = "resampling", default_value: float = 0.0) -> sitk.Image:
+    """Resample a template-space ``image`` onto ``native_reference``'s grid (linear).
+
+    ``direction='resampling'``: ``transform`` maps template points to native points (the file the
+    registration stage writes; see the module doc), so its inverse is used. ``'forward'``: it maps
+    native points to template points and is used as it is.
+    """
+    if direction not in TRANSFORM_DIRECTIONS:
+        raise InputError(f"transform direction must be one of {TRANSFORM_DIRECTIONS}, got {direction!r}")
+    if direction == "resampling":
+        try:
+            transform = transform.GetInverse()
+        except RuntimeError:
+            raise InputError("the transform cannot be inverted",
+                             hint="give a rigid or affine transform, or --transform-direction forward") from None
+    return sitk.Resample(image, native_reference, transform, sitk.sitkLinear, float(default_value),
+                         sitk.sitkFloat32)
+
+
+def read_transform(path) -> sitk.Transform:
+    """An ITK transform file (``.tfm``, ``.txt``, ``.h5``) as a SimpleITK transform."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("transform file not found", file=path)
+    try:
+        return sitk.ReadTransform(str(path))
+    except RuntimeError as exc:
+        raise InputError(f"cannot read this transform ({str(exc).strip().splitlines()[-1][:160]})",
+                         file=path, hint="give an ITK transform file as the registration stage writes") from None
+
+
+# --------------------------------------------------------------------------------------------------
+# Export
+# --------------------------------------------------------------------------------------------------
+def export_model(run_dir, out_path, *, fmt: Optional[str] = None, which: str = "best",
+                 folds: Optional[Sequence[int]] = None, example_size: Tuple[int, int] = (112, 96)) -> Path:
+    """Write the run's fold-averaged network as TorchScript (``.pt``/``.ts``) or ONNX (``.onnx``).
+
+    The exported module maps scaled ``[N, C, H, W]`` float32 to scaled ``[N, 1, H, W]``; ``run.json``
+    (scaling constants, task) is written beside it as ``<out>.run.json``.
+    """
+    from .volumes import atomic_path, atomic_write_text
+
+    out_path = Path(out_path)
+    fmt = fmt or ("onnx" if out_path.suffix.lower() == ".onnx" else "torchscript")
+    info, models = load_models(run_dir, which=which, folds=folds, channels_last=False)
+    module = FoldAverage(list(models.values())).eval()
+    example = torch.rand(1, len(info.inputs), *example_size)
+    meta = json.dumps({**info.to_json(), "exported_folds": sorted(models)}, indent=1, default=str)
+    if fmt == "torchscript":
+        import warnings
+
+        with warnings.catch_warnings(), torch.no_grad():  # deprecated in recent torch, still supported
+            warnings.simplefilter("ignore", DeprecationWarning)
+            scripted = torch.jit.trace(module, example)
+            with atomic_path(out_path) as tmp:
+                torch.jit.save(scripted, str(tmp), _extra_files={"run.json": meta})
+    elif fmt == "onnx":
+        try:
+            import onnx  # noqa: F401
+        except ImportError:
+            raise InputError("ONNX export needs the onnx package", hint="pip install 'robustdeep[onnx]'") from None
+        with atomic_path(out_path) as tmp:
+            torch.onnx.export(module, (example,), str(tmp), input_names=["scaled_input"],
+                              output_names=["scaled_target"], dynamo=False,
+                              dynamic_axes={"scaled_input": {0: "n", 2: "h", 3: "w"},
+                                            "scaled_target": {0: "n", 2: "h", 3: "w"}})
+    else:
+        raise InputError(f"unknown export format {fmt!r}", hint="torchscript or onnx")
+    atomic_write_text(out_path.with_name(out_path.name + ".run.json"), meta + "\n")
+    return out_path

@@ -1,0 +1,196 @@
+"""Training: the loss falls, resuming equals an uninterrupted run, no leakage across folds, configs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from RobustDeepLogic.errors import InputError
+from RobustDeepLogic.runs import HISTORY_COLUMNS, load_checkpoint, load_run, read_history
+from RobustDeepLogic.train import train_run
+
+from test_datasets import make_tiny_cohort
+
+TINY = dict(folds=2, window=[16, 16], widths=[4, 4, 4], slices_per_subject=4, test_ids=["P07"],
+            tensorboard=False)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One torch thread: on a shared 2-core machine, 2 threads spin against other jobs (10x slower)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cohort")
+    return make_tiny_cohort(root, n=8, synthetic_pairs=[("S01", "P00", "P01"), ("S02", "P00", "P07"),
+                                                        ("S03", "P02", "P03")])
+
+
+def test_training_lowers_the_loss_and_writes_the_run(cohort, tmp_path):
+    run = tmp_path / "run"
+    out = train_run(cohort.root, run, {**TINY, "fold": 0, "epochs": 4, "lr": 3e-3,
+                                       "slices_per_subject": 8})
+    rows = read_history(run)
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
+    assert rows[-1]["train_loss"] < 0.7 * rows[0]["train_loss"]
+    assert all(r["val_rmse"] is not None and np.isfinite(r["val_psnr"]) for r in rows)
+    with open(run / "history.csv") as fh:
+        assert next(csv.reader(fh))[:6] == ["epoch", "step", "train_loss", "val_rmse", "val_psnr",
+                                           "val_ssim"]
+    info = load_run(run)
+    assert info.inputs == ["LD"] and info.target == "FD"
+    assert info.scaling["FD"]["scale"] == 15.0 and info.window == [16, 16]
+    assert info.network["widths"] == [4, 4, 4] and info.network["in_channels"] == 1
+    assert (run / "fold0" / "best.pt").is_file() and (run / "fold0" / "last.pt").is_file()
+    assert not (run / "fold1").exists()
+    best = load_checkpoint(run / "fold0" / "best.pt")
+    assert best["best"]["val_rmse"] == min(r["val_rmse"] for r in rows)
+    assert out["folds"][0]["epoch"] == 4
+
+
+def test_resume_gives_the_same_result(cohort, tmp_path):
+    cfg = {**TINY, "fold": 1, "epochs": 3}
+    train_run(cohort.root, tmp_path / "a", cfg)
+
+    class Interrupt(Exception):
+        pass
+
+    def stop(fold, epoch, row):
+        if epoch == 1:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train_run(cohort.root, tmp_path / "b", cfg, on_epoch_end=stop)
+    assert load_checkpoint(tmp_path / "b" / "fold1" / "last.pt")["epoch"] == 1
+    train_run(cohort.root, tmp_path / "b", cfg)
+    a = load_checkpoint(tmp_path / "a" / "fold1" / "last.pt")
+    b = load_checkpoint(tmp_path / "b" / "fold1" / "last.pt")
+    assert a["step"] == b["step"] and b["epoch"] == 3
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    ha, hb = read_history(tmp_path / "a"), read_history(tmp_path / "b")
+    assert [r["train_loss"] for r in ha] == [r["train_loss"] for r in hb]
+    assert [r["val_rmse"] for r in ha] == [r["val_rmse"] for r in hb]
+
+
+def test_resume_refuses_a_changed_configuration(cohort, tmp_path):
+    train_run(cohort.root, tmp_path / "r", {**TINY, "fold": 0, "epochs": 1})
+    with pytest.raises(InputError, match="different configuration"):
+        train_run(cohort.root, tmp_path / "r", {**TINY, "fold": 0, "epochs": 1, "widths": [4, 4, 8]})
+
+
+def test_fixed_steps_mode(cohort, tmp_path):
+    # fold 0: 3 training patients x 4 slices / batch 2 = 6 steps per epoch; 8 steps end in epoch 2
+    train_run(cohort.root, tmp_path / "s", {**TINY, "fold": 0, "steps": 8, "batch_size": 2})
+    rows = read_history(tmp_path / "s")
+    assert [(r["epoch"], r["step"]) for r in rows] == [(1, 6), (2, 8)]
+
+
+def test_no_leakage_across_folds(cohort, tmp_path):
+    from RobustDeepLogic import train as train_module
+    from RobustDeepLogic.folds import FoldPlan
+
+    seen = {}
+    original = train_module.training_subjects
+
+    def spy(plan, fold, cfg):
+        ids, refused = original(plan, fold, cfg)
+        seen[fold] = (ids, refused, plan.folds)
+        return ids, refused
+
+    train_module.training_subjects = spy
+    try:
+        train_run(cohort.root, tmp_path / "leak", {**TINY, "epochs": 1, "synthetic": True})
+    finally:
+        train_module.training_subjects = original
+    parents = {"S01": {"P00", "P01"}, "S02": {"P00", "P07"}, "S03": {"P02", "P03"}}
+    for fold, (ids, refused, plan) in seen.items():
+        held = set(plan.held_out(fold))
+        assert not held & set(ids)
+        for sid in ids:
+            assert not parents.get(sid, {sid}) & held
+        assert "S02" in refused  # P07 is a test patient
+        real_train = set(plan.training(fold))
+        for sid, ps in parents.items():
+            assert (sid in ids) == (ps <= real_train)
+
+
+def test_an_extra_source_with_held_out_parents_is_refused(cohort, tmp_path):
+    from RobustDeepLogic.datasets import CohortSource
+
+    def factory(fold, training_ids):
+        return _Renamed(CohortSource(cohort, ["P07"], ["FD", "LD"]), "otf-")  # P07 is held out
+
+    with pytest.raises(InputError, match="leak"):
+        train_run(cohort.root, tmp_path / "x", {**TINY, "fold": 0, "epochs": 1}, extra_source=factory)
+
+
+class _Renamed:
+    """A source whose ids are prefixed (so that they do not collide with the cohort's)."""
+
+    def __init__(self, source, prefix):
+        self.source, self.prefix = source, prefix
+        self.ids = [prefix + i for i in source.ids]
+
+    def parents(self, sid):
+        return self.source.parents(sid[len(self.prefix):])
+
+    def load(self, sid):
+        return self.source.load(sid[len(self.prefix):])
+
+
+def test_scenario_checks_the_cohort_space(cohort, tmp_path):
+    with pytest.raises(InputError, match="native"):
+        train_run(cohort.root, tmp_path / "pu", {**TINY, "scenario": "PU", "epochs": 1})
+
+
+def test_multi_input_task_declared_in_config(cohort, tmp_path):
+    cfg = {**TINY, "fold": 0, "epochs": 1, "task": "pet2ct",
+           "tasks": {"pet2ct": {"inputs": ["FD", "T1"], "target": "CT"}}}
+    train_run(cohort.root, tmp_path / "t", cfg)
+    info = load_run(tmp_path / "t")
+    assert info.inputs == ["FD", "T1"] and info.network["in_channels"] == 2
+    assert info.scaling["CT"] == {"scale": 3000.0, "offset": -1000.0, "unit": "HU"}
+
+
+def test_cli_train_with_json_progress(cohort, tmp_path):
+    from RobustDeepLogic.cli import main
+
+    code = main(["train", str(cohort.root), "--out", str(tmp_path / "cli"), "--folds", "2", "--fold", "0",
+                 "--epochs", "1", "--window", "16", "16", "--widths", "4", "4", "4",
+                 "--slices-per-subject", "2", "--test-ids", "P07", "--progress", "none"])
+    assert code == 0
+    assert (tmp_path / "cli" / "robustdeep-train.config.yaml").is_file()
+    assert read_history(tmp_path / "cli")[0]["epoch"] == 1
+
+
+@pytest.mark.slow
+def test_distributed_training_on_cpu_with_two_processes(cohort, tmp_path):
+    """DDP with gloo, started by torchrun: same command and config."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           "-m", "RobustDeepLogic.cli", "train", str(cohort.root), "--out", str(tmp_path / "ddp"),
+           "--folds", "2", "--fold", "0", "--epochs", "2", "--window", "16", "16", "--widths", "4", "4",
+           "4", "--slices-per-subject", "4", "--test-ids", "P07", "--progress", "none", "--no-tensorboard"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = read_history(tmp_path / "ddp")
+    assert [r["epoch"] for r in rows] == [1, 2]
+    # 3 training patients x 4 slices = 12 windows over 2 ranks: 6 per rank, batch 5 -> 2 steps an epoch
+    assert rows[-1]["step"] == 4
+    ckpt = load_checkpoint(tmp_path / "ddp" / "fold0" / "last.pt")
+    assert not any(k.startswith("module.") for k in ckpt["model"])
