@@ -1,0 +1,178 @@
+"""Python packages that the engine needs inside Slicer, checked without importing them, installed
+only when the user asks.
+
+- **torch** comes from the *PyTorch* extension's ``PyTorchUtils`` module (declared in the extension's
+  ``EXTENSION_DEPENDS``): it picks the build that fits the computer's GPU and driver. When that
+  extension is missing, :func:`install_torch` raises :class:`MissingPyTorchExtension` with what to do.
+- The other packages (the engine's light dependencies) go through ``slicer.packaging.pip_ensure``
+  on Slicer 5.12 and later, or ``slicer.util.pip_install`` before.
+
+Nothing here runs at import time; importing this module imports neither Slicer nor torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+import logging
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+#: Minimum torch version of the engine (pyproject.toml).
+TORCH_REQUIREMENT = ">=2.1"
+
+#: (import name, pip requirement) of the engine's dependencies other than torch. numpy and SimpleITK
+#: are listed too although Slicer ships them: never reinstall those (``pip_ensure`` only installs what
+#: is missing), and never pin them.
+REQUIREMENTS: Tuple[Tuple[str, str], ...] = (
+    ("numpy", "numpy>=1.22"),
+    ("SimpleITK", "SimpleITK>=2.2"),
+    ("scipy", "scipy>=1.8"),
+    ("yaml", "pyyaml>=5.4"),
+    ("tqdm", "tqdm>=4.60"),
+    ("pydicom", "pydicom>=2.3"),
+    ("matplotlib", "matplotlib>=3.5"),
+)
+
+
+class MissingPyTorchExtension(RuntimeError):
+    """The PyTorch extension (module PyTorchUtils) is not installed in this Slicer."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "RobustDeep needs the 'PyTorch' extension to install torch for your computer. Open the "
+            "Extensions Manager, install 'PyTorch', restart Slicer, then press 'Install dependencies' "
+            "again."
+        )
+
+
+def is_importable(name: str) -> bool:
+    """True when ``import name`` would find a module (nothing is imported)."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def installed_version(distribution: str) -> Optional[str]:
+    """The installed version of a distribution (``"torch"``), or None."""
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def missing_requirements(requirements: Sequence[Tuple[str, str]] = REQUIREMENTS) -> List[str]:
+    """The pip requirements among ``requirements`` whose module cannot be imported."""
+    return [req for name, req in requirements if not is_importable(name)]
+
+
+@dataclass
+class ComputeInfo:
+    """What the panel shows: versions and the device the engine will use."""
+
+    torch_version: Optional[str] = None
+    cuda: bool = False
+    device: str = "cpu"
+    device_name: str = "CPU"
+    versions: Dict[str, Optional[str]] = field(default_factory=dict)
+    missing: List[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """One line: ``torch 2.3.1, CUDA: NVIDIA ... (cuda)`` or what is missing."""
+        if self.torch_version is None:
+            torch = "torch not installed"
+        else:
+            torch = f"torch {self.torch_version}, device: {self.device_name} ({self.device})"
+        if self.missing:
+            return f"{torch}; missing: {', '.join(self.missing)}"
+        return torch
+
+
+def compute_info(import_torch: bool = True) -> ComputeInfo:
+    """Versions of the engine's dependencies and the compute device.
+
+    With ``import_torch`` torch is imported (seconds) to ask for CUDA; call it from a user action or
+    a deferred timer, not at module import.
+    """
+    info = ComputeInfo()
+    for name, requirement in REQUIREMENTS:
+        dist = requirement.split(">")[0].split("=")[0].split("<")[0]
+        info.versions[dist] = installed_version(dist)
+    info.missing = missing_requirements()
+    info.torch_version = installed_version("torch") if is_importable("torch") else None
+    if info.torch_version is None:
+        info.missing = ["torch"] + info.missing
+    elif import_torch:
+        try:
+            torch = importlib.import_module("torch")
+            info.cuda = bool(torch.cuda.is_available())
+            if info.cuda:
+                info.device = "cuda"
+                info.device_name = f"{torch.cuda.get_device_name(0)} x{torch.cuda.device_count()}"
+            elif getattr(getattr(torch.backends, "mps", None), "is_available", lambda: False)():
+                info.device, info.device_name = "mps", "Apple GPU"
+        except Exception as exc:  # a broken torch install: say so, do not fail the panel
+            logging.warning("RobustDeep: torch could not be imported: %s", exc)
+            info.device_name = f"torch import failed ({type(exc).__name__})"
+    return info
+
+
+def install_torch(ask: bool = True) -> str:
+    """Install torch with the PyTorch extension; returns the installed version.
+
+    Raises :class:`MissingPyTorchExtension` when the extension is missing, RuntimeError when the user
+    declines.
+    """
+    try:
+        PyTorchUtils = importlib.import_module("PyTorchUtils")
+    except ModuleNotFoundError:
+        raise MissingPyTorchExtension() from None
+    logic = PyTorchUtils.PyTorchUtilsLogic()
+    if logic.torchInstalled():
+        import torch
+
+        return str(torch.__version__)
+    torch = logic.installTorch(askConfirmation=ask, torchVersionRequirement=TORCH_REQUIREMENT)
+    if torch is None:
+        raise RuntimeError("PyTorch was not installed (cancelled); RobustDeep cannot train or predict without it")
+    return str(torch.__version__)
+
+
+def install_requirements(requester: str = "RobustDeep", confirm: bool = True) -> List[str]:
+    """pip-install the missing engine dependencies into Slicer's Python; returns what was asked for.
+
+    With ``confirm`` (the panel) Slicer 5.12+ asks the user first (``pip_ensure``); without it (the
+    self-test, which Slicer's testing mode would otherwise leave without packages) pip runs directly.
+    """
+    import slicer
+
+    missing = missing_requirements()
+    if not missing:
+        return []
+    packaging = getattr(slicer, "packaging", None)
+    if packaging is None:
+        try:
+            packaging = importlib.import_module("slicer.packaging")
+        except ImportError:
+            packaging = None
+    if confirm and packaging is not None and hasattr(packaging, "pip_ensure"):  # Slicer 5.12 and later
+        packaging.pip_ensure(missing, requester=requester)
+    else:
+        slicer.util.pip_install(list(missing))  # a list: no shell quoting of '>=' needed
+    return missing
+
+
+__all__ = [
+    "REQUIREMENTS",
+    "TORCH_REQUIREMENT",
+    "ComputeInfo",
+    "MissingPyTorchExtension",
+    "compute_info",
+    "install_requirements",
+    "install_torch",
+    "installed_version",
+    "is_importable",
+    "missing_requirements",
+]

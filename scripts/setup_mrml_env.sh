@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Make .venv-mrml/: an environment of its own for the MRML glue tests (Testing/MRML/).
+#
+# It holds the `slicer-core` wheel (real vtkMRMLScene, volume, segmentation, table and plot nodes,
+# without Qt) and the engine installed without its heavy dependencies (no torch). It must stay apart
+# from .venv/: slicer-core's `slicer` package collides with an unrelated PyPI package of that name.
+#
+# Usage:  bash scripts/setup_mrml_env.sh            (PYTHON=python3.11 to choose the interpreter)
+# Then:   .venv-mrml/bin/python -m pytest Testing/MRML -q -p no:cacheprovider
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${MRML_VENV:-$ROOT/.venv-mrml}"
+PYTHON="${PYTHON:-python3}"
+
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PYTHON" -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install --disable-pip-version-check -q --upgrade pip
+# slicer-core: MRML classes; the rest: the engine's light dependencies and the test runner.
+"$VENV/bin/python" -m pip install --disable-pip-version-check -q \
+  "slicer-core" "SimpleITK>=2.2" "numpy>=1.22" "scipy>=1.8" "pyyaml>=5.4" "tqdm>=4.60" "pytest>=7"
+# The engine, without torch and the other heavy dependencies (the MRML glue never needs them).
+"$VENV/bin/python" -m pip install --disable-pip-version-check -q --no-deps -e "$ROOT"
+"$VENV/bin/python" - <<'PY'
+from slicer import vtkMRMLScene
+import SimpleITK, RobustDeepLogic
+print("MRML environment ready:", vtkMRMLScene.__module__, "SimpleITK", SimpleITK.Version_VersionString(),
+      "robustdeep", RobustDeepLogic.__version__)
+PY
