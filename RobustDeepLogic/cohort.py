@@ -217,7 +217,8 @@ class Cohort:
             raise InputError(
                 f"no scaling constant for {modality}",
                 file=self.manifest_path,
-                hint="set it in the manifest's 'scaling' (or run 'robustdeep cohort scaling')",
+                hint="add it to the manifest's 'scaling' ({\"scale\": ..., \"offset\": 0}); "
+                "'robustdeep cohort import' computes the MR constants of the patients it imports",
             )
         return self.scaling[modality]
 

@@ -28,7 +28,7 @@ import numpy as np
 from .cohort import DEFAULT_SCALING, MANIFEST_NAME, MODALITIES, MR_FAMILY, Cohort, Patient, Scaling
 from .errors import InputError
 from .progress import Progress
-from .volumes import VOLUME_SUFFIXES, strip_volume_suffix, volume_suffix
+from .volumes import strip_volume_suffix, volume_suffix
 
 PathLike = Union[str, os.PathLike]
 

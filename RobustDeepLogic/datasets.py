@@ -25,7 +25,7 @@ inside a block) and shards them over distributed ranks.
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Protocol, Sequence, Tuple
 
 import numpy as np
@@ -165,7 +165,9 @@ class TorchDatasetSource:
     ----------
     dataset:
         Items are dicts of float tensors ``[z, y, x]`` per modality; optional keys ``"id"`` (str),
-        ``"parents"`` (list of patient ids) and ``"head"`` (bool ``[z, y, x]``).
+        ``"parents"`` (list of patient ids), ``"head"`` (bool ``[z, y, x]``) and ``"provenance"`` (a
+        dict, e.g. from :class:`~RobustDeepLogic.synthesis.BlendedDataset`, whose ``"parents"`` are
+        used when the item has none of its own).
     scaling:
         Constants to scale physical values to [0, 1]; None when the items are already scaled.
     parents:
@@ -174,6 +176,9 @@ class TorchDatasetSource:
     prefix:
         Subject ids are ``f"{prefix}{index:05d}"``.
     """
+
+    #: Item keys that are not images.
+    NOT_IMAGES = frozenset({"id", "parents", "head", "provenance"})
 
     def __init__(self, dataset, *, scaling: Optional[Mapping[str, Any]] = None,
                  parents: Optional[Callable[[int], Sequence[str]]] = None,
@@ -185,18 +190,25 @@ class TorchDatasetSource:
         self.ids = [f"{prefix}{i:05d}" for i in range(len(dataset))]
         self._index = {sid: i for i, sid in enumerate(self.ids)}
 
+    @staticmethod
+    def _item_parents(item: Mapping[str, Any]) -> Tuple[str, ...]:
+        parents = item.get("parents") or (item.get("provenance") or {}).get("parents") or ()
+        return tuple(str(p) for p in parents)
+
     def parents(self, subject: str) -> Tuple[str, ...]:
         i = self._index[subject]
         if self._parents is not None:
             return tuple(str(p) for p in self._parents(i))
-        item = self.dataset[i]
-        return tuple(str(p) for p in item.get("parents", ()))
+        dataset_pairs = getattr(self.dataset, "pair_of", None)
+        if callable(dataset_pairs):  # a BlendedDataset knows an item's parents without blending it
+            return tuple(str(p) for p in dataset_pairs(i)[0])
+        return self._item_parents(self.dataset[i])
 
     def load(self, subject: str) -> SubjectVolumes:
         item = self.dataset[self._index[subject]]
         arrays = {}
         for key, value in item.items():
-            if key in ("id", "parents", "head"):
+            if key in self.NOT_IMAGES:
                 continue
             a = value.detach().cpu().numpy() if torch.is_tensor(value) else np.asarray(value)
             a = a.astype(np.float32, copy=False)
@@ -206,7 +218,7 @@ class TorchDatasetSource:
         head = item.get("head")
         head = (np.asarray(head.cpu() if torch.is_tensor(head) else head, bool) if head is not None
                 else head_mask(list(arrays.values())))
-        parents = tuple(str(p) for p in item.get("parents", ())) or self.parents(subject)
+        parents = self._item_parents(item) or self.parents(subject)
         return SubjectVolumes(str(item.get("id", subject)), arrays, head, parents)
 
 
@@ -233,6 +245,47 @@ class ConcatSource:
 # --------------------------------------------------------------------------------------------------
 # Windows
 # --------------------------------------------------------------------------------------------------
+def on_the_fly_source(
+    cohort,
+    parents: Sequence[str],
+    modalities: Sequence[str],
+    *,
+    count: int,
+    masks: Any = None,
+    method: str = "laplacian",
+    levels: int = 4,
+    seed: int = 0,
+    device: Any = "cpu",
+    prefix: Optional[str] = None,
+) -> TorchDatasetSource:
+    """``count`` synthetic subjects of ``parents`` blended when loaded, as a training source (no disk).
+
+    With one mask (or none: ``'mixup'``, ``'cutmix'``), the pairs are exactly those
+    :func:`~RobustDeepLogic.synthesis.synthesize` would choose with ``patients=parents, count=count,
+    seed=seed``, so an on-the-fly arm and an on-disk one can share their parents. With K masks,
+    ``ceil(count / K)`` pairs are chosen and each is blended with every mask, ``count`` subjects in all.
+    ``count`` may not exceed K N (N - 1) for N parents. ``method`` is ``'laplacian'``, ``'naive'``,
+    ``'mixup'`` or ``'cutmix'`` (the last two take no mask). Volumes are scaled with the cohort's
+    constants. ``cohort`` is a registered :class:`~RobustDeepLogic.cohort.Cohort`.
+    """
+    from .synthesis import BlendedDataset, choose_pairs
+
+    pool = sorted({str(p) for p in parents})
+    mask_list = [] if masks is None else (list(masks) if isinstance(masks, (list, tuple)) else [masks])
+    if method in ("mixup", "cutmix") and mask_list:
+        raise InputError(f"{method} takes no mask", hint="give masks only to laplacian or naive blending")
+    k = max(1, len(mask_list))
+    n_pairs = -(-int(count) // k)
+    if int(count) < 1 or n_pairs > len(pool) * (len(pool) - 1):
+        raise InputError(f"{count} subjects need {n_pairs} ordered pairs; {len(pool)} parents give "
+                         f"{len(pool) * (len(pool) - 1)}", hint="ask for fewer synthetic subjects")
+    pairs = choose_pairs(pool, count=n_pairs, seed=int(seed))
+    dataset = BlendedDataset(cohort, pool, mask_list or None, levels=levels, modalities=list(modalities),
+                             seed=int(seed), method=method, pairs=pairs, device=device, length=int(count))
+    scaling = {m: cohort.scaling_for(m) for m in dataset.modalities}
+    return TorchDatasetSource(dataset, scaling=scaling, prefix=prefix or f"otf-{method}-")
+
+
 @dataclass
 class _Stored:
     """A subject cropped to its head (z: head slices; y, x: bounding box + margin)."""

@@ -241,7 +241,8 @@ def _check_unique(cases: Sequence[Case], source: Optional[Path] = None) -> None:
 def cases_from_predictions(predictions: PathLike, cohort: Cohort) -> List[Case]:
     """Cases from a predictions folder and the cohort that holds the references.
 
-    Layout: ``PRED/<task>/<scenario>/<patient>.nii.gz`` (any volume format), optionally
+    Layout: ``PRED/<task>/<scenario>/<patient>.nii.gz`` (any volume format; ``<patient>_<TARGET>``,
+    as ``robustdeep predict`` names its outputs, is read as ``<patient>`` too), optionally
     ``PRED/<task>/<scenario>/epoch_<k>/<patient>.nii.gz`` for per-epoch predictions. ``<task>``
     must be a built-in task (ld2fd, ldmr2fd, nac2mac, mr2ct): its target modality is the reference,
     its first input modality the input, both read from the cohort.
@@ -271,6 +272,9 @@ def cases_from_predictions(predictions: PathLike, cohort: Cohort) -> List[Case]:
                     found += [(ep, g) for g in sorted(f.iterdir()) if g.is_file() and volume_suffix(g)]
             for epoch, f in found:
                 pid = strip_volume_suffix(f)
+                suffix = f"_{task.target}"
+                if pid not in cohort.ids and pid.endswith(suffix) and pid[: -len(suffix)] in cohort.ids:
+                    pid = pid[: -len(suffix)]  # robustdeep predict's <patient>_<TARGET> file names
                 patient = cohort.patient(pid)
                 inp = task.inputs[0]
                 cases.append(Case(
@@ -435,8 +439,8 @@ def evaluate_case(
     regions: List[Tuple[str, np.ndarray]] = [("head", ref.mask)]
     if ref.labels is not None:
         for label in np.unique(ref.labels):
-            if label != 0:
-                regions.append((f"label_{int(label)}", ref.labels == label))
+            if label != 0:  # a region is the label's voxels inside the head mask
+                regions.append((f"label_{int(label)}", (ref.labels == label) & ref.mask))
     rows: List[Dict[str, Any]] = []
     for units, unit, r, p, d, cscale, m3, m2 in sets:
         for region, rmask in regions:

@@ -12,7 +12,7 @@ permutation (:func:`assign_folds`), which is stored in the run folder.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence
 
 import numpy as np
@@ -59,6 +59,11 @@ class FoldPlan:
     @classmethod
     def from_dict(cls, data: Mapping) -> "FoldPlan":
         return cls(tuple(data["test"]), tuple(tuple(f) for f in data["folds"]))
+
+
+def fold_seed(seed: int, fold: int) -> int:
+    """The seed of fold ``fold``'s synthetic subjects, from a study seed (the same on disk and on the fly)."""
+    return int(seed) + 7919 * int(fold)
 
 
 def assign_folds(

@@ -32,7 +32,7 @@ batch statistics), and ends linear.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, asdict
+from dataclasses import dataclass, asdict
 from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
 import numpy as np

@@ -44,7 +44,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 import SimpleITK as sitk
 
-from .cohort import MR_FAMILY, PET_FAMILY, PETCT_FAMILY, Cohort, Patient
+from .cohort import MR_FAMILY, PET_FAMILY, Cohort, Patient
 from .errors import InputError
 from .progress import Progress
 from .volumes import Grid, atomic_path, atomic_write_text, read_volume, write_volume

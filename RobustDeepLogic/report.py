@@ -649,6 +649,7 @@ def build_report(
     patient: Optional[str] = None,
     pairs: Optional[Sequence[Tuple[str, str]]] = None,
     title: str = "RobustDeep evaluation report",
+    preface: Sequence[Section] = (),
     progress: Optional[Progress] = None,
 ) -> Dict[str, Path]:
     """Write ``report.html`` and ``report.md`` (+ ``report_files/*.png``) for an evaluation folder.
@@ -663,11 +664,13 @@ def build_report(
         The patient shown in image figures (default: the one with the most scenarios).
     pairs:
         Scenario pairs for t-tests (default: :data:`stats.DEFAULT_PAIRS` that are present).
+    preface:
+        Sections placed before the per-task ones (e.g. a study's design and headline).
     """
     data = load_report_data(run)
     out = Path(out_dir) if out_dir is not None else data.eval_dir
     out.mkdir(parents=True, exist_ok=True)
-    sections = build_sections(data, patient, pairs, progress)
+    sections = list(preface) + build_sections(data, patient, pairs, progress)
     provenance = _provenance_text(data)
     intro = ("Metrics over the head mask of every test patient; RMSE and PSNR in the scaled [0, 1] units "
              "unless stated. Two SSIMs are reported and labelled: the paper's single global statistic "
@@ -681,6 +684,9 @@ def build_report(
     for sec in sections:
         parts.append(f"<h2>{html.escape(sec.title)}</h2>")
         md += [f"## {sec.title}", ""]
+        if sec.text:
+            parts.append(f"<p>{html.escape(sec.text)}</p>")
+            md += [sec.text, ""]
         for t in sec.tables:
             parts.append(_html_table(t))
             md.append(_md_table(t))

@@ -23,7 +23,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Union
 
 from .errors import InputError
 from .volumes import atomic_write_text
@@ -34,7 +34,7 @@ RUN_FORMAT = "robustdeep-run"
 RUN_VERSION = 1
 RUN_FILE = "run.json"
 HISTORY_FILE = "history.csv"
-#: First columns of history.csv (then the extra ones).
+#: The columns of history.csv (other keys of a history row are not written).
 HISTORY_COLUMNS = ["epoch", "step", "train_loss", "val_rmse", "val_psnr", "val_ssim", "fold",
                    "seconds", "slices_per_s", "lr"]
 

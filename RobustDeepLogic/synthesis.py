@@ -49,6 +49,12 @@ from .volumes import Grid, atomic_write_text
 PathLike = Union[str, os.PathLike]
 #: Blend methods for synthesis.
 METHODS = ("laplacian", "naive")
+#: Methods of on-the-fly augmentation (:class:`BlendedDataset`): the blends, and the two classic
+#: mixing baselines (MixUp, Zhang et al. 2018; CutMix, Yun et al. 2019), which use no mask.
+ON_THE_FLY_METHODS = METHODS + ("mixup", "cutmix")
+#: Beta(alpha, alpha) of the mixing weight of MixUp and of the kept fraction of CutMix (the papers'
+#: usual choices).
+MIX_ALPHA = {"mixup": 0.4, "cutmix": 1.0}
 PROVENANCE_NAME = "provenance.json"
 #: The blending algorithm's identity, recorded in provenance.
 BLEND_DESCRIPTION = "binomial (1 4 6 4 1)/16, mirror borders, exact-size expand; x2 + collapse(GM*Lap(x1-x2))"
@@ -560,9 +566,13 @@ class BlendedDataset(Dataset):
     """A torch ``Dataset`` of synthetic subjects blended on demand (no disk).
 
     Item ``i`` blends the ordered pair ``pairs[i % P]`` under mask ``masks[(i // P) % K]``, where the
-    ``P = N (N - 1)`` ordered pairs of ``parents`` are shuffled once with ``seed``; its length is
-    ``P * K`` unless ``length`` is given. Items are deterministic: the same index gives the same
-    volumes.
+    ``P = N (N - 1)`` ordered pairs of ``parents`` are shuffled once with ``seed`` (or ``pairs`` are
+    given, e.g. the very pairs an on-disk synthesis chose); its length is ``P * K`` unless ``length``
+    is given. Items are deterministic: the same index gives the same volumes.
+
+    ``method`` ``'mixup'`` and ``'cutmix'`` are the mask-free baselines: all modalities of an item
+    share one weight ``lam ~ Beta(alpha, alpha)`` (MixUp: ``lam x1 + (1 - lam) x2``) or one random
+    box (CutMix: ``x2`` pasted into ``x1``), drawn from ``(seed, i)``; ``masks`` may then be None.
 
     Parameters
     ----------
@@ -578,7 +588,12 @@ class BlendedDataset(Dataset):
     modalities:
         The modalities to blend, e.g. ``("LD", "FD")``.
     seed:
-        Shuffles the pairs.
+        Shuffles the pairs (and draws the MixUp / CutMix weights).
+    pairs:
+        Explicit ordered ``(x1, x2)`` pairs instead of the shuffled all-pairs list (both parents must
+        be in ``parents``).
+    method:
+        ``'laplacian'`` (default), ``'naive'``, ``'mixup'`` or ``'cutmix'``.
     device:
         Where parents are cached and blended (``'cuda'`` to blend on a GPU).
     cache:
@@ -601,6 +616,7 @@ class BlendedDataset(Dataset):
         *,
         length: Optional[int] = None,
         method: str = "laplacian",
+        pairs: Optional[Sequence[Tuple[str, str]]] = None,
         device: Union[str, Any] = "cpu",
         cache: bool = True,
     ) -> None:
@@ -610,8 +626,8 @@ class BlendedDataset(Dataset):
         if cohort.space != "template":
             raise InputError("BlendedDataset needs a registered cohort (space 'template')",
                              file=cohort.manifest_path)
-        if method not in METHODS:
-            raise InputError(f"method must be one of {', '.join(METHODS)}")
+        if method not in ON_THE_FLY_METHODS:
+            raise InputError(f"method must be one of {', '.join(ON_THE_FLY_METHODS)}")
         self.cohort = cohort
         self.parents = sorted(set(parents))
         for pid in self.parents:
@@ -625,9 +641,21 @@ class BlendedDataset(Dataset):
         self.cache = cache
         self._volumes: Dict[str, Any] = {}
         self.grid = _template_grid(cohort, self.parents[0], self.modalities[0]) if self.parents else None
-        rng = np.random.default_rng(self.seed)
-        all_pairs = choose_pairs(self.parents, all_pairs=True)
-        self.pairs = [all_pairs[i] for i in rng.permutation(len(all_pairs))]
+        if pairs is not None:
+            allowed = set(self.parents)
+            self.pairs = [(str(a), str(b)) for a, b in pairs]
+            for a, b in self.pairs:
+                if a == b or a not in allowed or b not in allowed:
+                    raise InputError(f"pair ({a}, {b}) is not two different patients of the parents",
+                                     file=cohort.manifest_path, hint="parents: " + ", ".join(self.parents))
+            if not self.pairs:
+                raise InputError("BlendedDataset was given no pairs")
+        else:
+            rng = np.random.default_rng(self.seed)
+            all_pairs = choose_pairs(self.parents, all_pairs=True)
+            self.pairs = [all_pairs[i] for i in rng.permutation(len(all_pairs))]
+        if masks is None and method in ("mixup", "cutmix"):
+            masks = []
         mask_list = masks if isinstance(masks, (list, tuple)) else [masks]
         self.mask_names: List[str] = []
         self._masks = []
@@ -646,11 +674,12 @@ class BlendedDataset(Dataset):
                 raise InputError(f"mask {self.mask_names[-1]} has shape {tuple(t.shape)}, the cohort's grid "
                                  f"{self.grid.shape}")
             self._masks.append(t)
-        if not self._masks:
+        if not self._masks and method not in ("mixup", "cutmix"):
             raise InputError("BlendedDataset needs at least one mask")
         self.levels = check_levels(self._masks[0].shape, levels) if method == "laplacian" else 0
-        self._pyramids = [mask_pyramid(m, self.levels) for m in self._masks]
-        self.length = len(self.pairs) * len(self._masks) if length is None else int(length)
+        self._pyramids = [mask_pyramid(m, self.levels) for m in self._masks] if method == "laplacian" else []
+        n_masks = max(1, len(self._masks))
+        self.length = len(self.pairs) * n_masks if length is None else int(length)
 
     def __len__(self) -> int:
         return self.length
@@ -677,20 +706,28 @@ class BlendedDataset(Dataset):
         """The parents and the mask number of item ``index``."""
         if not 0 <= index < self.length:
             raise IndexError(index)
-        return self.pairs[index % len(self.pairs)], (index // len(self.pairs)) % len(self._masks)
+        return self.pairs[index % len(self.pairs)], (index // len(self.pairs)) % max(1, len(self._masks))
 
     def __getitem__(self, index: int) -> Dict[str, Any]:
-        from .blending import laplacian_blend, naive_blend
+        from .blending import cutmix, laplacian_blend, mixup, naive_blend
 
         (p1, p2), k = self.pair_of(int(index))
         x1, x2 = self._parent(p1), self._parent(p2)
-        if self.method == "naive":
+        mask_name: Optional[str] = self.mask_names[k] if self._masks else None
+        lam: Optional[float] = None
+        if self.method in ("mixup", "cutmix"):
+            rng = np.random.default_rng([self.seed, int(index), 29])
+            mix = mixup if self.method == "mixup" else cutmix
+            y, lam = mix(x1, x2, alpha=MIX_ALPHA[self.method], rng=rng)
+        elif self.method == "naive":
             y = naive_blend(x1, x2, self._masks[k])
         else:
             y = laplacian_blend(x1, x2, self._masks[k], self.levels, mask_levels=self._pyramids[k])
         item: Dict[str, Any] = {m: y[c] for c, m in enumerate(self.modalities)}
-        item["provenance"] = {"parents": [p1, p2], "mask": self.mask_names[k], "levels": self.levels,
+        item["provenance"] = {"parents": [p1, p2], "mask": mask_name, "levels": self.levels,
                               "seed": self.seed, "index": int(index), "method": self.method}
+        if lam is not None:
+            item["provenance"]["lam"] = lam
         return item
 
 
@@ -807,5 +844,5 @@ class RandLaplacianBlendd:
 __all__ = [
     "choose_pairs", "select_pool", "subject_id", "blend_subject", "iter_blend_subject", "synthesize_subject", "plan_synthesis",
     "synthesize", "regenerate", "SynthesisReport", "BlendedDataset", "LaplacianBlendd",
-    "RandLaplacianBlendd", "METHODS",
+    "RandLaplacianBlendd", "METHODS", "ON_THE_FLY_METHODS",
 ]

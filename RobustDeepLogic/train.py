@@ -44,6 +44,7 @@ TRAIN_DEFAULTS: Dict[str, Any] = {
     "synthetic": False,
     "synthetic_cohorts": [],
     "max_synthetic": None,
+    "on_the_fly": None,
     "folds": 5,
     "fold": None,
     "test_ids": None,
@@ -63,6 +64,7 @@ TRAIN_DEFAULTS: Dict[str, Any] = {
     "workers": 0,
     "cache_gb": 4.0,
     "val_batch": 8,
+    "val_slices": None,
     "resume": True,
     "tensorboard": True,
 }
@@ -99,14 +101,20 @@ def head_metrics(reference: np.ndarray, predicted: np.ndarray, head: np.ndarray)
 
 
 def validate(model, volumes, *, device, amp: str = "auto", channels_last: bool = True,
-             batch_size: int = 8) -> Dict[str, float]:
-    """Mean head-region metrics over validation volumes (whole head slices, head box + margin)."""
+             batch_size: int = 8, max_slices: Optional[int] = None) -> Dict[str, float]:
+    """Mean head-region metrics over validation volumes (whole head slices, head box + margin).
+
+    ``max_slices`` limits each volume to that many head slices, evenly spaced from the first to the
+    last (reduced CPU profiles); the metrics are then over the head voxels of those slices.
+    """
     from .datasets import CROP_MARGIN
     from .model import predict_array
 
     rows = []
     for vol in volumes:
         zs = np.flatnonzero(vol.head.any(axis=(1, 2)))
+        if max_slices is not None and zs.size > int(max_slices):
+            zs = zs[np.unique(np.linspace(0, zs.size - 1, int(max_slices)).round().astype(int))]
         ys = np.flatnonzero(vol.head.any(axis=(0, 2)))
         xs = np.flatnonzero(vol.head.any(axis=(0, 1)))
         if zs.size == 0:
@@ -115,7 +123,7 @@ def validate(model, volumes, *, device, amp: str = "auto", channels_last: bool =
                max(0, xs[0] - CROP_MARGIN), min(vol.head.shape[2], xs[-1] + 1 + CROP_MARGIN))
         pred = predict_array(model, vol.inputs, batch_size=batch_size, device=device, amp=amp,
                              channels_last=channels_last, slices=zs, box=box)
-        rows.append(head_metrics(vol.target, pred, vol.head))
+        rows.append(head_metrics(vol.target[zs], pred[zs], vol.head[zs]))
     if not rows:
         return {"rmse": float("nan"), "psnr": float("nan"), "ssim": float("nan")}
     return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
@@ -196,6 +204,8 @@ def _check_config(config: Mapping[str, Any]) -> Dict[str, Any]:
     if not isinstance(widths, (list, tuple)) or len(widths) != 3 or min(int(w) for w in widths) < 1:
         raise InputError(f"widths must be three positive integers, got {widths!r}")
     cfg["widths"] = [int(w) for w in widths]
+    if cfg["on_the_fly"] is not None:
+        cfg["on_the_fly"] = check_on_the_fly(cfg["on_the_fly"])
     if cfg["scenario"] is not None:
         sc = str(cfg["scenario"]).upper()
         if sc not in SCENARIOS and not sc.startswith("PM"):
@@ -203,6 +213,61 @@ def _check_config(config: Mapping[str, Any]) -> Dict[str, Any]:
         cfg["scenario"] = sc
         cfg["synthetic"] = SCENARIOS.get(sc, SCENARIOS["PM"])[1]
     return cfg
+
+
+#: Keys of the ``on_the_fly`` config (synthetic subjects blended during training, no disk).
+ON_THE_FLY_DEFAULTS: Dict[str, Any] = {"count": None, "masks": [], "method": "laplacian", "levels": 4,
+                                       "seed": 0, "device": "cpu"}
+
+
+def check_on_the_fly(spec: Any) -> Dict[str, Any]:
+    """Validate an ``on_the_fly`` mapping: ``{count, masks, method, levels, seed, device}``.
+
+    ``count`` synthetic subjects per fold are blended from that fold's training patients (with one
+    mask, the pairs a ``synthesize --count`` of them would choose with this seed; with K masks,
+    ``ceil(count / K)`` pairs under every mask); ``method`` ``laplacian`` / ``naive`` need masks (mask
+    specs), ``mixup`` / ``cutmix`` take none.
+    """
+    from .synthesis import ON_THE_FLY_METHODS
+
+    if not isinstance(spec, Mapping):
+        raise InputError(f"on_the_fly must be a mapping such as {{count: 100, masks: [complex]}}, got {spec!r}")
+    unknown = sorted(set(spec) - set(ON_THE_FLY_DEFAULTS))
+    if unknown:
+        raise InputError(f"on_the_fly: unknown key(s) {', '.join(unknown)}",
+                         hint=f"keys: {', '.join(ON_THE_FLY_DEFAULTS)}")
+    out = {**ON_THE_FLY_DEFAULTS, **dict(spec)}
+    if out["count"] is None or int(out["count"]) < 1:
+        raise InputError("on_the_fly needs count: the number of synthetic subjects per fold (at least 1)")
+    out["count"] = int(out["count"])
+    masks = out["masks"]
+    out["masks"] = [str(m) for m in ([masks] if isinstance(masks, str) else list(masks or []))]
+    if out["method"] not in ON_THE_FLY_METHODS:
+        raise InputError(f"on_the_fly method must be one of {', '.join(ON_THE_FLY_METHODS)}, got {out['method']!r}")
+    if out["method"] in ("laplacian", "naive") and not out["masks"]:
+        raise InputError(f"on_the_fly method {out['method']} needs masks (e.g. masks: [complex])")
+    if out["method"] in ("mixup", "cutmix") and out["masks"]:
+        raise InputError(f"on_the_fly method {out['method']} takes no masks")
+    out["levels"], out["seed"] = int(out["levels"]), int(out["seed"])
+    return out
+
+
+def on_the_fly_factory(cohort, spec: Mapping[str, Any], modalities: Sequence[str]):
+    """``extra_source(fold, training_ids)`` for :func:`train_run` from a checked ``on_the_fly`` spec."""
+    from .datasets import on_the_fly_source
+    from .folds import fold_seed
+
+    if cohort.space != "template":
+        raise InputError("on-the-fly synthesis needs a registered cohort (space 'template')",
+                         file=cohort.manifest_path, hint="run 'robustdeep register' first")
+
+    def factory(fold: int, training_ids: Sequence[str]):
+        return on_the_fly_source(cohort, training_ids, modalities, count=spec["count"],
+                                 masks=spec["masks"] or None, method=spec["method"],
+                                 levels=spec["levels"], seed=fold_seed(spec["seed"], fold),
+                                 device=spec["device"], prefix=f"otf-{spec['method']}-f{fold}-")
+
+    return factory
 
 
 @dataclass
@@ -222,7 +287,7 @@ def prepare(cohort_dir, cfg: Dict[str, Any], run_dir: Path, progress: Progress):
     from .datasets import CohortSource, ConcatSource
     from .folds import FoldPlan, assign_folds
     from .model import NetworkSpec
-    from .runs import RUN_FILE, RunInfo, load_run, save_run
+    from .runs import RUN_FILE, RunInfo, load_run
     from .tasks import get_task, load_tasks
 
     cohort = Cohort.load(cohort_dir)
@@ -457,7 +522,8 @@ def train_fold(
                     if val_volumes:
                         m = validate(model, val_volumes, device=device, amp=cfg["amp"],
                                      channels_last=bool(cfg["channels_last"]),
-                                     batch_size=int(cfg["val_batch"]))
+                                     batch_size=int(cfg["val_batch"]),
+                                     max_slices=cfg["val_slices"])
                         row.update(val_rmse=m["rmse"], val_psnr=m["psnr"], val_ssim=m["ssim"])
                         if writer is not None:
                             for k, v in m.items():
@@ -539,6 +605,11 @@ def train_run(
             save_run(run_dir, info)
         dist.barrier()
         history = read_history(run_dir) if cfg["resume"] else []
+        if cfg["on_the_fly"] is not None:
+            if extra_source is not None:
+                raise InputError("give either an on_the_fly config or an extra source, not both")
+            modalities = list(dict.fromkeys([plan.task.target, *plan.task.inputs]))
+            extra_source = on_the_fly_factory(plan.cohort, cfg["on_the_fly"], modalities)
         wanted = cfg["fold"]
         folds = (list(range(plan.folds.k)) if wanted is None
                  else [int(f) for f in (wanted if isinstance(wanted, (list, tuple)) else [wanted])])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Dict, Iterable, Optional
+from typing import Iterable
 
 import numpy as np
 import SimpleITK as sitk

@@ -216,8 +216,8 @@ def test_mr_series_round_trip_keeps_oblique_geometry(tmp_path):
     from RobustDeepLogic.dicom import write_mr_series
 
     mr = oblique_image(shape=(6, 7, 9), seed=8)
-    before = file_digest(tmp_path)
     write_mr_series(mr, tmp_path / "t1")
+    before = file_digest(tmp_path / "t1")
     back = read_physical(tmp_path / "t1", "T1")[0]
     np.testing.assert_allclose(sitk.GetArrayFromImage(back), sitk.GetArrayFromImage(mr), atol=100 / 65534)
     np.testing.assert_allclose(back.GetSpacing(), mr.GetSpacing(), rtol=1e-6)
@@ -225,3 +225,4 @@ def test_mr_series_round_trip_keeps_oblique_geometry(tmp_path):
     np.testing.assert_allclose(back.GetDirection(), mr.GetDirection(), atol=1e-6)
     with pytest.raises(InputError, match="not empty"):
         write_mr_series(mr, tmp_path / "t1")
+    assert file_digest(tmp_path / "t1") == before  # the refused write left the series as it was

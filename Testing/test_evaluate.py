@@ -17,7 +17,7 @@ from RobustDeepLogic.cohort import Cohort, Patient, Scaling
 from RobustDeepLogic.evaluate import (CSV_COLUMNS, Case, EvaluationOptions, evaluate_cases, load_cases,
                                       read_metrics_csv)
 from RobustDeepLogic.errors import InputError
-from RobustDeepLogic.volumes import Grid, read_array
+from RobustDeepLogic.volumes import read_array
 
 SHAPE = (14, 22, 20)
 SPACING = (2.0, 2.0, 2.2)

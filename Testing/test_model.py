@@ -9,7 +9,6 @@ import torch.nn as nn
 
 from RobustDeepLogic.model import (
     DILATIONS,
-    DilatedResNet2D,
     NetworkSpec,
     autocast_dtype,
     build_network,

@@ -9,7 +9,6 @@ benchmarks/bench_registration.py.
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 from pathlib import Path

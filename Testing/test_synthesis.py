@@ -232,3 +232,56 @@ def test_dictionary_transforms(rng):
     tens = t({"LD": torch.from_numpy(x["LD"]), "LD_partner": torch.from_numpy(y["LD"]),
               "FD": torch.from_numpy(x["FD"]), "FD_partner": torch.from_numpy(y["FD"])})
     assert isinstance(tens["LD"], torch.Tensor)
+
+
+def test_blended_dataset_mixing_baselines_and_explicit_pairs(cohort):
+    pairs = [("P02", "P01"), ("P01", "P03")]
+    mix = S.BlendedDataset(cohort, ["P01", "P02", "P03"], None, modalities=["FD", "CT"], seed=5,
+                           method="mixup", pairs=pairs)
+    assert len(mix) == 2 and [mix.pair_of(i)[0] for i in range(2)] == pairs
+    item = mix[1]
+    lam = item["provenance"]["lam"]
+    assert 0.0 <= lam <= 1.0 and item["provenance"]["mask"] is None
+    a, _ = read_array(cohort.path("P01", "FD"))
+    b, _ = read_array(cohort.path("P03", "FD"))
+    np.testing.assert_allclose(item["FD"].numpy(), lam * a + (1 - lam) * b, atol=1e-5)
+    np.testing.assert_allclose(item["CT"].numpy(), 2 * item["FD"].numpy() - 1, atol=1e-4)  # one weight
+    np.testing.assert_array_equal(mix[1]["FD"].numpy(), item["FD"].numpy())  # seeded by (seed, index)
+    cut = S.BlendedDataset(cohort, ["P01", "P02", "P03"], None, modalities=["FD", "CT"], seed=5,
+                           method="cutmix", pairs=pairs)
+    y = cut[1]["FD"].numpy()
+    from_a, from_b = np.isclose(y, a), np.isclose(y, b)
+    assert (from_a | from_b).all() and from_a.any() and from_b.any()
+    np.testing.assert_allclose(cut[1]["CT"].numpy(), 2 * y - 1, atol=1e-4)  # the same box for all
+    with pytest.raises(InputError, match="pair"):
+        S.BlendedDataset(cohort, ["P01", "P02"], None, method="mixup", pairs=[("P01", "P04")])
+    with pytest.raises(InputError, match="mask"):
+        S.BlendedDataset(cohort, ["P01", "P02"], None, method="naive")
+    with pytest.raises(InputError, match="method"):
+        S.BlendedDataset(cohort, ["P01", "P02"], None, method="smudge")
+
+
+def test_on_the_fly_source_uses_the_pairs_synthesize_chooses(cohort, tmp_path):
+    from RobustDeepLogic.datasets import on_the_fly_source
+
+    report = S.synthesize(cohort, tmp_path / "disk", ["complex"], count=4, seed=9,
+                          patients=["P01", "P02", "P03"], levels=2)
+    disk_pairs = sorted(tuple(Cohort.load(tmp_path / "disk").patient(s).parents) for s in report.subjects)
+    src = on_the_fly_source(cohort, ["P03", "P01", "P02"], ["FD", "CT"], count=4, masks=["complex"],
+                            levels=2, seed=9)
+    assert sorted(src.parents(sid) for sid in src.ids) == disk_pairs
+    first = src.ids[0]
+    subject = src.load(first)
+    assert subject.parents == src.parents(first) and set(subject.arrays) == {"FD", "CT"}
+    on_disk = [s for s in report.subjects if tuple(Cohort.load(tmp_path / "disk").patient(s).parents)
+               == subject.parents][0]
+    fd, _ = read_array(tmp_path / "disk" / on_disk / "FD.nii.gz")
+    np.testing.assert_allclose(subject.arrays["FD"], cohort.scaling_for("FD").to_scaled(fd), atol=1e-6)
+    two = on_the_fly_source(cohort, ["P01", "P02", "P03"], ["FD"], count=5, masks=["complex", "simple"],
+                            levels=2, seed=9)
+    assert len(two.ids) == 5  # 3 pairs under both masks, 5 subjects in all
+    assert len({two.parents(s) for s in two.ids}) == 3
+    with pytest.raises(InputError, match="pairs"):
+        on_the_fly_source(cohort, ["P01", "P02"], ["FD"], count=3, masks=["complex"], seed=9)
+    with pytest.raises(InputError, match="no mask"):
+        on_the_fly_source(cohort, ["P01", "P02"], ["FD"], count=2, masks=["complex"], method="mixup")

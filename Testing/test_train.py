@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import csv
-import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from RobustDeepLogic.errors import InputError
-from RobustDeepLogic.runs import HISTORY_COLUMNS, load_checkpoint, load_run, read_history
+from RobustDeepLogic.runs import load_checkpoint, load_run, read_history
 from RobustDeepLogic.train import train_run
 
 from test_datasets import make_tiny_cohort
@@ -102,7 +100,6 @@ def test_fixed_steps_mode(cohort, tmp_path):
 
 def test_no_leakage_across_folds(cohort, tmp_path):
     from RobustDeepLogic import train as train_module
-    from RobustDeepLogic.folds import FoldPlan
 
     seen = {}
     original = train_module.training_subjects
@@ -194,3 +191,52 @@ def test_distributed_training_on_cpu_with_two_processes(cohort, tmp_path):
     assert rows[-1]["step"] == 4
     ckpt = load_checkpoint(tmp_path / "ddp" / "fold0" / "last.pt")
     assert not any(k.startswith("module.") for k in ckpt["model"])
+
+
+def test_on_the_fly_synthesis_from_the_config_trains_and_is_recorded(cohort, tmp_path):
+    from RobustDeepLogic.cohort import Cohort, Patient
+    from RobustDeepLogic.folds import FoldPlan
+
+    cfg = {**TINY, "fold": 0, "epochs": 1, "synthetic": False,
+           "on_the_fly": {"count": 3, "method": "cutmix", "seed": 4}}
+    train_run(cohort.root, tmp_path / "otf", cfg)
+    info = load_run(tmp_path / "otf")
+    assert info.config["on_the_fly"]["method"] == "cutmix" and info.config["on_the_fly"]["count"] == 3
+    rows = read_history(tmp_path / "otf")
+    # fold 0 trains on its real patients (3 of the 6 development ones) + 3 blended subjects, 4 slices each
+    plan = FoldPlan.from_dict(info.folds)
+    n_windows = (len(plan.training(0)) + 3) * 4
+    assert rows[-1]["step"] == -(-n_windows // 5)
+    with pytest.raises(InputError, match="method"):
+        train_run(cohort.root, tmp_path / "bad", {**cfg, "on_the_fly": {"count": 3, "method": "blur"}})
+    with pytest.raises(InputError, match="masks"):
+        train_run(cohort.root, tmp_path / "bad", {**cfg, "on_the_fly": {"count": 3, "method": "naive"}})
+    native = Cohort.load(cohort.root)
+    native.space = "native"
+    native.root = tmp_path / "native"
+    native.patients = [Patient(p.id, {m: str(cohort.path(p, m)) for m in p.modalities}) for p in native.patients
+                       if not p.is_synthetic]
+    native.save()
+    with pytest.raises(InputError, match="registered"):
+        train_run(native.root, tmp_path / "nat", cfg)
+
+
+def test_validation_on_evenly_spaced_slices(cohort, tmp_path):
+    from RobustDeepLogic.datasets import CohortSource, validation_volumes
+    from RobustDeepLogic.model import build_network
+    from RobustDeepLogic.train import head_metrics, validate
+
+    source = CohortSource(cohort, ["P03"], ["FD", "LD"])
+    vols = validation_volumes(source, ["P03"], ["LD"], "FD", None)
+    torch.manual_seed(0)
+    net = build_network(in_channels=1, widths=[4, 4, 4])
+    full = validate(net, vols, device=torch.device("cpu"))
+    some = validate(net, vols, device=torch.device("cpu"), max_slices=3)
+    zs = np.flatnonzero(vols[0].head.any(axis=(1, 2)))
+    chosen = zs[np.unique(np.linspace(0, zs.size - 1, 3).round().astype(int))]
+    from RobustDeepLogic.model import predict_array
+
+    pred = predict_array(net, vols[0].inputs, slices=chosen)
+    expect = head_metrics(vols[0].target[chosen], pred[chosen], vols[0].head[chosen])
+    assert some["rmse"] == pytest.approx(expect["rmse"], rel=1e-5)
+    assert zs.size > 3 and some["rmse"] != pytest.approx(full["rmse"], rel=1e-9)

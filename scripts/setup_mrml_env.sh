@@ -15,6 +15,10 @@ PYTHON="${PYTHON:-python3}"
 
 if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
+elif [ ! "$ROOT/pyproject.toml" -nt "$VENV/.robustdeep-installed" ] \
+     && "$VENV/bin/python" -c "from slicer import vtkMRMLScene; import RobustDeepLogic" 2>/dev/null; then
+  echo "MRML environment ready (kept): $VENV"
+  exit 0
 fi
 "$VENV/bin/python" -m pip install --disable-pip-version-check -q --upgrade pip
 # slicer-core: MRML classes; the rest: the engine's light dependencies and the test runner.
@@ -22,6 +26,7 @@ fi
   "slicer-core" "SimpleITK>=2.2" "numpy>=1.22" "scipy>=1.8" "pyyaml>=5.4" "tqdm>=4.60" "pytest>=7"
 # The engine, without torch and the other heavy dependencies (the MRML glue never needs them).
 "$VENV/bin/python" -m pip install --disable-pip-version-check -q --no-deps -e "$ROOT"
+touch "$VENV/.robustdeep-installed"
 "$VENV/bin/python" - <<'PY'
 from slicer import vtkMRMLScene
 import SimpleITK, RobustDeepLogic

@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# Set up (scripts/setup.sh) and run the default test suite. Extra arguments go to pytest,
-# e.g. scripts/test.sh --run-slow, or scripts/test.sh Testing/test_blending.py.
+# Set up (scripts/setup.sh) and run the default test suite; then the MRML glue tests (Testing/MRML) in
+# their own environment .venv-mrml (scripts/setup_mrml_env.sh: the slicer-core wheel, whose `slicer`
+# package must not share an environment with the registry's unrelated `slicer`). Extra arguments go to
+# both pytest runs, e.g. scripts/test.sh -q, scripts/test.sh --run-slow.
+# RD_SKIP_MRML=1 skips the MRML tests; RD_REQUIRE_MRML=1 (CI) makes a failed MRML set-up an error
+# instead of a warning.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -8,3 +12,18 @@ bash scripts/setup.sh
 . "${ROBUSTDEEP_VENV:-.venv}/bin/activate"
 export RD_REQUIRE_ASSETS="${RD_REQUIRE_ASSETS:-1}"
 python -m pytest "$@"
+deactivate
+if [ "${RD_SKIP_MRML:-0}" = "1" ]; then
+  echo "test: MRML glue tests skipped (RD_SKIP_MRML=1)" >&2
+  exit 0
+fi
+if ! bash scripts/setup_mrml_env.sh >&2; then
+  if [ "${RD_REQUIRE_MRML:-0}" = "1" ]; then
+    echo "test: could not set up .venv-mrml (slicer-core)" >&2
+    exit 1
+  fi
+  echo "test: WARNING: no slicer-core environment here; the MRML glue tests did not run" >&2
+  exit 0
+fi
+MRML_VENV="${MRML_VENV:-.venv-mrml}"
+"$MRML_VENV/bin/python" -m pytest Testing/MRML -p no:cacheprovider "$@"

@@ -28,6 +28,10 @@ def _arguments(o: Options) -> None:
     o.option("--synthetic-cohorts", nargs="*", default=[], help="more cohort folders holding synthetic "
              "subjects (their parents are patients of COHORT)")
     o.option("--max-synthetic", type=int, default=None, help="at most this many synthetic subjects per fold")
+    o.option("--on-the-fly", type=_mapping, default=None,
+             help="blend synthetic subjects during training instead of reading them from disk, as YAML: "
+             "{count: N, masks: [complex], method: laplacian|naive|mixup|cutmix, levels: 4, seed: 0, "
+             "device: cpu|cuda}; N per fold, parents from the fold's training patients")
     o.option("--folds", type=int, default=5, help="cross-validation folds (patient level)")
     o.option("--fold", type=int, nargs="+", default=None, help="train only these folds (default: all)")
     o.option("--test-ids", nargs="+", default=None, help="held-out test patients (default: the manifest's "
@@ -53,6 +57,8 @@ def _arguments(o: Options) -> None:
     o.option("--workers", type=int, default=0, help="data-loader worker processes")
     o.option("--cache-gb", type=float, default=4.0, help="memory for training subjects held in memory")
     o.option("--val-batch", type=int, default=8, help="slices per batch in validation")
+    o.option("--val-slices", type=int, default=None, help="validate on at most this many head slices "
+             "per patient, evenly spaced (reduced CPU profiles; default: all)")
     o.option("--resume", flag=True, default=True, help="continue an interrupted run in the same folder")
     o.option("--tensorboard", flag=True, default=True, help="TensorBoard logs (when tensorboard is installed)")
 

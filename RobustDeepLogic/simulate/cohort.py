@@ -292,4 +292,15 @@ def simulate_cohort(
                                        assets_folder=assets_folder, device=device) for i in todo]
                 for fut in as_completed(futures):
                     record(fut.result())
+    _store_mr_scaling(cohort)
     return cohort
+
+
+def _store_mr_scaling(cohort: Cohort) -> None:
+    """The cohort-wide MR constants (:func:`~RobustDeepLogic.cohort_import.mr_scaling`) in the manifest."""
+    from ..cohort_import import mr_scaling
+
+    constants = mr_scaling(cohort)
+    if any(cohort.scaling.get(m) != s for m, s in constants.items()):
+        cohort.scaling.update(constants)
+        cohort.save()
