@@ -99,13 +99,14 @@ def resolve(
     return resolved
 
 
-def _plain(value: Any) -> Any:
+def plain_value(value: Any) -> Any:
+    """``value`` with paths as strings, tuples as lists and numpy scalars as Python numbers (for YAML/JSON)."""
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain_value(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain_value(v) for v in value]
     if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
         return value.item()
     return value
@@ -124,7 +125,7 @@ def save_resolved(path: os.PathLike | str, command: str, config: Mapping[str, An
         f"# written {_dt.datetime.now().astimezone().isoformat(timespec='seconds')}\n"
         f"# command line: {' '.join(sys.argv)}\n"
     )
-    body = yaml.safe_dump(_plain(dict(config)), sort_keys=True, default_flow_style=False)
+    body = yaml.safe_dump(plain_value(dict(config)), sort_keys=True, default_flow_style=False)
     path = Path(path)
     atomic_write_text(path, header + body)
     return path

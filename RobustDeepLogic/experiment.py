@@ -357,6 +357,15 @@ def build_native_cohort(source, registered, out: PathLike, plan, *,
     return native
 
 
+def _blend_device(device: str) -> str:
+    """Where on-the-fly subjects are blended: the GPU when training runs on one."""
+    import torch
+
+    if str(device).startswith("cuda") or (device == "auto" and torch.cuda.is_available()):
+        return "cuda"
+    return "cpu"
+
+
 def _train_config(study: Study, task: str, arm: Arm, *, device: str, workers: int) -> Dict[str, Any]:
     p = study.profile
     cfg: Dict[str, Any] = {
@@ -373,7 +382,7 @@ def _train_config(study: Study, task: str, arm: Arm, *, device: str, workers: in
     if arm.on_the_fly is not None:
         cfg["on_the_fly"] = {"count": p.synthetic, "method": arm.on_the_fly, "levels": p.levels,
                              "seed": study.seed, "masks": [MASKS["PM2"]] if arm.on_the_fly == "naive" else [],
-                             "device": "cuda" if str(device).startswith("cuda") else "cpu"}
+                             "device": _blend_device(device)}
     return cfg
 
 
@@ -475,12 +484,17 @@ def write_histories(study: Study, eval_dir: Path) -> None:
 # --------------------------------------------------------------------------------------------------
 # Report pieces
 # --------------------------------------------------------------------------------------------------
-def headline_rows(rows: Sequence[Mapping[str, Any]], tasks: Sequence[str]) -> List[List[str]]:
-    """Per task and main arm (and the input): mean RMSE, global SSIM, PSNR over test patients, scaled."""
-    from . import stats as S
+def _final_scaled_head(rows: Sequence[Mapping[str, Any]]) -> List[Mapping[str, Any]]:
     from .report import final_rows
 
-    final = [r for r in final_rows(rows) if r.get("units") == "scaled" and r.get("region", "head") == "head"]
+    return [r for r in final_rows(rows) if r.get("units") == "scaled" and r.get("region", "head") == "head"]
+
+
+def headline_rows(rows: Sequence[Mapping[str, Any]], tasks: Sequence[str]) -> List[List[str]]:
+    """Per task and arm (and the input): mean RMSE, global SSIM, PSNR over test patients, scaled."""
+    from . import stats as S
+
+    final = _final_scaled_head(rows)
     out = []
     for task in tasks:
         for scen in ("input",) + MAIN_ARMS + ABLATION_ARMS + COMPUTE_ARMS:
@@ -496,10 +510,10 @@ def headline_rows(rows: Sequence[Mapping[str, Any]], tasks: Sequence[str]) -> Li
 def improvement_rows(rows: Sequence[Mapping[str, Any]], tasks: Sequence[str]) -> List[List[str]]:
     """PR -> PM2 relative improvement of RMSE and global SSIM per task, ours and the paper's."""
     from . import stats as S
-    from .report import final_rows, load_paper_results
+    from .report import load_paper_results
 
     paper = load_paper_results().get("tasks", {})
-    final = [r for r in final_rows(rows) if r.get("units") == "scaled" and r.get("region", "head") == "head"]
+    final = _final_scaled_head(rows)
     out = []
     for task in tasks:
         a = [r for r in final if r["task"] == task and r["scenario"] == "PR"]

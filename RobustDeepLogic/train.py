@@ -32,6 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .config import plain_value
 from .errors import InputError
 from .progress import Progress
 
@@ -326,7 +327,7 @@ def prepare(cohort_dir, cfg: Dict[str, Any], run_dir: Path, progress: Progress):
     if run_path.is_file() and cfg["resume"]:
         info = load_run(run_dir)
         changed = sorted(k for k in set(info.config) | set(cfg)
-                         if k not in RESUMABLE_CHANGES and info.config.get(k) != _plain(cfg.get(k)))
+                         if k not in RESUMABLE_CHANGES and info.config.get(k) != plain_value(cfg.get(k)))
         if info.cohort and info.cohort != str(Path(cohort.root).resolve()):
             changed.append("cohort")
         if changed:
@@ -346,19 +347,9 @@ def prepare(cohort_dir, cfg: Dict[str, Any], run_dir: Path, progress: Progress):
             window=list(cfg["window"]),
             network=NetworkSpec(len(task.inputs), 1, tuple(cfg["widths"])).as_dict(),
             folds=plan.as_dict(), space=cohort.space, cohort=str(Path(cohort.root).resolve()),
-            config=_plain(cfg), meta={"units": {m: cohort.units.get(m, "") for m in modalities},
+            config=plain_value(cfg), meta={"units": {m: cohort.units.get(m, "") for m in modalities},
                                       "torch": torch.__version__})
     return Plan(task, cohort, source, plan, synthetic_parents), info
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    return value
 
 
 def training_subjects(plan: Plan, fold: int, cfg: Mapping[str, Any]) -> Tuple[List[str], List[str]]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -140,3 +141,32 @@ def test_cohort_check_through_the_installed_command(tmp_path):
 def test_parser_lists_commands_in_pipeline_order():
     text = build_parser(all_commands()).format_help()
     assert text.index("assets") < text.index("cohort")
+
+
+@pytest.mark.parametrize("name", ["paper.yaml", "cpu-quick.yaml", "task-pet2ct.yaml"])
+def test_shipped_configs_hold_only_known_keys_and_valid_training_settings(name):
+    import argparse
+
+    from RobustDeepLogic.cliframe import Options
+    from RobustDeepLogic.commands import all_commands
+    from RobustDeepLogic.config import load_yaml, resolve
+    from RobustDeepLogic.train import _check_config
+
+    path = Path(__file__).resolve().parents[1] / "Resources" / "Configs" / name
+    commands = {c.name: c for c in all_commands()}
+    sections = load_yaml(path)
+    assert sections and set(sections) <= set(commands)
+    for command in sections:
+        options = Options(argparse.ArgumentParser())
+        commands[command].arguments(options)
+        config = resolve(command, options.defaults, [path], all_commands=commands,
+                         positionals=options.positionals)
+        for key, value in sections[command].items():
+            assert config[key] == value
+        if command == "train":
+            checked = _check_config({k: config[k] for k in config if k not in options.positionals})
+            if "tasks" in sections[command]:
+                from RobustDeepLogic.tasks import get_task, load_tasks
+
+                task = get_task(checked["task"], load_tasks(checked["tasks"]))
+                assert task.inputs == ("FD",) and task.target == "CT"

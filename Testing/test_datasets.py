@@ -27,13 +27,7 @@ from RobustDeepLogic.volumes import Grid, image_from_array, write_volume
 SHAPE = (24, 40, 36)  # z, y, x
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: on a shared 2-core machine, 2 threads spin against other jobs (10x slower)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 

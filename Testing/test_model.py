@@ -21,13 +21,7 @@ from RobustDeepLogic.tasks import BUILTIN_TASKS, load_tasks
 from RobustDeepLogic.train import head_metrics
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: on a shared 2-core machine, 2 threads spin against other jobs (10x slower)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_paper_layout_and_parameter_count():

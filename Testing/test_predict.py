@@ -18,13 +18,7 @@ from RobustDeepLogic.runs import RunInfo, load_run, save_checkpoint, save_run
 from RobustDeepLogic.volumes import Grid, image_from_array, write_volume
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: on a shared 2-core machine, 2 threads spin against other jobs (10x slower)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_run(run: Path, *, inputs=("LD",), target="FD", constants=(0.5, 0.3), scaling=None) -> Path:

@@ -21,13 +21,7 @@ TINY = dict(folds=2, window=[16, 16], widths=[4, 4, 4], slices_per_subject=4, te
             tensorboard=False)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: on a shared 2-core machine, 2 threads spin against other jobs (10x slower)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 

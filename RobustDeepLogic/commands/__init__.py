@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "synthesize",
     "train",
     "predict",
+    "export",
     "evaluate",
     "report",
     "reproduce",

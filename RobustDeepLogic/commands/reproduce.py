@@ -36,7 +36,7 @@ def run_study(config: dict, ctx, profile: str) -> Result:
                        workers=int(config["workers"]), progress=ctx.progress, log=ctx.log)
     figures = {f"{stage}_seconds": round(sec, 1) for stage, sec in result["timings"].items()}
     figures["total_seconds"] = round(sum(result["timings"].values()), 1)
-    summary = (f"{result['headline']}\nreport: {result['report']}\nmarkdown: {result['markdown']}")
+    summary = f"{result['headline']}\nThe whole report (tables, figures, provenance) is in:"
     return Result(outputs={"study": result["study"], "report": result["report"],
                            "markdown": result["markdown"], "metrics": result["metrics"]},
                   figures=figures, summary=summary)
