@@ -103,12 +103,11 @@ def head_metrics(reference: np.ndarray, predicted: np.ndarray, head: np.ndarray)
 
 def validate(model, volumes, *, device, amp: str = "auto", channels_last: bool = True,
              batch_size: int = 8, max_slices: Optional[int] = None) -> Dict[str, float]:
-    """Mean head-region metrics over validation volumes (whole head slices, head box + margin).
+    """Mean head-region metrics over validation volumes (head slices, each batch in its head box).
 
     ``max_slices`` limits each volume to that many head slices, evenly spaced from the first to the
     last (reduced CPU profiles); the metrics are then over the head voxels of those slices.
     """
-    from .datasets import CROP_MARGIN
     from .model import predict_array
 
     rows = []
@@ -116,14 +115,10 @@ def validate(model, volumes, *, device, amp: str = "auto", channels_last: bool =
         zs = np.flatnonzero(vol.head.any(axis=(1, 2)))
         if max_slices is not None and zs.size > int(max_slices):
             zs = zs[np.unique(np.linspace(0, zs.size - 1, int(max_slices)).round().astype(int))]
-        ys = np.flatnonzero(vol.head.any(axis=(0, 2)))
-        xs = np.flatnonzero(vol.head.any(axis=(0, 1)))
         if zs.size == 0:
             continue
-        box = (max(0, ys[0] - CROP_MARGIN), min(vol.head.shape[1], ys[-1] + 1 + CROP_MARGIN),
-               max(0, xs[0] - CROP_MARGIN), min(vol.head.shape[2], xs[-1] + 1 + CROP_MARGIN))
         pred = predict_array(model, vol.inputs, batch_size=batch_size, device=device, amp=amp,
-                             channels_last=channels_last, slices=zs, box=box)
+                             channels_last=channels_last, slices=zs, head=vol.head)
         rows.append(head_metrics(vol.target[zs], pred[zs], vol.head[zs]))
     if not rows:
         return {"rmse": float("nan"), "psnr": float("nan"), "ssim": float("nan")}

@@ -141,3 +141,24 @@ def test_cuda_mixed_precision_channels_last_step():
         scaler.update()
         losses.append(float(loss))
     assert losses[-1] < losses[0]
+
+
+def test_head_crops_give_the_head_exactly_what_full_slices_give():
+    from scipy import ndimage
+
+    from RobustDeepLogic.model import RECEPTIVE_RADIUS, predict_array
+
+    assert RECEPTIVE_RADIUS == 45
+    rng = np.random.default_rng(3)
+    z, y, x = np.mgrid[:12, :140, :200]
+    head = ((z - 6) / 6.5) ** 2 + ((y - 70) / 40) ** 2 + ((x - 62) / 30) ** 2 <= 1
+    vol = (ndimage.gaussian_filter(rng.random(head.shape), 1) * head).astype(np.float32)[None]
+    torch.manual_seed(0)
+    net = build_network(in_channels=1, widths=[4, 4, 8])
+    full = predict_array(net, vol, batch_size=3)
+    cropped = predict_array(net, vol, batch_size=3, head=head)
+    np.testing.assert_allclose(cropped[head], full[head], atol=1e-5)
+    assert (cropped[~head.any(axis=(1, 2))] == 0).all()  # slices without head are not predicted
+    assert (cropped[:, :, -2:] == 0).all()  # far outside every head box
+    tight = predict_array(net, vol, batch_size=3, head=head, margin=5)  # too small a margin differs
+    assert not np.allclose(tight[head], full[head], atol=1e-5)

@@ -92,7 +92,7 @@ def head_volume(shape=(109, 200, 200), seed: int = 0) -> np.ndarray:
 def inference_seconds(device: torch.device, *, crop: bool, batch: int, repeats: int,
                       amp: bool) -> List[float]:
     """Seconds to predict the whole 200 x 200 x 109 volume (scaled in, scaled out)."""
-    from RobustDeepLogic.datasets import CROP_MARGIN, head_mask
+    from RobustDeepLogic.datasets import head_mask
 
     torch.manual_seed(0)
     net = build_network().to(device, memory_format=torch.channels_last).eval()
@@ -100,17 +100,9 @@ def inference_seconds(device: torch.device, *, crop: bool, batch: int, repeats: 
     times = []
     for r in range(repeats + 1):
         t0 = time.perf_counter()
-        slices = box = None
-        if crop:
-            head = head_mask([vol])
-            zs = np.flatnonzero(head.any(axis=(1, 2)))
-            ys = np.flatnonzero(head.any(axis=(0, 2)))
-            xs = np.flatnonzero(head.any(axis=(0, 1)))
-            slices = zs
-            box = (max(0, ys[0] - CROP_MARGIN), min(200, ys[-1] + 1 + CROP_MARGIN),
-                   max(0, xs[0] - CROP_MARGIN), min(200, xs[-1] + 1 + CROP_MARGIN))
+        head = head_mask([vol]) if crop else None  # what robustdeep predict does (predict_image)
         predict_array(net, vol[None], batch_size=batch, device=device, amp="auto" if amp else "off",
-                      slices=slices, box=box)
+                      head=head)
         _sync(device)
         if r > 0:  # the first pass warms up
             times.append(time.perf_counter() - t0)

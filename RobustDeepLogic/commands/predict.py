@@ -32,7 +32,8 @@ def _arguments(o: Options) -> None:
     o.option("--average", flag=True, default=True, help="average the fold networks' predictions")
     o.option("--crop-head", flag=True, default=True, help="predict only the head region (faster); "
              "elsewhere the target's background value")
-    o.option("--batch-size", type=int, default=4, help="axial slices per batch")
+    o.option("--batch-size", type=int, default=None, help="axial slices per batch (default: 1 on a CPU, "
+             "where larger batches are slower per slice; 16 on a GPU)")
     o.option("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     o.option("--amp", default="auto", choices=["auto", "bf16", "fp16", "off"], help="mixed precision on CUDA")
     o.option("--channels-last", flag=True, default=True, help="channels-last memory format")
@@ -64,7 +65,7 @@ def _run(config: dict, ctx) -> Result:
                                device=device, channels_last=bool(config["channels_last"]))
     suffix = FORMATS[config["format"]]
     inputs = [Path(p) for p in config["inputs"]]
-    common = dict(average=bool(config["average"]), batch_size=int(config["batch_size"]), device=device,
+    common = dict(average=bool(config["average"]), batch_size=config["batch_size"], device=device,
                   amp=config["amp"], channels_last=bool(config["channels_last"]),
                   crop_head=bool(config["crop_head"]), progress=ctx.progress)
     target = info.target
