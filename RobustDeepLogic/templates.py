@@ -259,15 +259,19 @@ def fdg_template(
     *,
     fwhm_mm: float = PET_FWHM_MM,
     values: Optional[Mapping[str, float]] = None,
+    source: str = "mni152",
 ) -> sitk.Image:
     """The default 18F-FDG PET template on ``grid``, in SUV (float32).
 
-    The SPM tissue classes weighted by :data:`TISSUE_VALUES` ``["FD"]`` (GM 9, WM 3, CSF 0.6,
-    bone 0.6, soft tissue 1, air 0 SUV) and smoothed with a Gaussian of ``fwhm_mm`` (PET resolution).
-    Mutual information does not depend on the SUV scale; the values matter only for display and for
-    correlation-based QC.
+    Tissue classes weighted by :data:`TISSUE_VALUES` ``["FD"]`` (GM 9, WM 3, CSF 0.6, bone 0.6, soft
+    tissue 1, air 0 SUV) and smoothed with a Gaussian of ``fwhm_mm`` (PET resolution). ``source``
+    (:func:`tissue_maps`): ``'mni152'`` (default) takes grey and white matter from the ICBM152 2009c
+    maps, the MNI template of nilearn and of the digital cohort's anatomy, and the rest from the SPM
+    TPM; ``'tpm'`` takes all six classes from the SPM TPM (its own, smoother MNI average, about
+    0.8 mm away from ICBM152 over the brain). Mutual information does not depend on the SUV scale;
+    the values matter only for display and for correlation-based QC.
     """
-    return tissue_model_image("FD", grid, values=values, fwhm_mm=fwhm_mm)
+    return tissue_model_image("FD", grid, values=values, fwhm_mm=fwhm_mm, source=source)
 
 
 def t1_template(grid: Optional[Grid] = None, *, skull: bool = False) -> sitk.Image:

@@ -15,7 +15,7 @@ Modules: :mod:`.anatomy` (templates, variability, sampling), :mod:`.mr`, :mod:`.
 """
 
 from .cohort import patient_id, simulate_cohort, simulate_subject
-from .pose import Pose, true_mr_to_ct_transform, true_transform
+from .pose import Pose, best_rigid_transform, true_mr_to_ct_transform, true_transform
 from .profiles import PROFILES, Profile, get_profile
 
 
@@ -26,5 +26,5 @@ def realism_report(*args, **kwargs):
     return _impl(*args, **kwargs)
 
 
-__all__ = ["simulate_cohort", "simulate_subject", "patient_id", "true_transform",
+__all__ = ["simulate_cohort", "simulate_subject", "patient_id", "true_transform", "best_rigid_transform",
            "true_mr_to_ct_transform", "Pose", "PROFILES", "Profile", "get_profile", "realism_report"]

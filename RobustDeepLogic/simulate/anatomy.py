@@ -223,6 +223,25 @@ class SubjectAnatomy:
         return _sigmoid((self.lesion["radius_mm"] - d) / 1.0).astype(np.float32)
 
 
+def rigid_part(subject: SubjectAnatomy, points: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """The rigid transform closest to the inverse of the subject's deformation over ``points``.
+
+    A subject's anatomy at a point ``p`` of its own (pose-free) frame is the template's at
+    ``q = D(p)`` (:meth:`SubjectAnatomy.deform`: scaling about the head centre, a smooth random warp,
+    ventricles). No rigid transform undoes ``D``; the least-squares rigid map ``H: q -> p`` over
+    brain points (Kabsch / Procrustes, rotation and translation only) is the best any rigid
+    registration can do, so ``pose o H`` is the ground truth a 6-DOF registration should find.
+    Returns ``(A, b)`` with ``H(q) = A q + b`` (LPS mm); ``points`` (N, 3) are brain points ``p``.
+    """
+    p = np.asarray(points, np.float64)
+    q = subject.deform(p.astype(np.float32)).astype(np.float64)
+    pc, qc = p.mean(axis=0), q.mean(axis=0)
+    u, _, vt = np.linalg.svd((q - qc).T @ (p - pc))
+    d = np.sign(np.linalg.det(vt.T @ u.T))
+    a = vt.T @ np.diag([1.0, 1.0, d]) @ u.T
+    return a, pc - a @ qc
+
+
 def draw_subject_anatomy(rng: np.random.Generator) -> SubjectAnatomy:
     """Random anatomy parameters (see :class:`SubjectAnatomy` for their meaning and ranges)."""
     glob = rng.uniform(0.94, 1.06)

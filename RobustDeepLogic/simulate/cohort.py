@@ -180,6 +180,7 @@ def simulate_subject(index: int, seed: int, profile: Profile, out_root: Path, *,
                "(injected dose decayed to scan start) [Bq]",
         "activity_bqml_per_suv": dose * decay_factor(uptake_s) / (weight * 1000.0),
         "anatomy": anatomy.to_meta(),
+        "anatomy_rigid_part": _rigid_part_meta(seed, index),
         "fdg": fdg.to_meta(),
         "ct": ct_params,
         "mr": mr_params,
@@ -191,6 +192,16 @@ def simulate_subject(index: int, seed: int, profile: Profile, out_root: Path, *,
     }
     return Patient(id=pid, modalities=rel, provenance={"kind": "real", "simulated": True},
                    meta=meta).to_json()
+
+
+def _rigid_part_meta(seed: int, index: int) -> Dict[str, Any]:
+    from .pose import anatomy_rigid_part
+
+    a, b = anatomy_rigid_part(seed, index)
+    return {"matrix": a.tolist(), "translation_mm": b.tolist(),
+            "meaning": "H(q) = matrix q + translation: the least-squares rigid map from template points to "
+                       "this subject's pose-free frame over the brain; pose o H is the best rigid "
+                       "registration (RobustDeepLogic.simulate.best_rigid_transform)"}
 
 
 def _worker_init() -> None:
