@@ -304,3 +304,43 @@ def test_quick_profile_subject_recovers_contrast(tmp_path, assets_or_skip):
     pet = entry["meta"]["pet"]
     assert 1.7 < pet["gm_wm_fd"] < pet["gm_wm_truth"] + 0.2
     assert abs(pet["prompts_ld"] / pet["prompts_fd"] - 0.05) < 1e-3
+
+
+def test_rigid_part_of_an_anatomy_is_the_least_squares_rigid_fit():
+    from RobustDeepLogic.simulate.anatomy import SubjectAnatomy, rigid_part
+    from RobustDeepLogic.simulate.pose import HEAD_CENTRE_LPS
+
+    rng = np.random.default_rng(0)
+    points = rng.uniform(-60, 60, (4000, 3)) + np.array([0.0, 18.0, 30.0])  # centroid 20 mm above
+    subject = SubjectAnatomy(head_scale=(1.05, 1.05, 1.05), warp_rms_mm=0.0, warp_seed=1,
+                             ventricle_expansion=0.0, cortical_thinning=0.0, bone_threshold=0.4,
+                             diploe_threshold=0.7, fat_fraction=0.3)
+    a, b = rigid_part(subject, points)
+    np.testing.assert_allclose(a, np.eye(3), atol=1e-6)
+    c = np.asarray(HEAD_CENTRE_LPS)
+    np.testing.assert_allclose(b, (points.mean(axis=0) - c) * (1 - 1 / 1.05), atol=1e-3)
+    warped = SubjectAnatomy(**{**subject.__dict__, "_warp": None, "warp_rms_mm": 3.0})
+    a, b = rigid_part(warped, points)
+    q = warped.deform(points.astype(np.float32)).astype(float)
+    best = np.mean(np.sum((q @ a.T + b - points) ** 2, axis=1))
+    for da in (np.array([[0, -0.01, 0], [0.01, 0, 0], [0, 0, 0]]), np.zeros((3, 3))):
+        for db in (np.zeros(3), np.array([0.2, 0.0, -0.2])):
+            if not da.any() and not db.any():
+                continue
+            assert np.mean(np.sum((q @ (a + da).T + b + db - points) ** 2, axis=1)) > best
+
+
+@pytest.mark.assets
+def test_best_rigid_truth_is_stored_and_reproducible(tiny_cohort):
+    from RobustDeepLogic.simulate import best_rigid_transform, true_transform
+    from RobustDeepLogic.simulate.pose import anatomy_rigid_part
+
+    patient = tiny_cohort.patients[0]
+    part = patient.meta["anatomy_rigid_part"]
+    a, b = anatomy_rigid_part(patient.meta["seed"], patient.meta["index"])
+    np.testing.assert_allclose(part["matrix"], a, atol=1e-9)
+    np.testing.assert_allclose(part["translation_mm"], b, atol=1e-9)
+    best, pose = best_rigid_transform(patient, "petct"), true_transform(patient, "petct")
+    q = (10.0, -20.0, 30.0)
+    h = np.asarray(a) @ np.asarray(q) + np.asarray(b)
+    np.testing.assert_allclose(best.TransformPoint(q), pose.TransformPoint(tuple(h)), atol=1e-6)
