@@ -60,3 +60,14 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def need_assets():
+    """Skip without the prepared template assets (fail instead when ``RD_REQUIRE_ASSETS=1``)."""
+    from RobustDeepLogic.assets import assets_ready
+
+    if not assets_ready():
+        if os.environ.get("RD_REQUIRE_ASSETS") == "1":
+            pytest.fail("template assets are missing and RD_REQUIRE_ASSETS=1: run 'robustdeep assets'")
+        pytest.skip("template assets not prepared (run 'robustdeep assets')")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -24,17 +23,6 @@ from RobustDeepLogic.errors import InputError
 from RobustDeepLogic.volumes import Grid
 
 SPACING = 4.0
-
-
-@pytest.fixture(scope="module")
-def need_assets():
-    """Skip (or fail when RD_REQUIRE_ASSETS=1) without the prepared template assets."""
-    from RobustDeepLogic.assets import assets_ready
-
-    if not assets_ready():
-        if os.environ.get("RD_REQUIRE_ASSETS") == "1":
-            pytest.fail("template assets are missing and RD_REQUIRE_ASSETS=1: run 'robustdeep assets'")
-        pytest.skip("template assets not prepared (run 'robustdeep assets')")
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ One tiny cohort of two subjects is simulated once per session (in this process) 
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pytest
@@ -16,18 +15,7 @@ from RobustDeepLogic.errors import InputError
 
 
 @pytest.fixture(scope="module")
-def assets_or_skip():
-    """Skip when the template assets are missing (fail instead under RD_REQUIRE_ASSETS=1)."""
-    from RobustDeepLogic.assets import assets_ready
-
-    if not assets_ready():
-        if os.environ.get("RD_REQUIRE_ASSETS") == "1":
-            pytest.fail("template assets are missing (run 'robustdeep assets')")
-        pytest.skip("template assets are missing (run 'robustdeep assets')")
-
-
-@pytest.fixture(scope="module")
-def tiny_cohort(tmp_path_factory, assets_or_skip):
+def tiny_cohort(tmp_path_factory, need_assets):
     from RobustDeepLogic.simulate import simulate_cohort
 
     out = tmp_path_factory.mktemp("sim") / "cohort"
@@ -297,7 +285,7 @@ def test_osem_on_cuda_matches_cpu():
 
 @pytest.mark.slow
 @pytest.mark.assets
-def test_quick_profile_subject_recovers_contrast(tmp_path, assets_or_skip):
+def test_quick_profile_subject_recovers_contrast(tmp_path, need_assets):
     from RobustDeepLogic.simulate import get_profile, simulate_subject
 
     entry = simulate_subject(0, 0, get_profile("quick"), tmp_path, write_dicom=False)

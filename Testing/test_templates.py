@@ -3,7 +3,6 @@ head and brain masks, and the ``robustdeep template`` commands."""
 
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import pytest
@@ -12,17 +11,6 @@ import SimpleITK as sitk
 from RobustDeepLogic import templates
 from RobustDeepLogic.errors import InputError
 from RobustDeepLogic.volumes import Grid
-
-
-@pytest.fixture(scope="module")
-def need_assets():
-    """Skip (or fail when RD_REQUIRE_ASSETS=1) without the prepared template assets."""
-    from RobustDeepLogic.assets import assets_ready
-
-    if not assets_ready():
-        if os.environ.get("RD_REQUIRE_ASSETS") == "1":
-            pytest.fail("template assets are missing and RD_REQUIRE_ASSETS=1: run 'robustdeep assets'")
-        pytest.skip("template assets not prepared (run 'robustdeep assets')")
 
 
 # ---------------------------------------------------------------------------------------- grid --
