@@ -351,7 +351,7 @@ def build_native_cohort(source, registered, out: PathLike, plan, *,
                 mods[mr] = rel
             native.add(Patient(id=patient.id, modalities=mods, provenance=dict(patient.provenance),
                                meta={"native_mr": f"T1/T2 resampled onto the {fixed} grid through "
-                                                  f"{mr}_to_{fixed}"}))
+                                                  f"transforms/<MR>_to_{fixed} of the registration"}))
             st.advance(message=patient.id)
     write_split(native, plan)
     return native
@@ -386,7 +386,7 @@ def _train_config(study: Study, task: str, arm: Arm, *, device: str, workers: in
     return cfg
 
 
-def _arm_arms(study: Study, task: str) -> List[Arm]:
+def _arms_of(study: Study, task: str) -> List[Arm]:
     p = study.profile
     chosen = []
     for name in study.arms:
@@ -401,7 +401,7 @@ def _arm_arms(study: Study, task: str) -> List[Arm]:
 
 def task_arms(study: Study) -> Dict[str, List[Arm]]:
     """The arms trained for each task (ablation and compute arms only for the profile's tasks)."""
-    return {task: _arm_arms(study, task) for task in study.tasks}
+    return {task: _arms_of(study, task) for task in study.tasks}
 
 
 def prediction_path(study_root: Path, task: str, arm: str, patient: str) -> Path:
