@@ -416,19 +416,15 @@ def predict_test_patients(study: Study, task: str, arm: Arm, run_dir: Path, sour
     inputs on the template grid and are mapped back onto the patient's native target grid through the
     inverse of its PET/CT registration. A prediction newer than the run's checkpoints is kept.
     """
-    import torch
-
-    from .predict import load_models, predict_image, read_transform, to_native
+    from .predict import inference_device, load_models, predict_image, read_transform, to_native
     from .runs import checkpoints
     from .volumes import write_volume
 
-    dev = torch.device("cuda" if device in ("auto", "cuda") and torch.cuda.is_available() else
-                       (device if device not in ("auto",) else "cpu"))
+    dev = inference_device(device)
     newest = max(p.stat().st_mtime for p in checkpoints(run_dir, "best").values())
-    todo = [pid for pid in study.split["test"]
-            if not (prediction_path(study.root, task, arm.name, pid).is_file()
-                    and prediction_path(study.root, task, arm.name, pid).stat().st_mtime >= newest)]
-    outputs = {pid: str(prediction_path(study.root, task, arm.name, pid)) for pid in study.split["test"]}
+    paths = {pid: prediction_path(study.root, task, arm.name, pid) for pid in study.split["test"]}
+    todo = [pid for pid, path in paths.items() if not (path.is_file() and path.stat().st_mtime >= newest)]
+    outputs = {pid: str(path) for pid, path in paths.items()}
     if not todo:
         return outputs
     info, models = load_models(run_dir, which="best", device=dev)
@@ -443,7 +439,7 @@ def predict_test_patients(study: Study, task: str, arm: Arm, run_dir: Path, sour
             rel = registered.patient(pid).meta["registration"]["transforms"]["PETCT_to_template"]
             pred = to_native(pred, source.read(pid, info.target), read_transform(Path(registered.root) / rel),
                              default_value=background)
-        write_volume(pred, prediction_path(study.root, task, arm.name, pid))
+        write_volume(pred, paths[pid])
     return outputs
 
 

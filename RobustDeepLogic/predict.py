@@ -81,6 +81,16 @@ def _read_inputs(paths: Sequence[Union[str, Path]], patient: Optional[str] = Non
     return [read_volume(p, patient=patient, dtype=np.float32) for p in paths]
 
 
+def inference_device(name: str) -> torch.device:
+    """``auto`` (a GPU when there is one), ``cpu``, ``cuda`` or ``cuda:N``; a missing GPU is an InputError."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError("CUDA is not available here", hint="use --device cpu")
+    return dev
+
+
 def default_batch_size(device: Union[str, torch.device]) -> int:
     """Slices per inference batch: 1 on a CPU (larger batches spill out of cache and run slower per
     slice; docs/network.md), 16 on a GPU."""

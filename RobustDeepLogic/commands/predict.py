@@ -39,28 +39,15 @@ def _arguments(o: Options) -> None:
     o.option("--channels-last", flag=True, default=True, help="channels-last memory format")
 
 
-def _device(name: str):
-    import torch
-
-    from ..errors import InputError
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError("CUDA is not available here", hint="use --device cpu")
-    return dev
-
-
 def _run(config: dict, ctx) -> Result:
     from ..errors import InputError
-    from ..predict import load_models, predict_image, read_transform, to_native
+    from ..predict import inference_device, load_models, predict_image, read_transform, to_native
     from ..volumes import is_volume_path, read_volume, write_volume
 
     if not config.get("out"):
         raise InputError("--out DIR is required")
     out_dir = Path(config["out"])
-    device = _device(str(config["device"]))
+    device = inference_device(str(config["device"]))
     info, models = load_models(config["run"], which=config["which"], folds=config["fold"],
                                device=device, channels_last=bool(config["channels_last"]))
     suffix = FORMATS[config["format"]]
