@@ -17,9 +17,13 @@ Per patient (:func:`patient_qc`), all in template space:
     not thresholded (its scale depends on the images).
 ``overlap``
     Fraction of the template head that falls inside the native image after registration.
+``scale``
+    The patient's brain size against the template's, from the brain refinement's similarity fit
+    (1 when the refinement is off); recorded. A refinement that fails or finds a scale outside
+    0.75-1.33 is rejected, and the patient flagged.
 
-A patient is flagged (``ok`` false) when ``dice < 0.85``, ``correlation < 0.7``, an ``mr_dice < 0.85``
-or an ``overlap < 0.9`` (thresholds of :class:`~RobustDeepLogic.registration.RegistrationOptions`;
+A patient is flagged (``ok`` false) when ``dice < 0.85``, ``correlation < 0.7``, an ``mr_dice < 0.85``,
+an ``overlap < 0.9`` or a rejected brain refinement (thresholds of :class:`~RobustDeepLogic.registration.RegistrationOptions`;
 docs/registration.md gives the figures they were chosen from). ``registration_qc.csv`` lists every
 patient with these figures, its status and the reasons it was flagged.
 
@@ -110,6 +114,9 @@ def patient_qc(images: Mapping[str, sitk.Image], head: sitk.Image, template, res
     qc["overlap"] = round(float(res.overlap), 4)
     if res.overlap < 0.9:
         flags.append(f"only {100 * res.overlap:.0f} % of the template head lies inside {reference}")
+    qc["scale"] = round(float(res.scale), 4)
+    if res.refinement.startswith("rejected"):
+        flags.append(f"brain refinement {res.refinement}: the rigid result was kept")
     from .registration import foreground_mask
 
     for mr in MR_FAMILY:
@@ -131,7 +138,7 @@ def patient_qc(images: Mapping[str, sitk.Image], head: sitk.Image, template, res
 # Summary table
 # --------------------------------------------------------------------------------------------------
 CSV_COLUMNS = ("patient", "status", "ok", "reference", "dice", "correlation", "overlap", "metric",
-               "t1_dice", "t2_dice", "t1_metric", "t2_metric", "seconds", "flags")
+               "scale", "t1_dice", "t2_dice", "t1_metric", "t2_metric", "seconds", "flags")
 
 
 def summary_rows(entries: Sequence[Patient], failed: Mapping[str, str]) -> List[Dict[str, Any]]:
@@ -142,7 +149,7 @@ def summary_rows(entries: Sequence[Patient], failed: Mapping[str, str]) -> List[
         qc = reg.get("qc", {})
         row = {"patient": e.id, "status": "done", "ok": bool(qc.get("ok", False)),
                "reference": reg.get("reference", ""), "seconds": reg.get("seconds", "")}
-        for key in ("dice", "correlation", "overlap", "metric", "t1_dice", "t2_dice", "t1_metric",
+        for key in ("dice", "correlation", "overlap", "metric", "scale", "t1_dice", "t2_dice", "t1_metric",
                     "t2_metric"):
             row[key] = qc.get(key, "")
         row["flags"] = "; ".join(qc.get("flags", []))
@@ -291,6 +298,8 @@ def known_pose_case(
     anatomy: str = "mni152",
     noise: float = 0.05,
     seed: int = 0,
+    head_scale: float = 1.0,
+    scale_centre_mni: Sequence[float] = (0.0, -18.0, 18.0),
 ) -> KnownPoseCase:
     """A synthetic subject with known poses, made from the template anatomy.
 
@@ -302,9 +311,16 @@ def known_pose_case(
     ``noise``, a smooth bias field). The PET/CT frame lies ``scanner_offset_mm`` away from MNI (a
     scanner's couch position) and is rotated and shifted by ``petct_pose`` (degrees about LPS x, y,
     z; mm) about the head centre; MR is moved by ``mr_pose`` relative to CT.
+
+    ``head_scale`` makes the subject's head that many times the template's, scaled about
+    ``scale_centre_mni`` (MNI mm). No rigid transform then matches exactly: ``true["PETCT"]`` is the
+    rigid transform closest to the true (similarity) one over the template brain
+    (:func:`~RobustDeepLogic.registration.closest_rigid`), as ``best_rigid_transform`` is for a
+    simulated cohort, and ``true["PETCT_full"]`` the similarity itself (template -> PET/CT points).
     """
-    from .registration import compose_rigid, rigid_transform
-    from .templates import TISSUE_CLASSES, TISSUE_VALUES, smooth_fwhm, template_grid, tissue_maps
+    from .registration import affine_parts, closest_rigid, compose_rigid, rigid_transform
+    from .templates import (TISSUE_CLASSES, TISSUE_VALUES, brain_mask, mni_to_lps, smooth_fwhm,
+                            template_grid, tissue_maps)
 
     rng = np.random.default_rng(seed)
     tgrid = template_grid(spacing)
@@ -318,6 +334,19 @@ def known_pose_case(
     m_angles, m_shift = mr_pose
     t_mr = rigid_transform(m_angles, m_shift, native_centre)  # CT -> MR points
     t_mr_total = compose_rigid(t_mr, t_petct)
+
+    def scaled(tx: sitk.Transform) -> sitk.Transform:
+        """``tx`` after the subject's head scaling (template points -> native points)."""
+        if float(head_scale) == 1.0:
+            return tx
+        c = mni_to_lps(scale_centre_mni)
+        a, b = affine_parts(tx)
+        out = sitk.AffineTransform(3)
+        out.SetMatrix([float(v) for v in (a * float(head_scale)).ravel()])
+        out.SetTranslation([float(v) for v in a @ (c * (1.0 - float(head_scale))) + b])
+        return out
+
+    full_petct, full_mr = scaled(t_petct), scaled(t_mr_total)
 
     def values_for(modality: str) -> Dict[str, float]:
         base = TISSUE_VALUES[modality]
@@ -361,23 +390,27 @@ def known_pose_case(
                 c = np.array(arr.shape, np.float32)[:, None, None, None] / 2
                 r = np.sqrt(((np.stack([zz, yy, xx]) - c) ** 2).sum(0)) * spacing
                 arr = arr * (0.3 + 0.7 * np.clip(r / 90.0, 0, 1)) * 0.4
-            native = sitk.GetArrayFromImage(to_native(arr, t_petct, pet_grid, 0.0))
+            native = sitk.GetArrayFromImage(to_native(arr, full_petct, pet_grid, 0.0))
             sd = noise * (4.5 if m == "LD" else 1.0)
             native = native * (1 + sd * rng.standard_normal(native.shape).astype(np.float32))
             images[m] = pet_grid.apply_to(sitk.GetImageFromArray(np.maximum(native, 0)))
     if "CT" in wanted:
-        native = sitk.GetArrayFromImage(to_native(model("CT"), t_petct, ct_grid, -1000.0))
+        native = sitk.GetArrayFromImage(to_native(model("CT"), full_petct, ct_grid, -1000.0))
         native = native + 15.0 * rng.standard_normal(native.shape).astype(np.float32)
         images["CT"] = ct_grid.apply_to(sitk.GetImageFromArray(native))
     for m in MR_FAMILY:
         if m not in wanted:
             continue
-        native = sitk.GetArrayFromImage(to_native(model(m), t_mr_total, mr_grid, 0.0))
+        native = sitk.GetArrayFromImage(to_native(model(m), full_mr, mr_grid, 0.0))
         zz, yy, xx = np.indices(native.shape, dtype=np.float32)
         bias = 1 + 0.1 * np.sin(xx / native.shape[2] * np.pi) * np.cos(zz / native.shape[0] * 2)
         native = native * bias * (1 + noise * rng.standard_normal(native.shape).astype(np.float32))
         images[m] = mr_grid.apply_to(sitk.GetImageFromArray(np.maximum(native, 0)))
     pose = {"petct": {"angles_deg": list(map(float, angles)), "shift_mm": list(map(float, shift))},
             "mr": {"angles_deg": list(map(float, m_angles)), "shift_mm": list(map(float, m_shift))},
-            "scanner_offset_mm": offset.tolist()}
-    return KnownPoseCase(images=images, true={"PETCT": t_petct, "MR": t_mr}, pose=pose)
+            "scanner_offset_mm": offset.tolist(), "head_scale": float(head_scale)}
+    true = {"PETCT": t_petct, "MR": t_mr, "PETCT_full": full_petct}
+    if float(head_scale) != 1.0:
+        true["PETCT"] = closest_rigid(full_petct, mask_points(brain_mask(tgrid)),
+                                      center=t_petct.GetCenter())
+    return KnownPoseCase(images=images, true=true, pose=pose)

@@ -54,6 +54,9 @@ PathLike = Union[str, os.PathLike]
 INIT_MODES = ("useMomentsAlign", "useCenterOfHeadAlign", "useGeometryAlign", "Off")
 COST_METRICS = ("MMI", "MSE", "NC")
 MASK_MODES = ("NOMASK", "ROIAUTO", "ROI")
+BRAIN_REFINEMENTS = ("similarity", "off")
+#: Head sizes (similarity scale against the template) outside this range reject the brain refinement.
+SCALE_RANGE = (0.75, 1.33)
 
 #: Modalities tried, in order, as the reference of the PET/CT frame (the one registered to the
 #: FDG template); all are 18F-FDG PET of the same acquisition.
@@ -97,6 +100,13 @@ class RigidConfig:
         ``'ROI'``: sample the metric inside the given fixed mask (the template head mask);
         ``'ROIAUTO'``: inside an automatic head mask of the fixed image; ``'NOMASK'``: everywhere
         (BRAINSFit ``maskProcessingMode``).
+    brain_refinement:
+        ``'similarity'``: when the fixed image has a brain mask (the template), the rigid result is
+        refined by a 7-DOF similarity registration (rotation, translation, one isotropic scale)
+        sampled inside the brain, and the rigid transform closest to it over the brain voxels
+        (least squares, Kabsch) is returned: still 6 DOF, but no longer pulled by a head larger or
+        smaller than the template, by the scalp, or by one-sided hypometabolism. ``'off'``: the rigid
+        result as it is (what BRAINSFit's rigid stage returns). No BRAINSFit counterpart.
     working_spacing:
         Images finer than this (mm) are smoothed and resampled to it before registration (a CT or
         MR at 0.5-1 mm is registered at the PET grid); 0 keeps the native resolution.
@@ -120,6 +130,7 @@ class RigidConfig:
     shrink_factors: Tuple[int, ...] = (4, 2, 1)
     smoothing_sigmas: Tuple[float, ...] = (2.0, 1.0, 0.0)
     mask_processing_mode: str = "ROIAUTO"
+    brain_refinement: str = "similarity"
     working_spacing: float = 2.0
     seed: int = 20220430
     number_of_threads: int = 0
@@ -136,6 +147,8 @@ class RigidConfig:
             raise bad("initialize_transform_mode", f"choose one of {', '.join(INIT_MODES)}")
         if self.mask_processing_mode not in MASK_MODES:
             raise bad("mask_processing_mode", f"choose one of {', '.join(MASK_MODES)}")
+        if self.brain_refinement not in BRAIN_REFINEMENTS:
+            raise bad("brain_refinement", f"choose one of {', '.join(BRAIN_REFINEMENTS)}")
         if not 0 < float(self.sampling_percentage) <= 1:
             raise bad("sampling_percentage", "a fraction in (0, 1], e.g. 0.1 for 10 %")
         if int(self.number_of_histogram_bins) < 8:
@@ -508,12 +521,17 @@ class RigidResult:
     initial_rotation_deg: Tuple[float, float, float]
     seconds: float
     overlap: float
+    #: the brain refinement: ``'similarity'`` (applied), ``'off'``, or why it was not used
+    refinement: str = "off"
+    #: the head size against the fixed image found by the similarity refinement (1: not measured)
+    scale: float = 1.0
 
     def summary(self) -> Dict[str, Any]:
         return {"metric": round(float(self.metric), 6), "iterations": int(self.iterations),
                 "stop_condition": self.stop_condition,
                 "initial_rotation_deg": [round(float(a), 2) for a in self.initial_rotation_deg],
                 "seconds": round(float(self.seconds), 3), "overlap": round(float(self.overlap), 4),
+                "refinement": self.refinement, "scale": round(float(self.scale), 4),
                 "transform": transform_parameters(self.transform)}
 
 
@@ -633,6 +651,80 @@ def _rotation_search(fixed: sitk.Image, moving: sitk.Image,
     return out
 
 
+def closest_rigid(tx: sitk.Transform, points: np.ndarray,
+                  center: Optional[Sequence[float]] = None) -> sitk.VersorRigid3DTransform:
+    """The rigid transform closest to the linear transform ``tx`` over ``points`` (N, 3; LPS mm):
+    ``argmin_{R, t} sum |R p + t - tx(p)|^2`` over rotations (Kabsch / Procrustes, no reflection).
+
+    The rotation centre of the result is ``center`` (default: ``tx``'s centre).
+    """
+    p = np.asarray(points, np.float64)
+    a, b = affine_parts(tx)
+    q = p @ a.T + b
+    pc, qc = p.mean(axis=0), q.mean(axis=0)
+    u, _, vt = np.linalg.svd((p - pc).T @ (q - qc))
+    d = np.sign(np.linalg.det(vt.T @ u.T))
+    r = vt.T @ np.diag([1.0, 1.0, d]) @ u.T
+    c = np.asarray(center if center is not None else tx.GetCenter(), np.float64)
+    # p -> r (p - pc) + qc  ==  r (p - c) + c + t  with  t = r (c - pc) + qc - c
+    return rigid_from_matrix(r, r @ (c - pc) + qc - c, c)
+
+
+def _brain_similarity(f: sitk.Image, m: sitk.Image, rigid: sitk.VersorRigid3DTransform,
+                      brain: sitk.Image, config: RigidConfig) -> Tuple[sitk.VersorRigid3DTransform,
+                                                                         float, int, str]:
+    """The brain refinement of :class:`RigidConfig` (``brain_refinement='similarity'``).
+
+    A ``Similarity3DTransform`` starts from ``rigid`` and is optimised at half and full resolution
+    with the configured metric, sampled inside ``brain`` (a binary image on ``f``'s grid); the result
+    is projected back onto a rigid transform by :func:`closest_rigid` over the brain voxels. Returns
+    ``(transform, scale, iterations, note)``; when the refinement fails or finds an implausible head
+    size (outside :data:`SCALE_RANGE`) it returns ``rigid`` unchanged and says why in ``note``.
+    """
+    sim = sitk.Similarity3DTransform()
+    sim.SetCenter(rigid.GetCenter())
+    sim.SetRotation(rigid.GetVersor())
+    sim.SetTranslation(rigid.GetTranslation())
+    p = float(config.sampling_percentage)
+    reg = sitk.ImageRegistrationMethod()
+    # the brain is about a quarter of the head's box: sample more densely than the rigid stage
+    _set_metric(reg, config, [min(1.0, 4.0 * p), min(1.0, 15.0 * p)])
+    reg.SetMetricFixedMask(brain)
+    reg.SetOptimizerAsRegularStepGradientDescent(
+        learningRate=1.0, minStep=float(config.minimum_step_length),
+        numberOfIterations=int(config.number_of_iterations),
+        relaxationFactor=float(config.relaxation_factor), gradientMagnitudeTolerance=1e-8)
+    reg.SetOptimizerScalesFromPhysicalShift()
+    reg.SetShrinkFactorsPerLevel([2, 1])
+    reg.SetSmoothingSigmasPerLevel([1.0, 0.0])
+    reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOff()
+    reg.SetInitialTransform(sim, inPlace=True)
+    iterations = [0]
+    reg.AddCommand(sitk.sitkIterationEvent, lambda: iterations.__setitem__(0, iterations[0] + 1))
+    try:
+        reg.Execute(f, m)
+    except RuntimeError as exc:
+        return rigid, 1.0, iterations[0], f"rejected (ITK: {str(exc).strip().splitlines()[-1][:80]})"
+    scale = float(sim.GetScale())
+    if not SCALE_RANGE[0] < scale < SCALE_RANGE[1]:
+        return rigid, scale, iterations[0], f"rejected (head scale {scale:.2f})"
+    idx = np.argwhere(sitk.GetArrayViewFromImage(brain) > 0)
+    idx = idx[:: max(1, len(idx) // 20000)]
+    return (closest_rigid(sim, _physical_points(brain, idx), center=rigid.GetCenter()), scale,
+            iterations[0], "similarity")
+
+
+def _metric_value(f: sitk.Image, m: sitk.Image, tx: sitk.Transform, config: RigidConfig,
+                  mask: Optional[sitk.Image] = None) -> float:
+    """The configured metric at full resolution for ``tx``, sampled as the rigid stage's last level."""
+    reg = sitk.ImageRegistrationMethod()
+    _set_metric(reg, config, [_level_percentages(config)[-1]])
+    if mask is not None:
+        reg.SetMetricFixedMask(mask)
+    reg.SetInitialTransform(sitk.VersorRigid3DTransform(tx), inPlace=True)
+    return float(reg.MetricEvaluate(f, m))
+
+
 def register_rigid(
     fixed: sitk.Image,
     moving: sitk.Image,
@@ -640,6 +732,7 @@ def register_rigid(
     *,
     fixed_mask: Optional[sitk.Image] = None,
     fixed_modality: Optional[str] = None,
+    brain_mask: Optional[sitk.Image] = None,
     patient: Optional[str] = None,
     moving_name: str = "moving image",
 ) -> RigidResult:
@@ -656,6 +749,10 @@ def register_rigid(
         Binary image on ``fixed``'s grid (``mask_processing_mode='ROI'``), e.g. the template head.
     fixed_modality:
         Used for the automatic head mask (``'ROIAUTO'``): ``'CT'`` thresholds at -500 HU.
+    brain_mask:
+        Binary image on ``fixed``'s grid: the fixed image's brain (the template's). With it, and
+        ``config.brain_refinement='similarity'``, the rigid result is refined inside the brain
+        (see :class:`RigidConfig`); without it (e.g. MR to the patient's own CT) it is not.
 
     Returns
     -------
@@ -742,15 +839,30 @@ def register_rigid(
                 ) from None
             raise
         final = float(reg.GetMetricValue())
+        stop = reg.GetOptimizerStopConditionDescription()[:200]
+        refinement, scale = "off", 1.0
+        if config.brain_refinement == "similarity" and brain_mask is not None:
+            brain = sitk.Resample(sitk.Cast(brain_mask > 0, sitk.sitkUInt8), f, sitk.Transform(),
+                                  sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+            if int(np.count_nonzero(sitk.GetArrayViewFromImage(brain))) >= 1000:
+                refined, scale, more, refinement = _brain_similarity(f, m, tx, brain, config)
+                iterations[0] += more
+                if refinement == "similarity":
+                    tx = refined
+                    final = _metric_value(f, m, tx, config)
+            else:
+                refinement = "rejected (brain mask under 1000 voxels)"
         overlap = _overlap_fraction(overlap_mask, m, tx)
         return RigidResult(
             transform=tx,
             metric=final,
             iterations=iterations[0],
-            stop_condition=reg.GetOptimizerStopConditionDescription()[:200],
+            stop_condition=stop,
             initial_rotation_deg=tuple(math.degrees(a) for a in euler.GetParameters()[:3]),
             seconds=time.perf_counter() - start,
             overlap=overlap,
+            refinement=refinement,
+            scale=scale,
         )
     finally:
         if threads_before is not None:
@@ -867,7 +979,8 @@ def register_patient(
     if rigid_template.mask_processing_mode == "ROIAUTO":
         rigid_template.mask_processing_mode = "ROI"  # the template's own head mask is the best ROI
     res = register_rigid(template.fdg, native[reference], rigid_template,
-                         fixed_mask=template.head_mask, patient=pid, moving_name=reference)
+                         fixed_mask=template.head_mask, brain_mask=template.brain_mask,
+                         patient=pid, moving_name=reference)
     results[reference] = res
     t_petct = res.transform
     transforms["PETCT"] = t_petct
@@ -1220,7 +1333,8 @@ def build_study_template(
     config = (config or RigidConfig(mask_processing_mode="ROI")).validate()
     grid = templates.template_grid(spacing)
     head = templates.head_mask(grid)
-    brain = sitk.GetArrayFromImage(templates.brain_mask(grid)).astype(bool)
+    brain_image = templates.brain_mask(grid)
+    brain = sitk.GetArrayFromImage(brain_image).astype(bool)
     current = initial if initial is not None else templates.fdg_template(grid)
     if not Grid.of(current).matches(grid):
         current = templates.resample_to_grid(current, grid)
@@ -1240,7 +1354,7 @@ def build_study_template(
         with progress.stage(f"template iteration {it + 1}/{iterations}", total=len(chosen)) as st:
             for p in chosen:
                 res = register_rigid(current, natives[p.id], config, fixed_mask=head,
-                                     patient=p.id, moving_name="FD")
+                                     brain_mask=brain_image, patient=p.id, moving_name="FD")
                 reg = sitk.GetArrayFromImage(resample_to_template(natives[p.id], res.transform,
                                                                   current))
                 mean = float(reg[brain].mean())

@@ -95,6 +95,7 @@ def test_brainsfit_parameters_mirror_the_config():
     {"sampling_percentage": 0.0}, {"sampling_percentage": 1.5}, {"number_of_histogram_bins": 2},
     {"minimum_step_length": 5.0}, {"relaxation_factor": 1.0}, {"mask_processing_mode": "AUTO"},
     {"shrink_factors": (4, 2), "smoothing_sigmas": (1.0,)}, {"rotation_search_deg": -1.0},
+    {"brain_refinement": "affine"},
 ])
 def test_bad_registration_options_are_input_errors(bad):
     with pytest.raises(InputError):
@@ -120,6 +121,30 @@ def test_rigid_helpers_compose_and_decompose():
     assert np.allclose(a @ np.asarray(p) + b, t1.TransformPoint(p))
     params = R.transform_parameters(R.rigid_transform((30, 0, 0)))
     assert math.isclose(params["rotation_deg"], 30.0, abs_tol=1e-6)
+
+
+def test_closest_rigid_of_a_rigid_is_itself_and_of_a_scaling_keeps_the_centroid():
+    rng = np.random.default_rng(0)
+    points = rng.normal([0.0, 20.0, 10.0], 40.0, size=(500, 3))
+    rigid = R.rigid_transform((10, -5, 20), (3, 4, -5), center=(10, 20, 30))
+    again = R.closest_rigid(rigid, points)
+    assert np.allclose(R.affine_parts(again)[0], R.affine_parts(rigid)[0], atol=1e-9)
+    assert np.allclose(R.affine_parts(again)[1], R.affine_parts(rigid)[1], atol=1e-6)
+    assert np.allclose(again.GetCenter(), rigid.GetCenter())
+    # rigid o (scaling by 1.1 about a point 30 mm from the points' centroid): the closest rigid map
+    # has the rigid part's rotation and takes the centroid where the scaled map takes it
+    sim = sitk.Similarity3DTransform()
+    sim.SetCenter((0.0, 20.0, 40.0))
+    sim.SetMatrix(rigid.GetMatrix())
+    sim.SetTranslation((5.0, -3.0, 2.0))
+    sim.SetScale(1.1)
+    closest = R.closest_rigid(sim, points, center=(1.0, 2.0, 3.0))
+    a, _ = R.affine_parts(closest)
+    assert np.allclose(a, R.affine_parts(rigid)[0], atol=1e-9)
+    centroid = points.mean(axis=0)
+    assert np.allclose(closest.TransformPoint(centroid.tolist()), sim.TransformPoint(centroid.tolist()),
+                       atol=1e-6)
+    assert np.allclose(closest.GetCenter(), (1.0, 2.0, 3.0))
 
 
 def test_transform_convention_resample_native_onto_template(tmp_path):
@@ -247,6 +272,48 @@ def test_other_initialisations_recover_a_pose(template4, brain_points, mode):
 
 
 @pytest.mark.assets
+@pytest.mark.parametrize("scale, centre_mni", [(1.08, (0.0, -18.0, 40.0)), (0.92, (10.0, -30.0, 30.0))])
+def test_brain_refinement_finds_the_best_rigid_pose_of_a_head_of_another_size(template4, scale,
+                                                                               centre_mni):
+    """A head 8 % larger or smaller than the template, scaled about a point off the brain's centre:
+    the rigid stage alone is pulled by the head's outline; the brain refinement is not."""
+    case = Q.known_pose_case(petct_pose=((12.0, -10.0, 8.0), (15.0, -12.0, 10.0)), modalities=("FD",),
+                             spacing=SPACING, pet_spacing=(SPACING,) * 3, seed=1,
+                             head_scale=scale, scale_centre_mni=centre_mni)
+    brain = Q.mask_points(template4.brain_mask)
+    tre = {}
+    for mode in ("similarity", "off"):
+        result = R.register_rigid(template4.fdg, case.images["FD"],
+                                  R.RigidConfig(mask_processing_mode="ROI", brain_refinement=mode),
+                                  fixed_mask=template4.head_mask, brain_mask=template4.brain_mask)
+        tre[mode] = Q.target_registration_error(result.transform, case.true["PETCT"], brain)
+        assert result.refinement == mode
+        if mode == "similarity":
+            assert abs(result.scale - scale) < 0.02, result.scale
+            assert result.transform.GetName() == "VersorRigid3DTransform"
+            a, _ = R.affine_parts(result.transform)
+            assert np.allclose(a @ a.T, np.eye(3), atol=1e-9)  # still 6 DOF: no scale left
+    assert tre["similarity"].mean() < 0.5 and tre["similarity"].max() < 1.0, tre["similarity"].mean()
+    assert tre["off"].mean() > tre["similarity"].mean() + 0.3, (tre["off"].mean(),
+                                                                 tre["similarity"].mean())
+
+
+@pytest.mark.assets
+def test_brain_refinement_needs_a_brain_mask_and_says_when_it_is_not_used(template4, case_a):
+    config = R.RigidConfig(mask_processing_mode="ROI")
+    plain = R.register_rigid(template4.fdg, case_a.images["FD"], config,
+                             fixed_mask=template4.head_mask)
+    assert plain.refinement == "off" and plain.scale == 1.0
+    tiny = sitk.Image(template4.brain_mask.GetSize(), sitk.sitkUInt8)
+    tiny.CopyInformation(template4.brain_mask)
+    tiny[10, 10, 10] = 1
+    skipped = R.register_rigid(template4.fdg, case_a.images["FD"], config,
+                               fixed_mask=template4.head_mask, brain_mask=tiny)
+    assert skipped.refinement.startswith("rejected") and "1000 voxels" in skipped.refinement
+    assert np.allclose(R.affine_parts(skipped.transform)[1], R.affine_parts(plain.transform)[1])
+
+
+@pytest.mark.assets
 def test_large_tilt_converges_thanks_to_rotation_search(template4, brain_points):
     case = _case(((28.0, 0.0, -12.0), (20.0, -20.0, 20.0)), seed=5)
     result = R.register_rigid(template4.fdg, case.images["FD"], R.RigidConfig(mask_processing_mode="ROI"),
@@ -293,6 +360,10 @@ def test_register_patient_moves_every_modality_onto_the_template(template4, case
     assert tre.mean() < 1.5 and tre.max() < 3.0, (tre.mean(), tre.max())
     assert reg.qc["ok"], reg.qc
     assert reg.qc["dice"] > 0.9 and reg.qc["correlation"] > 0.9 and reg.qc["t1_dice"] > 0.85
+    # the brain refinement is used to the template (it has a brain), not from T1 to the CT
+    assert reg.results["FD"].refinement == "similarity" and reg.results["T1"].refinement == "off"
+    # the case's TPM brain is a few per cent smaller than the template's ICBM 2009c one
+    assert 0.93 < reg.qc["scale"] < 1.0, reg.qc["scale"]
     # written files: applying the transform file to the native image gives the written volume
     entry = R.save_patient(reg, tmp_path / "out", patient, R.RegistrationOptions(qc_images=False),
                            "fp", template_fdg=template4.fdg)

@@ -48,6 +48,10 @@ def add_rigid_options(o: Options) -> None:
              choices=["NOMASK", "ROIAUTO", "ROI"],
              help="restrict the metric to the head: ROI uses the template head mask (template "
              "registrations always do unless NOMASK), ROIAUTO an automatic head mask of the fixed image")
+    o.option("--brain-refinement", default="similarity", choices=["similarity", "off"],
+             help="to a template: refine the rigid result by a similarity fit inside the template "
+             "brain and keep its closest rigid transform over the brain (off: the rigid result, as "
+             "BRAINSFit's rigid stage)")
     o.option("--working-spacing", type=float, default=2.0,
              help="images with finer voxels are block-averaged to about this (mm) before registering")
     o.option("--seed", type=int, default=20220430, help="seed of the metric's random sampling")
