@@ -6,7 +6,9 @@ One patient (:func:`register_patient`):
    mutual information (Mattes et al., IEEE TMI 22:120, 2003), regular-step gradient descent over a
    multi-resolution pyramid, initialised by image moments (or the centre of the head, or the image
    centres) followed by a coarse exhaustive search over rotations, so that tilts of 30 degrees and
-   more converge.
+   more converge. Then the brain refinement (``RigidConfig.brain_refinement``): a similarity fit
+   (one more degree of freedom, the head's size) sampled inside the template brain, and the rigid
+   transform closest to it over the brain (:func:`closest_rigid`); the result stays 6-DOF.
 2. LD, NAC, MAC and CT share the PET/CT frame: the same transform moves them.
 3. T1 and T2 are registered rigidly to the patient's CT (to FD when there is no CT), and that
    transform is composed with the PET/CT one into template space.

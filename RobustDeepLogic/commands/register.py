@@ -1,6 +1,8 @@
 """``robustdeep register COHORT OUT``: rigid registration of a cohort to the MNI FDG template.
 
-FD PET goes to the FDG template (6 DOF, Mattes mutual information); LD, NAC, MAC and CT follow it;
+FD PET goes to the FDG template (6 DOF, Mattes mutual information, then a brain refinement that
+absorbs a head larger or smaller than the template and keeps the closest rigid transform over the
+brain); LD, NAC, MAC and CT follow it;
 T1 and T2 go to the patient's CT (to FD without CT) and follow. Every modality is resampled onto the
 template grid (about 2 mm, the head); OUT is a registered cohort (space 'template') with per-patient
 transforms (ITK .tfm / .h5, loadable in 3D Slicer as they are), head masks, QC pictures and the table
