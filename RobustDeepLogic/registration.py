@@ -653,6 +653,43 @@ def _rotation_search(fixed: sitk.Image, moving: sitk.Image,
     return out
 
 
+def _descent_method(tx: sitk.Transform, config: RigidConfig, *, percentages: Sequence[float],
+                    shrink_factors: Sequence[int], smoothing_sigmas: Sequence[float],
+                    learning_rate: float) -> Tuple[sitk.ImageRegistrationMethod, List[int]]:
+    """A registration method optimising ``tx`` in place: the configured metric sampled at
+    ``percentages`` per level, regular-step gradient descent with the configured step bounds,
+    scales from physical shift, the given pyramid (sigmas in voxels). Also returns a one-item list
+    that counts the optimizer's iterations."""
+    reg = sitk.ImageRegistrationMethod()
+    _set_metric(reg, config, percentages)
+    reg.SetOptimizerAsRegularStepGradientDescent(
+        learningRate=float(learning_rate),
+        minStep=float(config.minimum_step_length),
+        numberOfIterations=int(config.number_of_iterations),
+        relaxationFactor=float(config.relaxation_factor),
+        gradientMagnitudeTolerance=1e-8,
+    )
+    reg.SetOptimizerScalesFromPhysicalShift()
+    reg.SetShrinkFactorsPerLevel([int(s) for s in shrink_factors])
+    reg.SetSmoothingSigmasPerLevel([float(s) for s in smoothing_sigmas])
+    reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOff()
+    reg.SetInitialTransform(tx, inPlace=True)
+    iterations = [0]
+    reg.AddCommand(sitk.sitkIterationEvent, lambda: iterations.__setitem__(0, iterations[0] + 1))
+    return reg, iterations
+
+
+def fit_rigid(source: np.ndarray, target: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """``(R, t)``, the rotation (no reflection) and translation minimising
+    ``sum |R source_i + t - target_i|^2`` over paired points (N, 3): Kabsch / Procrustes."""
+    p, q = np.asarray(source, np.float64), np.asarray(target, np.float64)
+    pc, qc = p.mean(axis=0), q.mean(axis=0)
+    u, _, vt = np.linalg.svd((p - pc).T @ (q - qc))
+    d = np.sign(np.linalg.det(vt.T @ u.T))
+    r = vt.T @ np.diag([1.0, 1.0, d]) @ u.T
+    return r, qc - r @ pc
+
+
 def closest_rigid(tx: sitk.Transform, points: np.ndarray,
                   center: Optional[Sequence[float]] = None) -> sitk.VersorRigid3DTransform:
     """The rigid transform closest to the linear transform ``tx`` over ``points`` (N, 3; LPS mm):
@@ -662,14 +699,10 @@ def closest_rigid(tx: sitk.Transform, points: np.ndarray,
     """
     p = np.asarray(points, np.float64)
     a, b = affine_parts(tx)
-    q = p @ a.T + b
-    pc, qc = p.mean(axis=0), q.mean(axis=0)
-    u, _, vt = np.linalg.svd((p - pc).T @ (q - qc))
-    d = np.sign(np.linalg.det(vt.T @ u.T))
-    r = vt.T @ np.diag([1.0, 1.0, d]) @ u.T
+    r, t0 = fit_rigid(p, p @ a.T + b)
     c = np.asarray(center if center is not None else tx.GetCenter(), np.float64)
-    # p -> r (p - pc) + qc  ==  r (p - c) + c + t  with  t = r (c - pc) + qc - c
-    return rigid_from_matrix(r, r @ (c - pc) + qc - c, c)
+    # p -> r p + t0  ==  r (p - c) + c + t  with  t = r c + t0 - c
+    return rigid_from_matrix(r, r @ c + t0 - c, c)
 
 
 def _brain_similarity(f: sitk.Image, m: sitk.Image, rigid: sitk.VersorRigid3DTransform,
@@ -688,21 +721,11 @@ def _brain_similarity(f: sitk.Image, m: sitk.Image, rigid: sitk.VersorRigid3DTra
     sim.SetRotation(rigid.GetVersor())
     sim.SetTranslation(rigid.GetTranslation())
     p = float(config.sampling_percentage)
-    reg = sitk.ImageRegistrationMethod()
     # the brain is about a quarter of the head's box: sample more densely than the rigid stage
-    _set_metric(reg, config, [min(1.0, 4.0 * p), min(1.0, 15.0 * p)])
+    reg, iterations = _descent_method(sim, config, percentages=[min(1.0, 4.0 * p), min(1.0, 15.0 * p)],
+                                      shrink_factors=(2, 1), smoothing_sigmas=(1.0, 0.0),
+                                      learning_rate=1.0)
     reg.SetMetricFixedMask(brain)
-    reg.SetOptimizerAsRegularStepGradientDescent(
-        learningRate=1.0, minStep=float(config.minimum_step_length),
-        numberOfIterations=int(config.number_of_iterations),
-        relaxationFactor=float(config.relaxation_factor), gradientMagnitudeTolerance=1e-8)
-    reg.SetOptimizerScalesFromPhysicalShift()
-    reg.SetShrinkFactorsPerLevel([2, 1])
-    reg.SetSmoothingSigmasPerLevel([1.0, 0.0])
-    reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOff()
-    reg.SetInitialTransform(sim, inPlace=True)
-    iterations = [0]
-    reg.AddCommand(sitk.sitkIterationEvent, lambda: iterations.__setitem__(0, iterations[0] + 1))
     try:
         reg.Execute(f, m)
     except RuntimeError as exc:
@@ -716,13 +739,10 @@ def _brain_similarity(f: sitk.Image, m: sitk.Image, rigid: sitk.VersorRigid3DTra
             iterations[0], "similarity")
 
 
-def _metric_value(f: sitk.Image, m: sitk.Image, tx: sitk.Transform, config: RigidConfig,
-                  mask: Optional[sitk.Image] = None) -> float:
+def _metric_value(f: sitk.Image, m: sitk.Image, tx: sitk.Transform, config: RigidConfig) -> float:
     """The configured metric at full resolution for ``tx``, sampled as the rigid stage's last level."""
     reg = sitk.ImageRegistrationMethod()
     _set_metric(reg, config, [_level_percentages(config)[-1]])
-    if mask is not None:
-        reg.SetMetricFixedMask(mask)
     reg.SetInitialTransform(sitk.VersorRigid3DTransform(tx), inPlace=True)
     return float(reg.MetricEvaluate(f, m))
 
@@ -812,22 +832,10 @@ def register_rigid(
         tx.SetMatrix(euler.GetMatrix())
         tx.SetTranslation(euler.GetTranslation())
 
-        reg = sitk.ImageRegistrationMethod()
-        _set_metric(reg, config, _level_percentages(config))
-        reg.SetOptimizerAsRegularStepGradientDescent(
-            learningRate=float(config.maximum_step_length),
-            minStep=float(config.minimum_step_length),
-            numberOfIterations=int(config.number_of_iterations),
-            relaxationFactor=float(config.relaxation_factor),
-            gradientMagnitudeTolerance=1e-8,
-        )
-        reg.SetOptimizerScalesFromPhysicalShift()
-        reg.SetShrinkFactorsPerLevel([int(s) for s in config.shrink_factors])
-        reg.SetSmoothingSigmasPerLevel([float(s) for s in config.smoothing_sigmas])
-        reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOff()
-        reg.SetInitialTransform(tx, inPlace=True)
-        iterations = [0]
-        reg.AddCommand(sitk.sitkIterationEvent, lambda: iterations.__setitem__(0, iterations[0] + 1))
+        reg, iterations = _descent_method(
+            tx, config, percentages=_level_percentages(config),
+            shrink_factors=config.shrink_factors, smoothing_sigmas=config.smoothing_sigmas,
+            learning_rate=float(config.maximum_step_length))
         try:
             reg.Execute(f, m)
         except RuntimeError as exc:

@@ -233,13 +233,11 @@ def rigid_part(subject: SubjectAnatomy, points: np.ndarray) -> Tuple[np.ndarray,
     registration can do, so ``pose o H`` is the ground truth a 6-DOF registration should find.
     Returns ``(A, b)`` with ``H(q) = A q + b`` (LPS mm); ``points`` (N, 3) are brain points ``p``.
     """
+    from ..registration import fit_rigid
+
     p = np.asarray(points, np.float64)
     q = subject.deform(p.astype(np.float32)).astype(np.float64)
-    pc, qc = p.mean(axis=0), q.mean(axis=0)
-    u, _, vt = np.linalg.svd((q - qc).T @ (p - pc))
-    d = np.sign(np.linalg.det(vt.T @ u.T))
-    a = vt.T @ np.diag([1.0, 1.0, d]) @ u.T
-    return a, pc - a @ qc
+    return fit_rigid(q, p)
 
 
 def draw_subject_anatomy(rng: np.random.Generator) -> SubjectAnatomy:
