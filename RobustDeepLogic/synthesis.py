@@ -442,6 +442,19 @@ def _run_jobs(jobs: List[Dict[str, Any]], workers: int, scheduler: Optional[str]
             yield fut.result()
 
 
+def _in_plan_order(cohort: Cohort, planned: Sequence[str]) -> None:
+    """Put the subjects of ``planned`` in plan order, in the slots they hold in ``cohort.patients``.
+
+    Parallel workers finish in any order; the manifest (and so the order in which training meets the
+    subjects) must not depend on it. Other patients keep their places.
+    """
+    rank = {sid: i for i, sid in enumerate(planned)}
+    slots = [i for i, p in enumerate(cohort.patients) if p.id in rank]
+    ordered = sorted((cohort.patients[i] for i in slots), key=lambda p: rank[p.id])
+    for i, patient in zip(slots, ordered):
+        cohort.patients[i] = patient
+
+
 def synthesize(
     source: Union[Cohort, PathLike],
     out: PathLike,
@@ -519,6 +532,7 @@ def synthesize(
                 if time.monotonic() - last_save > 2.0:
                     out_cohort.save()
                     last_save = time.monotonic()
+            _in_plan_order(out_cohort, [job["id"] for job in jobs])
         finally:
             out_cohort.save()
     report.seconds = time.perf_counter() - t0

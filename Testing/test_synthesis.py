@@ -169,6 +169,20 @@ def test_parallel_processes_match_in_process(cohort, tmp_path):
         np.testing.assert_array_equal(a, read_array(tmp_path / "parallel" / sid / "FD.nii.gz")[0])
 
 
+def test_manifest_order_does_not_depend_on_which_worker_finishes_first(cohort, tmp_path, monkeypatch):
+    """Parallel workers finish in any order; the synthetic cohort lists its subjects in plan order."""
+    serial = S.synthesize(cohort, tmp_path / "serial", ["simple"], count=4, seed=2, levels=2)
+    in_order = S._run_jobs
+
+    def reversed_jobs(jobs, workers, scheduler):
+        yield from reversed(list(in_order(jobs, workers, scheduler)))
+
+    monkeypatch.setattr(S, "_run_jobs", reversed_jobs)
+    shuffled = S.synthesize(cohort, tmp_path / "shuffled", ["simple"], count=4, seed=2, levels=2)
+    assert shuffled.subjects == serial.subjects[::-1]  # the jobs did finish in the other order
+    assert Cohort.load(tmp_path / "shuffled").ids == Cohort.load(tmp_path / "serial").ids == serial.subjects
+
+
 @pytest.mark.slow
 def test_dask_local_cluster(cohort, tmp_path):
     pytest.importorskip("dask.distributed")
