@@ -4,14 +4,18 @@ Robust-Deep (Sanaat et al., J Digit Imaging 2022, doi:10.1007/s10278-021-00536-0
 PET/CT/MR to MNI space, synthesise new training subjects by Laplacian-pyramid blending of two
 patients under a mask, and train dilated residual networks for image-to-image translation.
 
-The pipeline stages are modules of this package (see docs/architecture in the repository):
-``volumes`` and ``units`` (I/O and SUV / HU), ``cohort`` (the manifest), then registration, masks,
-blending, synthesis, datasets, model and training, prediction, evaluation and reports. A module
-imports only stages before it; ``cli`` is the one place that knows them all.
+One sub-package per pipeline stage, in the order data flows (``docs/developing.md`` has the map):
+``core`` (errors, progress, configuration, types), ``io`` (volumes, DICOM, SUV / HU, transform files,
+head masks), ``cohort`` (the manifest, scaling, import, check, folds, tasks), ``registration``,
+``masks``, ``blending``, ``synthesis``, ``data`` (sources and training windows), ``network``,
+``training``, ``predict``, ``evaluate`` (metrics, figures, statistics), ``report``, ``simulate``
+(the digital cohort), ``study`` (the paper's experiment) and ``cli``. A stage imports only the stages
+before it (an import-linter contract in ``pyproject.toml``, checked by the test suite).
 
 This package never imports ``slicer``, ``qt`` or ``ctk``.
 """
 
-__version__ = "0.1.0"
+from RobustDeepLogic.core.errors import InputError, RobustDeepError
+from RobustDeepLogic.core.version import __version__
 
-from .errors import InputError, RobustDeepError  # noqa: E402,F401
+__all__ = ["InputError", "RobustDeepError", "__version__"]

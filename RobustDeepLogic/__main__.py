@@ -1,5 +1,7 @@
+"""TODO docstring (RobustDeepLogic.__main__)."""
+
 import sys
 
-from .cli import main
+from RobustDeepLogic.cli.main import main
 
 sys.exit(main())

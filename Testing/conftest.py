@@ -26,7 +26,7 @@ def pytest_collection_modifyitems(config, items):
         has_cuda = torch.cuda.is_available()
     except Exception:  # pragma: no cover - torch missing
         has_cuda = False
-    from RobustDeepLogic.assets import assets_dir, assets_ready
+    from RobustDeepLogic.registration.assets import assets_dir, assets_ready
 
     have_assets = assets_ready()
     require_assets = os.environ.get("RD_REQUIRE_ASSETS") == "1"
@@ -65,7 +65,7 @@ def one_torch_thread():
 @pytest.fixture(scope="module")
 def need_assets():
     """Skip without the prepared template assets (fail instead when ``RD_REQUIRE_ASSETS=1``)."""
-    from RobustDeepLogic.assets import assets_ready
+    from RobustDeepLogic.registration.assets import assets_ready
 
     if not assets_ready():
         if os.environ.get("RD_REQUIRE_ASSETS") == "1":

@@ -8,9 +8,9 @@ import torch
 from scipy import ndimage
 
 from RobustDeepLogic import blending as B
-from RobustDeepLogic.cli import main
-from RobustDeepLogic.errors import InputError
-from RobustDeepLogic.volumes import Grid, read_array, write_array
+from RobustDeepLogic.cli.main import main
+from RobustDeepLogic.core.errors import InputError
+from RobustDeepLogic.io.volumes import Grid, read_array, write_array
 
 KERNEL = np.array([1, 4, 6, 4, 1], dtype=np.float64) / 16
 

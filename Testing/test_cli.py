@@ -12,10 +12,11 @@ import pytest
 import yaml
 
 from helpers import write_tiny_cohort
-from RobustDeepLogic.cli import main
-from RobustDeepLogic.cliframe import Command, Result, build_parser, run_command
-from RobustDeepLogic.commands import all_commands
-from RobustDeepLogic.errors import InputError
+from RobustDeepLogic.cli.main import main
+from RobustDeepLogic.cli.frame import Command, Result, build_parser
+from RobustDeepLogic.cli.main import run_command
+from RobustDeepLogic.cli.commands import all_commands
+from RobustDeepLogic.core.errors import InputError
 
 
 def _leaf_paths(commands, prefix=()):
@@ -147,10 +148,10 @@ def test_parser_lists_commands_in_pipeline_order():
 def test_shipped_configs_hold_only_known_keys_and_valid_training_settings(name):
     import argparse
 
-    from RobustDeepLogic.cliframe import Options
-    from RobustDeepLogic.commands import all_commands
-    from RobustDeepLogic.config import load_yaml, resolve
-    from RobustDeepLogic.train import _check_config
+    from RobustDeepLogic.cli.frame import Options
+    from RobustDeepLogic.cli.commands import all_commands
+    from RobustDeepLogic.core.config import load_yaml, resolve
+    from RobustDeepLogic.training.settings import _check_config
 
     path = Path(__file__).resolve().parents[1] / "Resources" / "Configs" / name
     commands = {c.name: c for c in all_commands()}
@@ -166,7 +167,7 @@ def test_shipped_configs_hold_only_known_keys_and_valid_training_settings(name):
         if command == "train":
             checked = _check_config({k: config[k] for k in config if k not in options.positionals})
             if "tasks" in sections[command]:
-                from RobustDeepLogic.tasks import get_task, load_tasks
+                from RobustDeepLogic.cohort.tasks import get_task, load_tasks
 
                 task = get_task(checked["task"], load_tasks(checked["tasks"]))
                 assert task.inputs == ("FD",) and task.target == "CT"

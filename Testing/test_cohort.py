@@ -8,11 +8,12 @@ import pytest
 import SimpleITK as sitk
 
 from helpers import file_digest, write_tiny_cohort
-from RobustDeepLogic.cohort import DEFAULT_SCALING, Cohort, Patient, Scaling
-from RobustDeepLogic.cohort_check import check_cohort
-from RobustDeepLogic.cohort_import import discover, import_cohort
-from RobustDeepLogic.errors import InputError
-from RobustDeepLogic.volumes import read_volume, write_volume
+from RobustDeepLogic.cohort.scaling import DEFAULT_SCALING, Scaling
+from RobustDeepLogic.cohort.manifest import Cohort, Patient
+from RobustDeepLogic.cohort.check import check_cohort
+from RobustDeepLogic.cohort.importer import discover, import_cohort
+from RobustDeepLogic.core.errors import InputError
+from RobustDeepLogic.io.volumes import read_volume, write_volume
 
 
 def test_manifest_round_trip(tmp_path):
@@ -165,7 +166,7 @@ def test_import_by_naming_rule_converts_and_never_touches_sources(tmp_path):
 def test_import_dicom_pet_becomes_suv(tmp_path):
     import datetime as dt
 
-    from RobustDeepLogic.dicom import write_pet_series
+    from RobustDeepLogic.io.dicom import write_pet_series
 
     suv = sitk.GetImageFromArray(np.full((3, 6, 5), 2.5, np.float32))
     write_pet_series(suv, tmp_path / "src" / "pat1" / "FD", weight_kg=70, injected_dose_bq=2e8,

@@ -10,19 +10,13 @@ import SimpleITK as sitk
 import torch
 from scipy import ndimage
 
-from RobustDeepLogic.cohort import Cohort, Patient
-from RobustDeepLogic.datasets import (
-    CohortSource,
-    ConcatSource,
-    EpochSampler,
-    TorchDatasetSource,
-    WindowDataset,
-    cut_window,
-    head_mask,
-)
-from RobustDeepLogic.errors import InputError
-from RobustDeepLogic.folds import allowed_synthetic, assign_folds, check_no_leakage
-from RobustDeepLogic.volumes import Grid, image_from_array, write_volume
+from RobustDeepLogic.cohort.manifest import Cohort, Patient
+from RobustDeepLogic.data.sources import CohortSource, ConcatSource, TorchDatasetSource
+from RobustDeepLogic.data.windows import EpochSampler, WindowDataset, cut_window
+from RobustDeepLogic.io.headmask import head_mask
+from RobustDeepLogic.core.errors import InputError
+from RobustDeepLogic.cohort.folds import allowed_synthetic, assign_folds, check_no_leakage
+from RobustDeepLogic.io.volumes import Grid, image_from_array, write_volume
 
 SHAPE = (24, 40, 36)  # z, y, x
 
@@ -47,7 +41,7 @@ def make_tiny_cohort(root: Path, n: int = 8, *, seed: int = 0, space: str = "tem
     """
     rng = np.random.default_rng(seed)
     cohort = Cohort(root=Path(root), space=space)
-    from RobustDeepLogic.cohort import Scaling
+    from RobustDeepLogic.cohort.scaling import Scaling
 
     cohort.scaling.update({"T1": Scaling(4.0, 0.0, "a.u."), "T2": Scaling(4.0, 0.0, "a.u.")})
     grid = Grid(size=(SHAPE[2], SHAPE[1], SHAPE[0]), spacing=(2.0, 2.0, 2.5), origin=(-36.0, -40.0, -30.0))
@@ -186,7 +180,7 @@ def test_torch_dataset_source_plugs_in():
             v = torch.rand(SHAPE, generator=g) * torch.from_numpy(_head())
             return {"LD": v * 15.0, "FD": v * 30.0, "parents": ["P00", "P01"]}
 
-    from RobustDeepLogic.cohort import DEFAULT_SCALING
+    from RobustDeepLogic.cohort.scaling import DEFAULT_SCALING
 
     src = TorchDatasetSource(Pairs(), scaling=DEFAULT_SCALING, prefix="syn")
     assert src.ids == ["syn00000", "syn00001"] and src.parents("syn00001") == ("P00", "P01")

@@ -16,9 +16,9 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from helpers import file_digest, oblique_image
-from RobustDeepLogic.dicom import read_dicom_series, write_ct_series, write_pet_series
-from RobustDeepLogic.errors import InputError
-from RobustDeepLogic.units import hu_from_dicom, read_physical, suv_from_dicom
+from RobustDeepLogic.io.dicom import read_dicom_series, write_ct_series, write_pet_series
+from RobustDeepLogic.core.errors import InputError
+from RobustDeepLogic.io.units import hu_from_dicom, read_physical, suv_from_dicom
 
 WEIGHT_KG = 72.5
 DOSE_BQ = 205e6
@@ -213,7 +213,7 @@ def test_empty_folder(tmp_path):
 
 
 def test_mr_series_round_trip_keeps_oblique_geometry(tmp_path):
-    from RobustDeepLogic.dicom import write_mr_series
+    from RobustDeepLogic.io.dicom import write_mr_series
 
     mr = oblique_image(shape=(6, 7, 9), seed=8)
     write_mr_series(mr, tmp_path / "t1")

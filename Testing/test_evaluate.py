@@ -11,13 +11,15 @@ import pytest
 import SimpleITK as sitk
 import yaml
 
-from RobustDeepLogic import metrics as M
-from RobustDeepLogic.cliframe import run_command
-from RobustDeepLogic.cohort import Cohort, Patient, Scaling
-from RobustDeepLogic.evaluate import (CSV_COLUMNS, Case, EvaluationOptions, evaluate_cases, load_cases,
-                                      read_metrics_csv)
-from RobustDeepLogic.errors import InputError
-from RobustDeepLogic.volumes import read_array
+from RobustDeepLogic import evaluate as M
+from RobustDeepLogic.cli.main import run_command
+from RobustDeepLogic.cohort.manifest import Cohort, Patient
+from RobustDeepLogic.cohort.scaling import Scaling
+from RobustDeepLogic.evaluate.cases import CSV_COLUMNS, Case, EvaluationOptions, load_cases
+from RobustDeepLogic.evaluate.evaluation import evaluate_cases
+from RobustDeepLogic.evaluate.results import read_metrics_csv
+from RobustDeepLogic.core.errors import InputError
+from RobustDeepLogic.io.volumes import read_array
 
 SHAPE = (14, 22, 20)
 SPACING = (2.0, 2.0, 2.2)

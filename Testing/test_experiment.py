@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from RobustDeepLogic import experiment as X
-from RobustDeepLogic.cohort import Cohort
-from RobustDeepLogic.errors import InputError
-from RobustDeepLogic.evaluate import read_metrics_csv
+from RobustDeepLogic import study as X
+from RobustDeepLogic.cohort.manifest import Cohort
+from RobustDeepLogic.core.errors import InputError
+from RobustDeepLogic.evaluate.results import read_metrics_csv
 
 pytestmark = pytest.mark.assets
 
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.assets
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     """``robustdeep reproduce --profile tiny`` through the CLI (simulates its own 6-patient cohort)."""
-    from RobustDeepLogic.cli import main
+    from RobustDeepLogic.cli.main import main
 
     out = tmp_path_factory.mktemp("study") / "tiny"
     code = main(["reproduce", "--profile", "tiny", "--out", str(out), "--progress", "none"])
@@ -85,8 +85,8 @@ def test_predictions_are_in_the_native_frame_and_units(study):
 
 
 def test_synthetic_parents_and_ablation_pairs_come_from_the_training_fold(study):
-    from RobustDeepLogic.datasets import on_the_fly_source
-    from RobustDeepLogic.folds import FoldPlan, fold_seed
+    from RobustDeepLogic.data.sources import on_the_fly_source
+    from RobustDeepLogic.cohort.folds import FoldPlan, fold_seed
 
     record = json.loads((study / "study.json").read_text())
     plan = FoldPlan.from_dict(record["split"])
@@ -146,7 +146,8 @@ def test_bad_arguments_are_input_errors(tmp_path):
 
 def test_the_native_cohort_moves_mr_into_the_pet_ct_frame(study):
     """PU's T1 overlaps the CT head after the within-patient registration, not before."""
-    from RobustDeepLogic.datasets import head_mask, resample_onto
+    from RobustDeepLogic.io.headmask import head_mask
+    from RobustDeepLogic.data.sources import resample_onto
 
     source = Cohort.load(study / "cohort")
     native = Cohort.load(study / "native")

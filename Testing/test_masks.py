@@ -7,9 +7,9 @@ import pytest
 import SimpleITK as sitk
 
 from RobustDeepLogic import masks as M
-from RobustDeepLogic.cli import main
-from RobustDeepLogic.errors import InputError
-from RobustDeepLogic.volumes import Grid, read_array, write_array
+from RobustDeepLogic.cli.main import main
+from RobustDeepLogic.core.errors import InputError
+from RobustDeepLogic.io.volumes import Grid, read_array, write_array
 
 # A coarse MNI grid (6 mm), RAS-oriented like the MNI152 files: fast to make masks on.
 GRID = Grid(size=(31, 37, 31), spacing=(6.0, 6.0, 6.0), origin=(90.0, 126.0, -72.0),

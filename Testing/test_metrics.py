@@ -9,8 +9,8 @@ import pytest
 from scipy import ndimage as ndi
 from scipy import stats as sps
 
-from RobustDeepLogic import metrics as M
-from RobustDeepLogic import stats as S
+from RobustDeepLogic import evaluate as M
+from RobustDeepLogic.evaluate import statistics as S
 
 skm = pytest.importorskip("skimage.metrics")
 

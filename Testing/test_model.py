@@ -7,18 +7,10 @@ import pytest
 import torch
 import torch.nn as nn
 
-from RobustDeepLogic.model import (
-    DILATIONS,
-    NetworkSpec,
-    autocast_dtype,
-    build_network,
-    count_convolutions,
-    count_parameters,
-    predict_array,
-    receptive_field,
-)
-from RobustDeepLogic.tasks import BUILTIN_TASKS, load_tasks
-from RobustDeepLogic.train import head_metrics
+from RobustDeepLogic.network.model import DILATIONS, NetworkSpec, build_network, count_convolutions, count_parameters, receptive_field
+from RobustDeepLogic.network.inference import autocast_dtype, predict_array
+from RobustDeepLogic.cohort.tasks import BUILTIN_TASKS, load_tasks
+from RobustDeepLogic.training.validation import head_metrics
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -146,7 +138,8 @@ def test_cuda_mixed_precision_channels_last_step():
 def test_head_crops_give_the_head_exactly_what_full_slices_give():
     from scipy import ndimage
 
-    from RobustDeepLogic.model import RECEPTIVE_RADIUS, predict_array
+    from RobustDeepLogic.network.model import RECEPTIVE_RADIUS
+    from RobustDeepLogic.network.inference import predict_array
 
     assert RECEPTIVE_RADIUS == 45
     rng = np.random.default_rng(3)

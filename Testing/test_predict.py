@@ -10,12 +10,14 @@ import pytest
 import SimpleITK as sitk
 import torch
 
-from RobustDeepLogic.errors import InputError
-from RobustDeepLogic.folds import FoldPlan
-from RobustDeepLogic.model import NetworkSpec, build_network
-from RobustDeepLogic.predict import FoldAverage, export_model, load_models, predict_image, to_native
-from RobustDeepLogic.runs import RunInfo, load_run, save_checkpoint, save_run
-from RobustDeepLogic.volumes import Grid, image_from_array, write_volume
+from RobustDeepLogic.core.errors import InputError
+from RobustDeepLogic.cohort.folds import FoldPlan
+from RobustDeepLogic.network.model import NetworkSpec, build_network
+from RobustDeepLogic.predict.ensemble import FoldAverage, load_models
+from RobustDeepLogic.predict.export import export_model
+from RobustDeepLogic.predict.volumes import predict_image, to_native
+from RobustDeepLogic.training.runs import RunInfo, load_run, save_checkpoint, save_run
+from RobustDeepLogic.io.volumes import Grid, image_from_array, write_volume
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -166,8 +168,8 @@ def test_onnx_export_needs_onnx(tmp_path):
 
 
 def test_cli_predict_files_and_cohort(tmp_path):
-    from RobustDeepLogic.cli import main
-    from RobustDeepLogic.cohort import Cohort, Patient
+    from RobustDeepLogic.cli.main import main
+    from RobustDeepLogic.cohort.manifest import Cohort, Patient
 
     run = make_run(tmp_path / "run")
     image = _oblique_image()

@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from RobustDeepLogic import qc as Q
+from RobustDeepLogic import registration as Q
 from RobustDeepLogic import registration as R
-from RobustDeepLogic.cohort import Cohort, Patient
-from RobustDeepLogic.errors import InputError
-from RobustDeepLogic.volumes import Grid
+from RobustDeepLogic.cohort.manifest import Cohort, Patient
+from RobustDeepLogic.core.errors import InputError
+from RobustDeepLogic.io.volumes import Grid
 
 SPACING = 4.0
 
@@ -388,7 +388,7 @@ def test_wrong_modality_that_passes_the_unit_check_is_flagged_by_qc(template4, t
 
 @pytest.mark.assets
 def test_register_cli_on_a_tiny_cohort_in_parallel_and_resumes(need_assets, tmp_path):
-    from RobustDeepLogic.cliframe import run_command
+    from RobustDeepLogic.cli.main import run_command
 
     cases = [_case(((8.0, -6.0, 5.0), (10.0, -8.0, 6.0)), ((-6.0, 5.0, 4.0), (6.0, -5.0, 4.0)),
                    modalities=("FD", "CT", "T1"), seed=7),
@@ -463,7 +463,7 @@ def test_study_template_from_two_patients(need_assets, tmp_path):
              _case(((-5.0, 6.0, -3.0), (-6.0, 4.0, 5.0)), seed=10)]
     cohort = _write_cohort(tmp_path / "native", cases)
     template, info = R.build_study_template(cohort, spacing=SPACING, iterations=1)
-    from RobustDeepLogic.templates import fdg_template, template_grid
+    from RobustDeepLogic.registration.templates import fdg_template, template_grid
 
     grid = template_grid(SPACING)
     assert Grid.of(template).matches(grid)

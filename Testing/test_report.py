@@ -11,11 +11,14 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from RobustDeepLogic.cliframe import run_command
-from RobustDeepLogic.evaluate import Case, EvaluationOptions, evaluate_cases, read_metrics_csv
-from RobustDeepLogic.errors import InputError
-from RobustDeepLogic.report import (_case_slices, build_report, final_rows, load_paper_results, load_report_data,
-                                    read_history)
+from RobustDeepLogic.cli.main import run_command
+from RobustDeepLogic.evaluate.cases import Case, EvaluationOptions
+from RobustDeepLogic.evaluate.evaluation import evaluate_cases
+from RobustDeepLogic.evaluate.results import read_metrics_csv
+from RobustDeepLogic.core.errors import InputError
+from RobustDeepLogic.report.figures import _case_slices
+from RobustDeepLogic.report.document import build_report
+from RobustDeepLogic.report.data import final_rows, load_paper_results, load_report_data, read_history
 
 SHAPE = (12, 20, 18)
 SCENARIOS = {"PU": 0.5, "PR": 0.35, "PM1": 0.25, "PM2": 0.15}

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from RobustDeepLogic.errors import InputError
+from RobustDeepLogic.core.errors import InputError
 
 
 @pytest.fixture(scope="module")
 def tiny_cohort(tmp_path_factory, need_assets):
-    from RobustDeepLogic.simulate import simulate_cohort
+    from RobustDeepLogic.simulate.cohort import simulate_cohort
 
     out = tmp_path_factory.mktemp("sim") / "cohort"
     return simulate_cohort(out, subjects=2, seed=7, profile="tiny", workers=1)
@@ -106,8 +106,8 @@ def test_pose_convention_matches_itk():
 # -- the cohort -------------------------------------------------------------------------------------
 @pytest.mark.assets
 def test_cohort_geometry_units_and_manifest(tiny_cohort):
-    from RobustDeepLogic.cohort import Cohort
-    from RobustDeepLogic.simulate import get_profile
+    from RobustDeepLogic.cohort.manifest import Cohort
+    from RobustDeepLogic.simulate.profiles import get_profile
 
     prof = get_profile("tiny")
     cohort = Cohort.load(tiny_cohort.root)
@@ -143,7 +143,8 @@ def test_cohort_geometry_units_and_manifest(tiny_cohort):
 
 @pytest.mark.assets
 def test_determinism_by_seed(tiny_cohort, tmp_path):
-    from RobustDeepLogic.simulate import get_profile, simulate_subject
+    from RobustDeepLogic.simulate.profiles import get_profile
+    from RobustDeepLogic.simulate.cohort import simulate_subject
 
     again = simulate_subject(1, 7, get_profile("tiny"), tmp_path, write_dicom=False)
     for mod in ("FD", "LD", "CT", "T1"):
@@ -188,7 +189,7 @@ def test_nac_rim_over_centre_under_estimation(tiny_cohort):
 
 @pytest.mark.assets
 def test_true_transform_registers_native_mr_to_template(tiny_cohort):
-    from RobustDeepLogic.simulate import true_transform
+    from RobustDeepLogic.simulate.pose import true_transform
     from RobustDeepLogic.simulate.anatomy import template_anatomy
 
     p = tiny_cohort.patients[1]
@@ -210,7 +211,7 @@ def test_true_transform_registers_native_mr_to_template(tiny_cohort):
 
 @pytest.mark.assets
 def test_resume_skips_complete_subjects_and_refuses_other_seed(tiny_cohort):
-    from RobustDeepLogic.simulate import simulate_cohort
+    from RobustDeepLogic.simulate.cohort import simulate_cohort
 
     fd = tiny_cohort.path("SIM001", "FD")
     before = fd.stat().st_mtime_ns
@@ -222,7 +223,7 @@ def test_resume_skips_complete_subjects_and_refuses_other_seed(tiny_cohort):
 
 @pytest.mark.assets
 def test_dicom_series_gives_back_the_suv(tiny_cohort):
-    from RobustDeepLogic.units import suv_from_dicom
+    from RobustDeepLogic.io.units import suv_from_dicom
 
     p = tiny_cohort.patient("SIM001")
     assert "FD" in p.meta["dicom"]
@@ -234,8 +235,8 @@ def test_dicom_series_gives_back_the_suv(tiny_cohort):
 
 
 def test_missing_assets_give_a_clear_error(tmp_path, monkeypatch):
-    from RobustDeepLogic.cliframe import run_command
-    from RobustDeepLogic.simulate import simulate_cohort
+    from RobustDeepLogic.cli.main import run_command
+    from RobustDeepLogic.simulate.cohort import simulate_cohort
 
     empty = tmp_path / "no-assets"
     empty.mkdir()
@@ -286,7 +287,8 @@ def test_osem_on_cuda_matches_cpu():
 @pytest.mark.slow
 @pytest.mark.assets
 def test_quick_profile_subject_recovers_contrast(tmp_path, need_assets):
-    from RobustDeepLogic.simulate import get_profile, simulate_subject
+    from RobustDeepLogic.simulate.profiles import get_profile
+    from RobustDeepLogic.simulate.cohort import simulate_subject
 
     entry = simulate_subject(0, 0, get_profile("quick"), tmp_path, write_dicom=False)
     pet = entry["meta"]["pet"]
@@ -320,8 +322,9 @@ def test_rigid_part_of_an_anatomy_is_the_least_squares_rigid_fit():
 
 @pytest.mark.assets
 def test_best_rigid_truth_is_stored_and_reproducible(tiny_cohort):
-    from RobustDeepLogic.simulate import best_rigid_transform, true_transform
-    from RobustDeepLogic.simulate.pose import anatomy_rigid_part
+    from RobustDeepLogic.simulate.truth import best_rigid_transform
+    from RobustDeepLogic.simulate.pose import true_transform
+    from RobustDeepLogic.simulate.truth import anatomy_rigid_part
 
     patient = tiny_cohort.patients[0]
     part = patient.meta["anatomy_rigid_part"]

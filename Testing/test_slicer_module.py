@@ -191,9 +191,9 @@ def test_ui_declares_custom_widgets_and_gives_mrml_widgets_the_scene():
 
 
 def test_module_constants_agree_with_the_engine():
-    from RobustDeepLogic.cohort import MODALITIES, PETCT_FAMILY
-    from RobustDeepLogic.registration import INIT_MODES
-    from RobustDeepLogic.tasks import BUILTIN_TASKS
+    from RobustDeepLogic.core.modalities import MODALITIES, PETCT_FAMILY
+    from RobustDeepLogic.registration.config import INIT_MODES
+    from RobustDeepLogic.cohort.tasks import BUILTIN_TASKS
 
     assert tuple(literal_assignment("MODALITIES")) == tuple(MODALITIES)
     assert tuple(literal_assignment("PETCT_FAMILY")) == tuple(PETCT_FAMILY)
@@ -478,7 +478,7 @@ def test_the_bootstrap_runs_the_engine_of_the_given_root_whatever_the_environmen
 
 def test_engine_command_success_gives_a_result_event(tmp_path):
     """A quick real command that succeeds: the cohort listing of a cohort written by the engine."""
-    from RobustDeepLogic.cohort import Cohort
+    from RobustDeepLogic.cohort.manifest import Cohort
 
     Cohort(root=tmp_path / "empty").save()
     if "cohort" not in rdlib.engine_commands():
@@ -507,8 +507,8 @@ COMMAND_LINES = {
 
 @pytest.mark.parametrize("name", sorted(COMMAND_LINES))
 def test_module_command_lines_parse_with_the_engine_parser(name):
-    from RobustDeepLogic.cliframe import build_parser
-    from RobustDeepLogic.commands import all_commands
+    from RobustDeepLogic.cli.frame import build_parser
+    from RobustDeepLogic.cli.commands import all_commands
 
     if name not in rdlib.engine_commands():
         pytest.skip(f"the engine has no '{name}' command yet")

@@ -10,12 +10,12 @@ import torch
 from scipy import ndimage
 
 from RobustDeepLogic import synthesis as S
-from RobustDeepLogic.blending import laplacian_blend
-from RobustDeepLogic.cli import main
-from RobustDeepLogic.cohort import Cohort, Patient
-from RobustDeepLogic.errors import InputError
-from RobustDeepLogic.masks import make_preset
-from RobustDeepLogic.volumes import Grid, read_array, write_array
+from RobustDeepLogic.blending.blend import laplacian_blend
+from RobustDeepLogic.cli.main import main
+from RobustDeepLogic.cohort.manifest import Cohort, Patient
+from RobustDeepLogic.core.errors import InputError
+from RobustDeepLogic.masks.presets import make_preset
+from RobustDeepLogic.io.volumes import Grid, read_array, write_array
 
 # A small template-space grid (8 mm MNI voxels, RAS-oriented like the MNI152 files).
 GRID = Grid(size=(23, 27, 16), spacing=(8.0, 8.0, 8.0), origin=(90.0, 126.0, -60.0),
@@ -172,12 +172,14 @@ def test_parallel_processes_match_in_process(cohort, tmp_path):
 def test_manifest_order_does_not_depend_on_which_worker_finishes_first(cohort, tmp_path, monkeypatch):
     """Parallel workers finish in any order; the synthetic cohort lists its subjects in plan order."""
     serial = S.synthesize(cohort, tmp_path / "serial", ["simple"], count=4, seed=2, levels=2)
-    in_order = S._run_jobs
+    from RobustDeepLogic.synthesis import disk
+
+    in_order = disk._run_jobs
 
     def reversed_jobs(jobs, workers, scheduler):
         yield from reversed(list(in_order(jobs, workers, scheduler)))
 
-    monkeypatch.setattr(S, "_run_jobs", reversed_jobs)
+    monkeypatch.setattr(disk, "_run_jobs", reversed_jobs)
     shuffled = S.synthesize(cohort, tmp_path / "shuffled", ["simple"], count=4, seed=2, levels=2)
     assert shuffled.subjects == serial.subjects[::-1]  # the jobs did finish in the other order
     assert Cohort.load(tmp_path / "shuffled").ids == Cohort.load(tmp_path / "serial").ids == serial.subjects
@@ -276,7 +278,7 @@ def test_blended_dataset_mixing_baselines_and_explicit_pairs(cohort):
 
 
 def test_on_the_fly_source_uses_the_pairs_synthesize_chooses(cohort, tmp_path):
-    from RobustDeepLogic.datasets import on_the_fly_source
+    from RobustDeepLogic.data.sources import on_the_fly_source
 
     report = S.synthesize(cohort, tmp_path / "disk", ["complex"], count=4, seed=9,
                           patients=["P01", "P02", "P03"], levels=2)

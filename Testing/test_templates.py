@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from RobustDeepLogic import templates
-from RobustDeepLogic.errors import InputError
-from RobustDeepLogic.volumes import Grid
+from RobustDeepLogic import registration as templates
+from RobustDeepLogic.core.errors import InputError
+from RobustDeepLogic.io.volumes import Grid
 
 
 # ---------------------------------------------------------------------------------------- grid --
@@ -150,7 +150,7 @@ def test_tissue_model_modalities_and_write_template_space(need_assets, tmp_path)
 
 @pytest.mark.assets
 def test_template_commands(need_assets, tmp_path):
-    from RobustDeepLogic.cliframe import run_command
+    from RobustDeepLogic.cli.main import run_command
 
     assert run_command(["template", "show", "--spacing", "4", "--progress", "none"]) == 0
     out = tmp_path / "tpl"

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from RobustDeepLogic.errors import InputError
-from RobustDeepLogic.runs import load_checkpoint, load_run, read_history
-from RobustDeepLogic.train import train_run
+from RobustDeepLogic.core.errors import InputError
+from RobustDeepLogic.training.runs import load_checkpoint, load_run, read_history
+from RobustDeepLogic.training.loop import train_run
 
 from test_datasets import make_tiny_cohort
 
@@ -93,7 +93,7 @@ def test_fixed_steps_mode(cohort, tmp_path):
 
 
 def test_no_leakage_across_folds(cohort, tmp_path):
-    from RobustDeepLogic import train as train_module
+    from RobustDeepLogic.training import loop as train_module
 
     seen = {}
     original = train_module.training_subjects
@@ -121,7 +121,7 @@ def test_no_leakage_across_folds(cohort, tmp_path):
 
 
 def test_an_extra_source_with_held_out_parents_is_refused(cohort, tmp_path):
-    from RobustDeepLogic.datasets import CohortSource
+    from RobustDeepLogic.data.sources import CohortSource
 
     def factory(fold, training_ids):
         return _Renamed(CohortSource(cohort, ["P07"], ["FD", "LD"]), "otf-")  # P07 is held out
@@ -159,7 +159,7 @@ def test_multi_input_task_declared_in_config(cohort, tmp_path):
 
 
 def test_cli_train_with_json_progress(cohort, tmp_path):
-    from RobustDeepLogic.cli import main
+    from RobustDeepLogic.cli.main import main
 
     code = main(["train", str(cohort.root), "--out", str(tmp_path / "cli"), "--folds", "2", "--fold", "0",
                  "--epochs", "1", "--window", "16", "16", "--widths", "4", "4", "4",
@@ -188,8 +188,8 @@ def test_distributed_training_on_cpu_with_two_processes(cohort, tmp_path):
 
 
 def test_on_the_fly_synthesis_from_the_config_trains_and_is_recorded(cohort, tmp_path):
-    from RobustDeepLogic.cohort import Cohort, Patient
-    from RobustDeepLogic.folds import FoldPlan
+    from RobustDeepLogic.cohort.manifest import Cohort, Patient
+    from RobustDeepLogic.cohort.folds import FoldPlan
 
     cfg = {**TINY, "fold": 0, "epochs": 1, "synthetic": False,
            "on_the_fly": {"count": 3, "method": "cutmix", "seed": 4}}
@@ -216,9 +216,10 @@ def test_on_the_fly_synthesis_from_the_config_trains_and_is_recorded(cohort, tmp
 
 
 def test_validation_on_evenly_spaced_slices(cohort, tmp_path):
-    from RobustDeepLogic.datasets import CohortSource, validation_volumes
-    from RobustDeepLogic.model import build_network
-    from RobustDeepLogic.train import head_metrics, validate
+    from RobustDeepLogic.data.sources import CohortSource
+    from RobustDeepLogic.data.windows import validation_volumes
+    from RobustDeepLogic.network.model import build_network
+    from RobustDeepLogic.training.validation import head_metrics, validate
 
     source = CohortSource(cohort, ["P03"], ["FD", "LD"])
     vols = validation_volumes(source, ["P03"], ["LD"], "FD", None)
@@ -228,7 +229,7 @@ def test_validation_on_evenly_spaced_slices(cohort, tmp_path):
     some = validate(net, vols, device=torch.device("cpu"), max_slices=3)
     zs = np.flatnonzero(vols[0].head.any(axis=(1, 2)))
     chosen = zs[np.unique(np.linspace(0, zs.size - 1, 3).round().astype(int))]
-    from RobustDeepLogic.model import predict_array
+    from RobustDeepLogic.network.inference import predict_array
 
     pred = predict_array(net, vols[0].inputs, slices=chosen)
     expect = head_metrics(vols[0].target[chosen], pred[chosen], vols[0].head[chosen])

@@ -7,17 +7,9 @@ import pytest
 import SimpleITK as sitk
 
 from helpers import file_digest, oblique_image
-from RobustDeepLogic.errors import InputError
-from RobustDeepLogic.volumes import (
-    Grid,
-    atomic_path,
-    image_from_array,
-    read_array,
-    read_volume,
-    volume_suffix,
-    write_array,
-    write_volume,
-)
+from RobustDeepLogic.core.errors import InputError
+from RobustDeepLogic.io.volumes import Grid, image_from_array, read_array, read_volume, write_array, write_volume
+from RobustDeepLogic.core.files import atomic_path, volume_suffix
 
 FORMATS = [".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd"]
 

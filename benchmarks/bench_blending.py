@@ -130,9 +130,10 @@ def cv_blend(x1, x2, m, levels):
 def memory_run(patients: int, subjects: int, workers: int) -> dict:
     from scipy import ndimage
 
-    from RobustDeepLogic.cohort import MODALITIES, Cohort, Patient
-    from RobustDeepLogic.masks import MNI_BRAIN_CENTRE  # noqa: F401  (import check)
-    from RobustDeepLogic.volumes import Grid, write_array
+    from RobustDeepLogic.core.modalities import MODALITIES
+    from RobustDeepLogic.cohort.manifest import Cohort, Patient
+    from RobustDeepLogic.masks.geometry import MNI_BRAIN_CENTRE  # noqa: F401  (import check)
+    from RobustDeepLogic.io.volumes import Grid, write_array
 
     grid = Grid((200, 200, 109), (2.03, 2.03, 2.2), (203.0, 203.0, -120.0),
                 (-1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 1.0))
@@ -178,7 +179,8 @@ def main() -> None:
 
     import torch
 
-    from RobustDeepLogic.blending import laplacian_blend, laplacian_pyramid, collapse_pyramid, two_pyramid_blend
+    from RobustDeepLogic.blending.blend import laplacian_blend, two_pyramid_blend
+    from RobustDeepLogic.blending.pyramids import laplacian_pyramid, collapse_pyramid
 
     torch.set_num_threads(args.threads)
     import cv2

@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from RobustDeepLogic.cohort import Cohort, Patient
-from RobustDeepLogic.cohort_check import check_cohort
-from RobustDeepLogic.volumes import write_volume
+from RobustDeepLogic.cohort.manifest import Cohort, Patient
+from RobustDeepLogic.cohort.check import check_cohort
+from RobustDeepLogic.io.volumes import write_volume
 
 GRIDS = {
     "PET": ((109, 200, 200), (2.03, 2.03, 2.2), np.float32),

@@ -28,7 +28,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from RobustDeepLogic.model import autocast_dtype, build_network, count_parameters, predict_array
+from RobustDeepLogic.network.inference import autocast_dtype, predict_array
+from RobustDeepLogic.network.model import build_network, count_parameters
 
 
 def _monai(in_channels: int = 1):
@@ -92,7 +93,7 @@ def head_volume(shape=(109, 200, 200), seed: int = 0) -> np.ndarray:
 def inference_seconds(device: torch.device, *, crop: bool, batch: int, repeats: int,
                       amp: bool) -> List[float]:
     """Seconds to predict the whole 200 x 200 x 109 volume (scaled in, scaled out)."""
-    from RobustDeepLogic.datasets import head_mask
+    from RobustDeepLogic.io.headmask import head_mask
 
     torch.manual_seed(0)
     net = build_network().to(device, memory_format=torch.channels_last).eval()

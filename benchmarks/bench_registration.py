@@ -51,7 +51,7 @@ def _cpu_seconds() -> float:
 
 def _poses(n: int, rng: np.random.Generator):
     """The corner pose (all six at their bound, signs mixed) first, then uniform random poses."""
-    from RobustDeepLogic.qc import random_pose
+    from RobustDeepLogic.registration.known_pose import random_pose
 
     poses = [((15.0, -15.0, 15.0), (20.0, -20.0, 20.0))]
     while len(poses) < n:
@@ -65,9 +65,9 @@ def _stats(values):
 
 
 def bench_synthetic(args) -> dict:
-    from RobustDeepLogic import qc as Q
+    from RobustDeepLogic import registration as Q
     from RobustDeepLogic import registration as R
-    from RobustDeepLogic.cohort import Cohort, Patient
+    from RobustDeepLogic.cohort.manifest import Cohort, Patient
 
     rng = np.random.default_rng(args.seed)
     template = R.TemplateSpace.default(args.spacing)
@@ -156,16 +156,17 @@ def _summarise(results: dict, threads: int) -> bool:
 
 def bench_cohort(args) -> bool:
     """Register a simulated cohort and compare with its true poses."""
-    from RobustDeepLogic import qc as Q
+    from RobustDeepLogic import registration as Q
     from RobustDeepLogic import registration as R
-    from RobustDeepLogic.cohort import Cohort
+    from RobustDeepLogic.cohort.manifest import Cohort
 
     try:
-        from RobustDeepLogic.simulate import best_rigid_transform, true_transform
+        from RobustDeepLogic.simulate.truth import best_rigid_transform
+        from RobustDeepLogic.simulate.pose import true_transform
     except ImportError:
         true_transform = best_rigid_transform = None
     try:
-        from RobustDeepLogic.simulate import true_mr_to_ct_transform
+        from RobustDeepLogic.simulate.pose import true_mr_to_ct_transform
     except ImportError:
         true_mr_to_ct_transform = None
     source = Cohort.load(args.cohort)

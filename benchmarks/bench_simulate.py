@@ -75,7 +75,8 @@ def bench_projector(profile) -> None:
 
 
 def bench_subject(name: str) -> None:
-    from RobustDeepLogic.simulate import get_profile, simulate_subject
+    from RobustDeepLogic.simulate.profiles import get_profile
+    from RobustDeepLogic.simulate.cohort import simulate_subject
     from RobustDeepLogic.simulate.anatomy import template_anatomy
 
     profile = get_profile(name)
@@ -96,7 +97,7 @@ def bench_subject(name: str) -> None:
 
 
 def bench_cohort(name: str, workers: int, subjects: int | None) -> None:
-    from RobustDeepLogic.simulate import simulate_cohort
+    from RobustDeepLogic.simulate.cohort import simulate_cohort
 
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()

@@ -11,20 +11,19 @@ Public API
 
 Modules: :mod:`.anatomy` (templates, variability, sampling), :mod:`.mr`, :mod:`.ct`,
 :mod:`.pet` (FDG activity and the FD/LD/NAC/MAC chain), :mod:`.pet_physics` (projector, OSEM),
-:mod:`.pose`, :mod:`.cohort`, :mod:`.realism`. Method and figures: ``docs/simulation.md``.
+:mod:`.pose`, :mod:`.streams` (the random streams of one subject), :mod:`.truth` (the best rigid
+registration a subject allows), :mod:`.cohort`, :mod:`.realism`. Method and figures: ``docs/simulation.md``.
 """
 
-from .cohort import patient_id, simulate_cohort, simulate_subject
-from .pose import Pose, best_rigid_transform, true_mr_to_ct_transform, true_transform
-from .profiles import PROFILES, Profile, get_profile
-
-
-def realism_report(*args, **kwargs):
-    """See :func:`RobustDeepLogic.simulate.realism.realism_report`."""
-    from .realism import realism_report as _impl
-
-    return _impl(*args, **kwargs)
-
+from RobustDeepLogic.simulate.cohort import (
+           patient_id,
+           simulate_cohort,
+           simulate_subject,
+)
+from RobustDeepLogic.simulate.pose import Pose, true_mr_to_ct_transform, true_transform
+from RobustDeepLogic.simulate.profiles import PROFILES, Profile, get_profile
+from RobustDeepLogic.simulate.realism import realism_report
+from RobustDeepLogic.simulate.truth import best_rigid_transform
 
 __all__ = ["simulate_cohort", "simulate_subject", "patient_id", "true_transform", "best_rigid_transform",
            "true_mr_to_ct_transform", "Pose", "PROFILES", "Profile", "get_profile", "realism_report"]

@@ -21,22 +21,31 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from .pose import HEAD_CENTRE_LPS, Pose, native_grid_origin
+from RobustDeepLogic.registration.assets import load_asset
+from RobustDeepLogic.registration.rigid import fit_rigid
+from RobustDeepLogic.simulate.pose import HEAD_CENTRE_LPS, Pose, native_grid_origin
 
 #: Template working grid bounds (LPS mm): the TPM field of view.
 TEMPLATE_MIN_LPS = (-90.0, -90.0, -72.0)
+
+
 TEMPLATE_MAX_LPS = (90.0, 126.0, 108.0)
+
 
 #: Tissue labels of the label maps written beside each subject (0: mixed voxel, no class >= 0.6).
 LABELS: Dict[str, int] = {"gm": 1, "wm": 2, "csf": 3, "bone": 4, "diploe": 5, "soft": 6, "air": 7,
                           "lesion": 8}
+
+
 TISSUES = ("gm", "wm", "csf", "bone", "diploe", "soft", "air")
+
 
 # Lateral ventricles (MNI RAS -> LPS), the centre of the atrophy expansion.
 _VENTRICLE_LPS = (0.0, 8.0, 16.0)
@@ -118,10 +127,6 @@ def template_anatomy(spacing: float, assets_folder: Optional[str] = None) -> Tem
 
     Raises :class:`~RobustDeepLogic.errors.InputError` (from ``asset_path``) when assets are missing.
     """
-    from pathlib import Path
-
-    from ..assets import load_asset
-
     folder = Path(assets_folder) if assets_folder else None
     size = [int(math.floor((hi - lo) / spacing)) + 1 for lo, hi in zip(TEMPLATE_MIN_LPS, TEMPLATE_MAX_LPS)]
     ref = sitk.Image(size, sitk.sitkFloat32)
@@ -233,8 +238,6 @@ def rigid_part(subject: SubjectAnatomy, points: np.ndarray) -> Tuple[np.ndarray,
     registration can do, so ``pose o H`` is the ground truth a 6-DOF registration should find.
     Returns ``(A, b)`` with ``H(q) = A q + b`` (LPS mm); ``points`` (N, 3) are brain points ``p``.
     """
-    from ..registration import fit_rigid
-
     p = np.asarray(points, np.float64)
     q = subject.deform(p.astype(np.float32)).astype(np.float64)
     return fit_rigid(q, p)

@@ -11,7 +11,10 @@ exist is skipped when the command runs again.
 from __future__ import annotations
 
 import datetime as _dt
+import multiprocessing as mp
 import os
+import shutil
+import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -21,20 +24,45 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from ..cohort import Cohort, Patient
-from ..errors import InputError
-from ..progress import Progress
-from ..volumes import Grid, image_from_array, write_volume
-from . import ct as ctmod
-from .anatomy import LABELS, draw_subject_anatomy, label_map, sample_tissues, template_anatomy
-from .mr import mr_image
-from .pet_physics import FWHM_TO_SIGMA
-from .pet import HALF_LIFE_S, activity_suv, decay_factor, draw_fdg, simulate_pet
-from .pose import HEAD_CENTRE_LPS, native_grid_origin, random_pose
-from .profiles import Profile, get_profile
+from RobustDeepLogic.cohort.importer import mr_scaling
+from RobustDeepLogic.cohort.manifest import Cohort, Patient
+from RobustDeepLogic.core.errors import InputError
+from RobustDeepLogic.core.progress import Progress
+from RobustDeepLogic.io.dicom import write_pet_series
+from RobustDeepLogic.io.volumes import Grid, image_from_array, write_volume
+from RobustDeepLogic.registration.assets import asset_path
+from RobustDeepLogic.simulate import ct as ctmod
+from RobustDeepLogic.simulate.anatomy import (
+    LABELS,
+    draw_subject_anatomy,
+    label_map,
+    sample_tissues,
+    template_anatomy,
+)
+from RobustDeepLogic.simulate.mr import mr_image
+from RobustDeepLogic.simulate.pet import (
+    HALF_LIFE_S,
+    activity_suv,
+    decay_factor,
+    draw_fdg,
+    simulate_pet,
+)
+from RobustDeepLogic.simulate.pet_physics import FWHM_TO_SIGMA
+from RobustDeepLogic.simulate.pose import (
+    HEAD_CENTRE_LPS,
+    native_grid_origin,
+    random_pose,
+)
+from RobustDeepLogic.simulate.profiles import Profile, get_profile
+from RobustDeepLogic.simulate.streams import _rngs
+from RobustDeepLogic.simulate.truth import _rigid_part_meta
 
 SIMULATOR_VERSION = 1
+
+
 GENERATOR = "RobustDeepLogic.simulate"
+
+
 _BASE_DATE = _dt.datetime(2021, 3, 1, 8, 30, 0)
 
 
@@ -47,12 +75,6 @@ def native_grid(size: Sequence[int], spacing: Sequence[float]) -> Grid:
     """The axis-aligned native grid of a profile's modality (identity direction, LPS)."""
     return Grid(tuple(int(s) for s in size), tuple(float(s) for s in spacing),
                 native_grid_origin(size, spacing))
-
-
-def _rngs(seed: int, index: int) -> Dict[str, np.random.Generator]:
-    names = ("anatomy", "pose", "t1", "t2", "ct", "pet_params", "pet_counts", "clinical")
-    children = np.random.SeedSequence([int(seed), int(index)]).spawn(len(names))
-    return {n: np.random.default_rng(c) for n, c in zip(names, children)}
 
 
 def simulate_subject(index: int, seed: int, profile: Profile, out_root: Path, *,
@@ -142,11 +164,6 @@ def simulate_subject(index: int, seed: int, profile: Profile, out_root: Path, *,
 
     dicom: Dict[str, str] = {}
     if write_dicom if write_dicom is not None else index < profile.dicom_subjects:
-        from ..dicom import write_pet_series
-
-        import shutil
-        import tempfile
-
         dfolder = folder / "dicom" / "FD"
         dfolder.parent.mkdir(parents=True, exist_ok=True)
         # Write beside the destination, then swap it in: a crash never leaves a partial series.
@@ -192,16 +209,6 @@ def simulate_subject(index: int, seed: int, profile: Profile, out_root: Path, *,
     }
     return Patient(id=pid, modalities=rel, provenance={"kind": "real", "simulated": True},
                    meta=meta).to_json()
-
-
-def _rigid_part_meta(seed: int, index: int) -> Dict[str, Any]:
-    from .pose import anatomy_rigid_part
-
-    a, b = anatomy_rigid_part(seed, index)
-    return {"matrix": a.tolist(), "translation_mm": b.tolist(),
-            "meaning": "H(q) = matrix q + translation: the least-squares rigid map from template points to "
-                       "this subject's pose-free frame over the brain; pose o H is the best rigid "
-                       "registration (RobustDeepLogic.simulate.best_rigid_transform)"}
 
 
 def _worker_init() -> None:
@@ -254,7 +261,6 @@ def simulate_cohort(
     progress = progress or Progress()
     out = Path(out)
     # Check the assets now, in this process, so a missing asset is one clear error.
-    from ..assets import asset_path
 
     for name in ("mni152_gm", "mni152_wm", "tpm_gm", "tpm_wm", "tpm_csf", "tpm_bone", "tpm_air"):
         asset_path(name, Path(assets_folder) if assets_folder else None)
@@ -295,8 +301,6 @@ def simulate_cohort(
             for i in todo:
                 record(simulate_subject(i, seed, prof, out, assets_folder=assets_folder, device=device))
         else:
-            import multiprocessing as mp
-
             with ProcessPoolExecutor(n_workers, mp_context=mp.get_context("spawn"),
                                      initializer=_worker_init) as pool:
                 futures = [pool.submit(simulate_subject, i, seed, prof, out,
@@ -309,8 +313,6 @@ def simulate_cohort(
 
 def _store_mr_scaling(cohort: Cohort) -> None:
     """The cohort-wide MR constants (:func:`~RobustDeepLogic.cohort_import.mr_scaling`) in the manifest."""
-    from ..cohort_import import mr_scaling
-
     constants = mr_scaling(cohort)
     if any(cohort.scaling.get(m) != s for m, s in constants.items()):
         cohort.scaling.update(constants)

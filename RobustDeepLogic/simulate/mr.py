@@ -33,7 +33,11 @@ RELAXATION: Dict[str, Tuple[float, float, float]] = {
     "lesion": (1500.0, 160.0, 0.92),  # oedema / gliosis: long T1 and T2
     "air": (1.0, 1.0, 0.0),
 }
+
+
 T1_SEQUENCE = {"tr_ms": 18.0, "te_ms": 3.0, "flip_deg": 30.0}
+
+
 T2_SEQUENCE = {"tr_ms": 4000.0, "te_ms": 100.0}
 
 

@@ -32,13 +32,28 @@ from typing import Any, Dict, Optional, Tuple
 import numpy as np
 from scipy import ndimage
 
-from .pet_physics import (FWHM_TO_SIGMA, ParallelProjector, blur_sinogram, osem, psf_sigmas,
-                          scatter_shape, thin_counts)
+from RobustDeepLogic.simulate.pet_physics import (
+    FWHM_TO_SIGMA,
+    ParallelProjector,
+    blur_sinogram,
+    osem,
+    psf_sigmas,
+    scatter_shape,
+    thin_counts,
+)
 
 FD_PROMPTS_REF = 3.0e8  # expected prompts of a full-dose brain scan at the reference dose
+
+
 DOSE_REF_BQ = 205e6
+
+
 LD_FRACTION = 0.05
+
+
 HALF_LIFE_S = 6586.2  # 18F
+
+
 SUV_TISSUE = {"csf": 0.25, "muscle": 1.0, "fat": 0.4, "bone": 0.3, "diploe": 1.2, "air": 0.0}
 
 

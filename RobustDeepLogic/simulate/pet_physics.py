@@ -29,6 +29,7 @@ same algorithm with ``torch.sparse`` on a CUDA device when one is given.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
@@ -288,7 +289,6 @@ def _osem_torch(projector, prompts, *, eta, attenuation, background, iterations,
                                        torch.from_numpy(m.indices.astype(np.int64)),
                                        torch.from_numpy(m.data), size=m.shape, device=dev)
 
-    import warnings
 
     with warnings.catch_warnings():  # "sparse CSR support is in beta"
         warnings.simplefilter("ignore", UserWarning)

@@ -32,14 +32,19 @@ from typing import Any, Dict, Sequence, Tuple
 import numpy as np
 import SimpleITK as sitk
 
-from ..errors import InputError
+from RobustDeepLogic.core.errors import InputError
 
 #: The head centre in template space (MNI RAS (0, -18, 10) mm, in LPS). Centre of the poses' rotation
 #: and of every native grid.
 HEAD_CENTRE_LPS: Tuple[float, float, float] = (0.0, 18.0, 10.0)
+
+
 #: Pose ranges: each rotation angle uniform in +-15 degrees, each translation in +-20 mm.
 MAX_ROTATION_DEG = 15.0
+
+
 MAX_TRANSLATION_MM = 20.0
+
 
 FAMILIES = ("petct", "mr")
 
@@ -138,43 +143,6 @@ def true_transform(patient, family: str) -> sitk.Euler3DTransform:
         raise InputError(f"no true pose '{key}' in this patient's meta (not a simulated subject?)",
                          patient=pid)
     return Pose.from_meta(meta[key]).transform()
-
-
-def best_rigid_transform(patient, family: str) -> sitk.Transform:
-    """The ground truth of a rigid registration to the template: ``pose o H`` (template -> native).
-
-    ``H`` is the rigid part of the subject's non-rigid anatomy
-    (:func:`~RobustDeepLogic.simulate.anatomy.rigid_part`, stored in the manifest as
-    ``anatomy_rigid_part`` by ``robustdeep simulate``; recomputed from the seed for older cohorts).
-    :func:`true_transform` is the pose alone: it differs from this by what a rigid transform cannot
-    express (e.g. a 5 % larger head scaled about a point that is not the brain's centroid), typically
-    0.3-1.5 mm over the brain.
-    """
-    from ..registration import compose_rigid, rigid_from_matrix
-
-    meta = patient if isinstance(patient, dict) else patient.meta
-    part = meta.get("anatomy_rigid_part")
-    if part is None:
-        a, b = anatomy_rigid_part(int(meta["seed"]), int(meta["index"]))
-    else:
-        a, b = np.asarray(part["matrix"], float), np.asarray(part["translation_mm"], float)
-    h = rigid_from_matrix(a, b, (0.0, 0.0, 0.0))
-    pose = true_transform(patient, family)
-    return compose_rigid(pose, h, center=pose.GetCenter())
-
-
-def anatomy_rigid_part(seed: int, index: int, spacing: float = 4.0) -> Tuple[np.ndarray, np.ndarray]:
-    """``(A, b)`` of :func:`~RobustDeepLogic.simulate.anatomy.rigid_part` for subject ``index`` of a
-    cohort simulated with ``seed``, over the template brain sampled every ``spacing`` mm."""
-    from ..templates import brain_mask, template_grid
-    from .anatomy import draw_subject_anatomy, rigid_part
-    from .cohort import _rngs
-
-    mask = brain_mask(template_grid(spacing))
-    idx = np.argwhere(sitk.GetArrayFromImage(mask) > 0)[:, ::-1].astype(float)
-    points = np.array([mask.TransformContinuousIndexToPhysicalPoint(tuple(i)) for i in idx])
-    subject = draw_subject_anatomy(_rngs(seed, index)["anatomy"])
-    return rigid_part(subject, points)
 
 
 def true_mr_to_ct_transform(patient) -> sitk.Euler3DTransform:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, Tuple
 
-from ..errors import InputError
+from RobustDeepLogic.core.errors import InputError
 
 
 @dataclass(frozen=True)

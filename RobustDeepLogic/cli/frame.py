@@ -1,0 +1,177 @@
+"""The frame that every ``robustdeep`` subcommand plugs into.
+
+A subcommand is a :class:`Command` declared in a module of ``RobustDeepLogic.commands``. It declares
+its positional arguments and options through :class:`Options`; every option has a default that is
+shown in ``--help`` and can be set from a YAML ``--config`` file or ``--set key=value`` (see
+:mod:`RobustDeepLogic.config`). Its ``run(config, ctx)`` receives the resolved configuration as a dict
+and a :class:`RunContext` (progress, logger, output folder) and returns a :class:`Result`.
+
+The frame does the rest, the same way for every command: the output folder, the resolved config saved
+in it (``robustdeep-<command>.config.yaml``), a log file (``robustdeep.log``), progress as a bar or as
+JSON lines, a final ``result`` event, and errors: :class:`~RobustDeepLogic.errors.InputError` gives
+exit status 2 and an ``error`` event naming the file or patient; any other exception gives exit
+status 1, with its traceback in the log.
+
+Command modules must import heavy libraries (torch, matplotlib) inside ``run``, so that
+``robustdeep --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+from RobustDeepLogic.core.progress import MODES, Progress
+from RobustDeepLogic.core.version import __version__
+
+LOG_NAME = "robustdeep.log"
+
+
+_FILE_ONLY = {"console": False}  # log records for the log file only (already shown another way)
+
+
+logger = logging.getLogger("robustdeep")
+
+
+@dataclass
+class Result:
+    """What a command produced: output paths, headline figures, and a line or two for people."""
+
+    outputs: Dict[str, Any] = field(default_factory=dict)
+    figures: Dict[str, Any] = field(default_factory=dict)
+    summary: str = ""
+
+
+@dataclass
+class RunContext:
+    command: str
+    config: Dict[str, Any]
+    progress: Progress
+    log: logging.Logger
+    out_dir: Optional[Path]
+
+
+class Options:
+    """Declares a command's arguments; records option defaults for the config merge."""
+
+    def __init__(self, parser: argparse.ArgumentParser) -> None:
+        self.parser = parser
+        self.defaults: Dict[str, Any] = {}
+        self.positionals: List[str] = []
+
+    def positional(self, name: str, *, help: str, nargs: Any = None, type: Any = str) -> None:
+        """A positional argument (always given on the command line)."""
+        kwargs: Dict[str, Any] = {"help": help, "type": type}
+        if nargs is not None:
+            kwargs["nargs"] = nargs
+        self.parser.add_argument(name, **kwargs)
+        self.positionals.append(name)
+
+    def option(
+        self,
+        *flags: str,
+        default: Any = None,
+        help: str,
+        type: Any = None,
+        choices: Optional[Sequence[Any]] = None,
+        nargs: Any = None,
+        flag: bool = False,
+        metavar: Optional[str] = None,
+    ) -> None:
+        """An option with a default; ``flag=True`` makes a boolean ``--x / --no-x`` switch."""
+        dest = flags[0].lstrip("-").replace("-", "_")
+        self.defaults[dest] = default
+        shown = "" if default is None else f" (default: {default})"
+        kwargs: Dict[str, Any] = {"dest": dest, "default": argparse.SUPPRESS, "help": help + shown}
+        if flag:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            if type is not None:
+                kwargs["type"] = type
+            if choices is not None:
+                kwargs["choices"] = choices
+            if nargs is not None:
+                kwargs["nargs"] = nargs
+            if metavar is not None:
+                kwargs["metavar"] = metavar
+        self.parser.add_argument(*flags, **kwargs)
+
+
+@dataclass
+class Command:
+    """One ``robustdeep`` subcommand.
+
+    ``output`` names the config key holding the output folder (created by the frame, which puts the
+    log and the resolved config there); ``output_is_file`` says that key names a file, whose folder is
+    then used. A command with ``output=None`` writes nothing of its own (e.g. ``cohort check``).
+    ``subcommands`` makes a group (``robustdeep cohort check``).
+    """
+
+    name: str
+    help: str
+    arguments: Optional[Callable[[Options], None]] = None
+    run: Optional[Callable[[Dict[str, Any], RunContext], Result]] = None
+    description: Optional[str] = None
+    output: Optional[str] = None
+    output_is_file: bool = False
+    subcommands: Sequence["Command"] = ()
+    epilog: Optional[str] = None
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("common options")
+    group.add_argument(
+        "--config", action="append", default=argparse.SUPPRESS, metavar="FILE.yaml",
+        help="read options from a YAML file (repeatable; later files win; the command line wins)",
+    )
+    group.add_argument(
+        "--set", action="append", default=argparse.SUPPRESS, metavar="KEY=VALUE", dest="set",
+        help="override one config key (repeatable), e.g. --set levels=5",
+    )
+    group.add_argument(
+        "--progress", choices=MODES, default=argparse.SUPPRESS,
+        help="progress display: a bar on a terminal, JSON lines on stdout for programs, or none "
+        "(default: bar)",
+    )
+    group.add_argument(
+        "-v", "--verbose", action="count", default=argparse.SUPPRESS,
+        help="more messages on the terminal (-vv for debug)",
+    )
+
+
+def build_parser(commands: Sequence[Command], prog: str = "robustdeep") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="RobustDeep: Robust-Deep data augmentation (registration to MNI, Laplacian-pyramid "
+        "blending of patients) and dilated residual networks for brain PET/CT/MR translation.",
+        epilog="Run 'robustdeep COMMAND --help' for the options of a command.",
+    )
+    parser.add_argument("--version", action="version", version=f"robustdeep {__version__}")
+    _add_common(parser)
+    _add_commands(parser, commands, prefix=())
+    return parser
+
+
+def _add_commands(parser: argparse.ArgumentParser, commands: Sequence[Command], prefix: tuple) -> None:
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND", dest=f"_cmd{len(prefix)}")
+    sub.required = True
+    for command in commands:
+        p = sub.add_parser(
+            command.name,
+            help=command.help,
+            description=command.description or command.help,
+            epilog=command.epilog,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        path = prefix + (command.name,)
+        if command.subcommands:
+            _add_commands(p, command.subcommands, path)
+            continue
+        options = Options(p)
+        if command.arguments is not None:
+            command.arguments(options)
+        _add_common(p)
+        p.set_defaults(_command=command, _options=options, _path=" ".join(path))

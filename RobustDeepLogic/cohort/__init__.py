@@ -1,0 +1,75 @@
+"""A cohort on disk: the manifest of patients and modalities, the fixed scaling constants,
+import from other layouts, checks, patient-level folds, and the translation tasks.
+
+Modules: :mod:`.manifest` (``Cohort``, ``Patient``), :mod:`.scaling` (``Scaling``: physical units to
+[0, 1]), :mod:`.importer` (``robustdeep cohort import``), :mod:`.check` (``robustdeep cohort check``),
+:mod:`.folds` (cross-validation folds without leakage), :mod:`.tasks` (LD -> FD, ...).
+"""
+
+from RobustDeepLogic.cohort.check import (
+    HU_RANGE,
+    Problem,
+    VolumeFacts,
+    check_cohort,
+    default_workers,
+    nifti_voxels,
+    summarise,
+)
+from RobustDeepLogic.cohort.folds import (
+    FoldPlan,
+    allowed_synthetic,
+    assign_folds,
+    check_no_leakage,
+    fold_seed,
+)
+from RobustDeepLogic.cohort.importer import (
+    ALIASES,
+    discover,
+    import_cohort,
+    modality_from_name,
+    mr_scaling,
+)
+from RobustDeepLogic.cohort.manifest import (
+    MANIFEST_FORMAT,
+    MANIFEST_NAME,
+    MANIFEST_VERSION,
+    SPACES,
+    SPLITS,
+    Cohort,
+    Patient,
+)
+from RobustDeepLogic.cohort.scaling import DEFAULT_SCALING, Scaling
+from RobustDeepLogic.cohort.tasks import BUILTIN_TASKS, Task, get_task, load_tasks
+
+__all__ = [
+    "HU_RANGE",
+    "Problem",
+    "VolumeFacts",
+    "nifti_voxels",
+    "check_cohort",
+    "summarise",
+    "default_workers",
+    "FoldPlan",
+    "fold_seed",
+    "assign_folds",
+    "allowed_synthetic",
+    "check_no_leakage",
+    "ALIASES",
+    "modality_from_name",
+    "discover",
+    "mr_scaling",
+    "import_cohort",
+    "MANIFEST_NAME",
+    "MANIFEST_FORMAT",
+    "MANIFEST_VERSION",
+    "SPACES",
+    "SPLITS",
+    "Patient",
+    "Cohort",
+    "Scaling",
+    "DEFAULT_SCALING",
+    "Task",
+    "BUILTIN_TASKS",
+    "load_tasks",
+    "get_task",
+]

@@ -1,0 +1,5 @@
+"""TODO docstring (RobustDeepLogic)."""
+
+
+
+__version__ = "0.1.0"

@@ -1,0 +1,92 @@
+"""TODO docstring (RobustDeepLogic.evaluate)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Sequence
+
+import numpy as np
+
+from RobustDeepLogic.core.errors import InputError
+from RobustDeepLogic.core.files import (
+    atomic_write_text,
+)
+from RobustDeepLogic.core.types import PathLike
+from RobustDeepLogic.evaluate.cases import CSV_COLUMNS
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    return value
+
+
+def _format(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        return repr(value) if math.isfinite(value) else ("inf" if value > 0 else "-inf")
+    return str(value)
+
+
+def write_metrics_csv(rows: Sequence[Mapping[str, Any]], path: PathLike) -> Path:
+    """Write rows as a tidy CSV with :data:`CSV_COLUMNS` (atomically)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in rows:
+        writer.writerow([_format(row.get(c)) for c in CSV_COLUMNS])
+    return atomic_write_text(path, buf.getvalue())
+
+
+_NUMERIC = set(CSV_COLUMNS) - {"task", "scenario", "patient", "units", "unit", "modality", "region",
+                               "mask_source", "reference", "prediction", "input", "epoch"}
+
+
+def read_metrics_csv(path: PathLike) -> List[Dict[str, Any]]:
+    """Read a metrics.csv back: numbers as floats, ``epoch`` as int or None, other columns as text.
+
+    Extra columns are kept (as text, or floats where they parse); missing optional columns are None.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("metrics.csv not found", file=path, hint="run 'robustdeep evaluate' first")
+    text = path.read_text(encoding="utf-8-sig")
+    reader = csv.DictReader(io.StringIO(text))
+    missing = {"task", "scenario", "patient", "rmse", "psnr"} - set(reader.fieldnames or [])
+    if missing:
+        raise InputError(f"not a metrics table: missing column(s) {', '.join(sorted(missing))}", file=path)
+    rows = []
+    for raw in reader:
+        row: Dict[str, Any] = {}
+        for k, v in raw.items():
+            if k is None:
+                continue
+            v = (v or "").strip()
+            if k == "epoch":
+                row[k] = int(float(v)) if v else None
+            elif k in _NUMERIC or k not in CSV_COLUMNS:
+                try:
+                    row[k] = float(v) if v else float("nan")
+                except ValueError:
+                    row[k] = v
+            else:
+                row[k] = v
+        row.setdefault("units", "scaled")
+        row.setdefault("region", "head")
+        row.setdefault("epoch", None)
+        rows.append(row)
+    return rows

@@ -1,0 +1,66 @@
+"""Reading and writing medical images with their geometry: volumes (NIfTI, NRRD, MetaImage),
+DICOM series (PET to SUV, CT to HU), ITK transform files, and head masks of volumes.
+
+Modules: :mod:`.volumes` (``Grid``, ``read_volume``, ``write_volume``), :mod:`.dicom`,
+:mod:`.units` (SUV and HU from DICOM), :mod:`.transforms` (ITK ``.tfm`` / ``.h5`` files),
+:mod:`.headmask` (the head region of a volume).
+"""
+
+from RobustDeepLogic.io.dicom import (
+    CT_SOP_CLASS,
+    MR_SOP_CLASS,
+    PET_SOP_CLASS,
+    DicomSeries,
+    read_dicom_series,
+    write_ct_series,
+    write_mr_series,
+    write_pet_series,
+)
+from RobustDeepLogic.io.headmask import head_mask
+from RobustDeepLogic.io.transforms import read_transform, write_transform
+from RobustDeepLogic.io.units import (
+    SuvInfo,
+    hu_from_dicom,
+    read_physical,
+    suv_factor,
+    suv_from_dicom,
+)
+from RobustDeepLogic.io.volumes import (
+    Grid,
+    array_from_image,
+    geometry_summary,
+    image_from_array,
+    is_volume_path,
+    read_array,
+    read_volume,
+    write_array,
+    write_volume,
+)
+
+__all__ = [
+    "PET_SOP_CLASS",
+    "CT_SOP_CLASS",
+    "MR_SOP_CLASS",
+    "DicomSeries",
+    "read_dicom_series",
+    "write_pet_series",
+    "write_ct_series",
+    "write_mr_series",
+    "head_mask",
+    "write_transform",
+    "read_transform",
+    "SuvInfo",
+    "suv_factor",
+    "suv_from_dicom",
+    "hu_from_dicom",
+    "read_physical",
+    "Grid",
+    "image_from_array",
+    "array_from_image",
+    "read_volume",
+    "read_array",
+    "write_volume",
+    "write_array",
+    "is_volume_path",
+    "geometry_summary",
+]

@@ -1,0 +1,407 @@
+"""Rigid registration to template (MNI) space, method.md §3.4.
+
+One patient (:func:`register_patient`):
+
+1. FD PET to the FDG template: rigid 6 degrees of freedom (ITK ``VersorRigid3DTransform``), Mattes
+   mutual information (Mattes et al., IEEE TMI 22:120, 2003), regular-step gradient descent over a
+   multi-resolution pyramid, initialised by image moments (or the centre of the head, or the image
+   centres) followed by a coarse exhaustive search over rotations, so that tilts of 30 degrees and
+   more converge. Then the brain refinement (``RigidConfig.brain_refinement``): a similarity fit
+   (one more degree of freedom, the head's size) sampled inside the template brain, and the rigid
+   transform closest to it over the brain (:func:`closest_rigid`); the result stays 6-DOF.
+2. LD, NAC, MAC and CT share the PET/CT frame: the same transform moves them.
+3. T1 and T2 are registered rigidly to the patient's CT (to FD when there is no CT), and that
+   transform is composed with the PET/CT one into template space.
+4. Everything is resampled onto the template grid (linear for images, nearest neighbour for labels);
+   a head mask (from CT, else from FD) is resampled too.
+
+Transform convention (tested in ``Testing/test_registration.py``). Every transform here, and every
+transform file written, is what ITK/SimpleITK registration returns: it maps points of the *fixed*
+space to points of the *moving* space, in LPS millimetres. For ``PETCT_to_template.tfm``::
+
+    registered = sitk.Resample(native_fd, template_image, T, sitk.sitkLinear, 0.0)
+
+gives the registered FD on the template grid. 3D Slicer reads such a file as the "resampling"
+transform (``TransformFromParent``): put the native volume under the loaded transform and Slicer
+shows it aligned with the template, exactly as with BRAINSFit's ``linearTransform`` output. Names read
+"MOVING_to_FIXED" in that Slicer sense (the file itself maps fixed-space points to moving-space
+points).
+
+BRAINSFit parity: :class:`RigidConfig` carries BRAINSFit's rigid options under their BRAINSFit
+meanings; :func:`brainsfit_parameters` returns the parameter dict for
+``slicer.cli.runSync(slicer.modules.brainsfit, None, params)`` equivalent to a config.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import SimpleITK as sitk
+
+from RobustDeepLogic.core.errors import InputError
+from RobustDeepLogic.registration.config import SCALE_RANGE, RigidConfig
+from RobustDeepLogic.registration.images import (
+    _physical_points,
+    centre_of_head,
+    centre_of_mass,
+    foreground_mask,
+    image_centre,
+    working_image,
+)
+from RobustDeepLogic.registration.rigid import (
+    affine_parts,
+    closest_rigid,
+    transform_parameters,
+)
+
+
+# --------------------------------------------------------------------------------------------------
+# One rigid registration
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class RigidResult:
+    """The outcome of :func:`register_rigid`.
+
+    ``transform`` maps fixed-space points to moving-space points (LPS mm). ``metric`` is the final
+    metric value at full resolution (Mattes MI is negative: lower is better).
+    """
+
+    transform: sitk.VersorRigid3DTransform
+    metric: float
+    iterations: int
+    stop_condition: str
+    initial_rotation_deg: Tuple[float, float, float]
+    seconds: float
+    overlap: float
+    #: the brain refinement: ``'similarity'`` (applied), ``'off'``, or why it was not used
+    refinement: str = "off"
+    #: the head size against the fixed image found by the similarity refinement (1: not measured)
+    scale: float = 1.0
+
+    def summary(self) -> Dict[str, Any]:
+        return {"metric": round(float(self.metric), 6), "iterations": int(self.iterations),
+                "stop_condition": self.stop_condition,
+                "initial_rotation_deg": [round(float(a), 2) for a in self.initial_rotation_deg],
+                "seconds": round(float(self.seconds), 3), "overlap": round(float(self.overlap), 4),
+                "refinement": self.refinement, "scale": round(float(self.scale), 4),
+                "transform": transform_parameters(self.transform)}
+
+
+def _level_percentages(config: RigidConfig) -> List[float]:
+    """Sampling fraction per pyramid level: the configured one at full resolution and
+    ``p * shrink^2`` (at most 1) on coarser levels, so that coarse levels keep enough samples."""
+    p = float(config.sampling_percentage)
+    return [min(1.0, p * float(s) ** 2) for s in config.shrink_factors]
+
+
+def _set_metric(reg: sitk.ImageRegistrationMethod, config: RigidConfig,
+                percentages: Sequence[float]) -> None:
+    if config.cost_metric == "MMI":
+        reg.SetMetricAsMattesMutualInformation(int(config.number_of_histogram_bins))
+    elif config.cost_metric == "MSE":
+        reg.SetMetricAsMeanSquares()
+    else:
+        reg.SetMetricAsCorrelation()
+    # gradients by finite differences at the samples: no whole-image gradient filter per level
+    reg.MetricUseFixedImageGradientFilterOff()
+    reg.MetricUseMovingImageGradientFilterOff()
+    if all(p >= 1.0 for p in percentages):
+        reg.SetMetricSamplingStrategy(reg.NONE)
+    else:
+        reg.SetMetricSamplingStrategy(reg.RANDOM)
+        if len(percentages) == 1:
+            reg.SetMetricSamplingPercentage(float(percentages[0]), int(config.seed))
+        else:
+            reg.SetMetricSamplingPercentagePerLevel([float(p) for p in percentages],
+                                                    int(config.seed))
+    reg.SetInterpolator(sitk.sitkLinear)
+
+
+def _crop_to_mask(image: sitk.Image, mask: sitk.Image, margin_mm: float = 10.0) -> sitk.Image:
+    """``image`` cropped to the bounding box of ``mask`` (same grid) plus ``margin_mm``."""
+    arr = sitk.GetArrayViewFromImage(mask)
+    idx = np.argwhere(arr > 0)
+    if idx.size == 0:
+        return image
+    margin = np.ceil(margin_mm / np.asarray(image.GetSpacing())[::-1]).astype(int)
+    lo = np.maximum(idx.min(axis=0) - margin, 0)
+    hi = np.minimum(idx.max(axis=0) + margin + 1, np.asarray(arr.shape))
+    if np.any(hi - lo < 8):
+        return image
+    lo_xyz = [int(v) for v in lo[::-1]]
+    size_xyz = [int(v) for v in (hi - lo)[::-1]]
+    return sitk.RegionOfInterest(image, size_xyz, lo_xyz)
+
+
+def _overlap_fraction(fixed_mask: sitk.Image, moving: sitk.Image, tx: sitk.Transform) -> float:
+    """Fraction of the fixed mask's voxels (subsampled) that ``tx`` maps inside the moving image."""
+    arr = sitk.GetArrayViewFromImage(fixed_mask)
+    idx = np.argwhere(arr > 0)
+    if idx.size == 0:
+        return 0.0
+    idx = idx[:: max(1, len(idx) // 20000)]
+    a, b = affine_parts(tx)
+    pts = _physical_points(fixed_mask, idx) @ a.T + b
+    d = np.asarray(moving.GetDirection()).reshape(3, 3)
+    ci = ((pts - np.asarray(moving.GetOrigin())) @ np.linalg.inv(d).T) / np.asarray(moving.GetSpacing())
+    size = np.asarray(moving.GetSize())
+    inside = np.all((ci >= -0.5) & (ci <= size - 0.5), axis=1)
+    return float(inside.mean())
+
+
+def _initial_centres(fixed: sitk.Image, moving: sitk.Image, mode: str) -> Tuple[np.ndarray, np.ndarray]:
+    if mode == "useMomentsAlign":
+        return centre_of_mass(fixed), centre_of_mass(moving)
+    if mode == "useCenterOfHeadAlign":
+        return centre_of_head(fixed), centre_of_head(moving)
+    if mode == "useGeometryAlign":
+        return image_centre(fixed), image_centre(moving)
+    c = centre_of_mass(fixed)
+    return c, c
+
+
+def _shrunk(image: sitk.Image, factor: int, sigma_vox: float) -> sitk.Image:
+    if sigma_vox > 0:
+        sp = np.asarray(image.GetSpacing())
+        image = sitk.SmoothingRecursiveGaussian(image, [float(sigma_vox * s) for s in sp])
+    if factor > 1:
+        image = sitk.Shrink(image, [int(factor)] * 3)
+    return image
+
+
+def _rotation_search(fixed: sitk.Image, moving: sitk.Image,
+                     init: sitk.Euler3DTransform, config: RigidConfig) -> sitk.Euler3DTransform:
+    """Exhaustive search over rotations (Euler angles about the fixed centre) at the coarsest level."""
+    n = int(round(config.rotation_search_deg / config.rotation_search_step_deg))
+    if n <= 0:
+        return init
+    factor = int(max(config.shrink_factors))
+    f = _shrunk(fixed, factor, float(max(config.smoothing_sigmas)))
+    m = _shrunk(moving, factor, float(max(config.smoothing_sigmas)))
+    reg = sitk.ImageRegistrationMethod()
+    _set_metric(reg, config, [min(1.0, _level_percentages(config)[0])])
+    reg.SetOptimizerAsExhaustive([n, n, n, 0, 0, 0], math.radians(config.rotation_search_step_deg))
+    reg.SetOptimizerScales([1.0] * 6)
+    search = sitk.Euler3DTransform(init)
+    reg.SetInitialTransform(search, inPlace=True)
+    found: List[Tuple[float, Tuple[float, ...]]] = []
+
+    def record() -> None:
+        found.append((reg.GetMetricValue(), tuple(reg.GetOptimizerPosition())))
+
+    reg.AddCommand(sitk.sitkIterationEvent, record)
+    try:
+        reg.Execute(f, m)
+    except RuntimeError:
+        pass  # some candidates may leave the moving image: the others still count
+    valid = [(v, p) for v, p in found if math.isfinite(v)]
+    if not valid:
+        return init
+    best = min(valid, key=lambda vp: vp[0])[1]
+    out = sitk.Euler3DTransform(init)
+    out.SetParameters(best)
+    return out
+
+
+def _descent_method(tx: sitk.Transform, config: RigidConfig, *, percentages: Sequence[float],
+                    shrink_factors: Sequence[int], smoothing_sigmas: Sequence[float],
+                    learning_rate: float) -> Tuple[sitk.ImageRegistrationMethod, List[int]]:
+    """A registration method optimising ``tx`` in place: the configured metric sampled at
+    ``percentages`` per level, regular-step gradient descent with the configured step bounds,
+    scales from physical shift, the given pyramid (sigmas in voxels). Also returns a one-item list
+    that counts the optimizer's iterations."""
+    reg = sitk.ImageRegistrationMethod()
+    _set_metric(reg, config, percentages)
+    reg.SetOptimizerAsRegularStepGradientDescent(
+        learningRate=float(learning_rate),
+        minStep=float(config.minimum_step_length),
+        numberOfIterations=int(config.number_of_iterations),
+        relaxationFactor=float(config.relaxation_factor),
+        gradientMagnitudeTolerance=1e-8,
+    )
+    reg.SetOptimizerScalesFromPhysicalShift()
+    reg.SetShrinkFactorsPerLevel([int(s) for s in shrink_factors])
+    reg.SetSmoothingSigmasPerLevel([float(s) for s in smoothing_sigmas])
+    reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOff()
+    reg.SetInitialTransform(tx, inPlace=True)
+    iterations = [0]
+    reg.AddCommand(sitk.sitkIterationEvent, lambda: iterations.__setitem__(0, iterations[0] + 1))
+    return reg, iterations
+
+
+def _brain_similarity(f: sitk.Image, m: sitk.Image, rigid: sitk.VersorRigid3DTransform,
+                      brain: sitk.Image, config: RigidConfig) -> Tuple[sitk.VersorRigid3DTransform,
+                                                                         float, int, str]:
+    """The brain refinement of :class:`RigidConfig` (``brain_refinement='similarity'``).
+
+    A ``Similarity3DTransform`` starts from ``rigid`` and is optimised at half and full resolution
+    with the configured metric, sampled inside ``brain`` (a binary image on ``f``'s grid); the result
+    is projected back onto a rigid transform by :func:`closest_rigid` over the brain voxels. Returns
+    ``(transform, scale, iterations, note)``; when the refinement fails or finds an implausible head
+    size (outside :data:`SCALE_RANGE`) it returns ``rigid`` unchanged and says why in ``note``.
+    """
+    sim = sitk.Similarity3DTransform()
+    sim.SetCenter(rigid.GetCenter())
+    sim.SetRotation(rigid.GetVersor())
+    sim.SetTranslation(rigid.GetTranslation())
+    p = float(config.sampling_percentage)
+    # the brain is about a quarter of the head's box: sample more densely than the rigid stage
+    reg, iterations = _descent_method(sim, config, percentages=[min(1.0, 4.0 * p), min(1.0, 15.0 * p)],
+                                      shrink_factors=(2, 1), smoothing_sigmas=(1.0, 0.0),
+                                      learning_rate=1.0)
+    reg.SetMetricFixedMask(brain)
+    try:
+        reg.Execute(f, m)
+    except RuntimeError as exc:
+        return rigid, 1.0, iterations[0], f"rejected (ITK: {str(exc).strip().splitlines()[-1][:80]})"
+    scale = float(sim.GetScale())
+    if not SCALE_RANGE[0] < scale < SCALE_RANGE[1]:
+        return rigid, scale, iterations[0], f"rejected (head scale {scale:.2f})"
+    idx = np.argwhere(sitk.GetArrayViewFromImage(brain) > 0)
+    idx = idx[:: max(1, len(idx) // 20000)]
+    return (closest_rigid(sim, _physical_points(brain, idx), center=rigid.GetCenter()), scale,
+            iterations[0], "similarity")
+
+
+def _metric_value(f: sitk.Image, m: sitk.Image, tx: sitk.Transform, config: RigidConfig) -> float:
+    """The configured metric at full resolution for ``tx``, sampled as the rigid stage's last level."""
+    reg = sitk.ImageRegistrationMethod()
+    _set_metric(reg, config, [_level_percentages(config)[-1]])
+    reg.SetInitialTransform(sitk.VersorRigid3DTransform(tx), inPlace=True)
+    return float(reg.MetricEvaluate(f, m))
+
+
+def register_rigid(
+    fixed: sitk.Image,
+    moving: sitk.Image,
+    config: Optional[RigidConfig] = None,
+    *,
+    fixed_mask: Optional[sitk.Image] = None,
+    fixed_modality: Optional[str] = None,
+    brain_mask: Optional[sitk.Image] = None,
+    patient: Optional[str] = None,
+    moving_name: str = "moving image",
+) -> RigidResult:
+    """Register ``moving`` to ``fixed`` rigidly (6 DOF); see the module doc for the method.
+
+    Parameters
+    ----------
+    fixed, moving:
+        3D scalar images, any grids and directions (LPS geometry from their headers).
+    config:
+        :class:`RigidConfig` (defaults: Mattes MI, 50 bins, 10 % sampling, moments + rotation search
+        +-30 degrees, shrink 4/2/1, smoothing 2/1/0 voxels, working grid 2 mm).
+    fixed_mask:
+        Binary image on ``fixed``'s grid (``mask_processing_mode='ROI'``), e.g. the template head.
+    fixed_modality:
+        Used for the automatic head mask (``'ROIAUTO'``): ``'CT'`` thresholds at -500 HU.
+    brain_mask:
+        Binary image on ``fixed``'s grid: the fixed image's brain (the template's). With it, and
+        ``config.brain_refinement='similarity'``, the rigid result is refined inside the brain
+        (see :class:`RigidConfig`); without it (e.g. MR to the patient's own CT) it is not.
+
+    Returns
+    -------
+    RigidResult
+        ``transform`` maps fixed points to moving points: ``sitk.Resample(moving, fixed, transform)``
+        puts ``moving`` onto ``fixed``'s grid.
+
+    Raises
+    ------
+    InputError
+        When the images do not overlap after initialisation, or ITK cannot evaluate the metric.
+    """
+    config = (config or RigidConfig()).validate()
+    start = time.perf_counter()
+    threads_before = None
+    if config.number_of_threads > 0:
+        threads_before = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(int(config.number_of_threads))
+    try:
+        f = working_image(fixed, config.working_spacing)
+        m = working_image(moving, config.working_spacing)
+        mask = None
+        if config.mask_processing_mode == "ROI" and fixed_mask is not None:
+            mask = sitk.Resample(sitk.Cast(fixed_mask > 0, sitk.sitkUInt8), f, sitk.Transform(),
+                                 sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+        elif config.mask_processing_mode in ("ROIAUTO", "ROI"):
+            mask = foreground_mask(f, modality=fixed_modality)
+        if mask is not None and sitk.GetArrayViewFromImage(mask).any():
+            # the metric is restricted to the mask's bounding box (+10 mm): ITK v4's per-sample mask
+            # test would cost more than the whole metric
+            overlap_mask = mask
+            f = _crop_to_mask(f, mask)
+            overlap_mask = _crop_to_mask(mask, mask)
+        else:
+            overlap_mask = foreground_mask(f, modality=fixed_modality)
+
+        c_fixed, c_moving = _initial_centres(f, m, config.initialize_transform_mode)
+        euler = sitk.Euler3DTransform()
+        euler.SetCenter([float(v) for v in c_fixed])
+        euler.SetTranslation([float(v) for v in (c_moving - c_fixed)])
+        overlap0 = _overlap_fraction(overlap_mask, m, euler)
+        if overlap0 < 0.05:
+            raise InputError(
+                f"{moving_name} and its fixed image do not overlap after initialisation "
+                f"({config.initialize_transform_mode}: {100 * overlap0:.0f} % of the fixed head maps "
+                "inside the moving image)",
+                patient=patient,
+                hint="use initializeTransformMode useMomentsAlign or useCenterOfHeadAlign, or check "
+                "the image's origin and direction",
+            )
+        euler = _rotation_search(f, m, euler, config)
+
+        tx = sitk.VersorRigid3DTransform()
+        tx.SetCenter(euler.GetCenter())
+        tx.SetMatrix(euler.GetMatrix())
+        tx.SetTranslation(euler.GetTranslation())
+
+        reg, iterations = _descent_method(
+            tx, config, percentages=_level_percentages(config),
+            shrink_factors=config.shrink_factors, smoothing_sigmas=config.smoothing_sigmas,
+            learning_rate=float(config.maximum_step_length))
+        try:
+            reg.Execute(f, m)
+        except RuntimeError as exc:
+            text = str(exc)
+            if "outside" in text.lower() or "samples" in text.lower():
+                raise InputError(
+                    f"{moving_name} could not be registered: too few metric samples fall inside it "
+                    "(the images do not overlap)",
+                    patient=patient,
+                    hint="check the image's origin and direction, or use useMomentsAlign",
+                ) from None
+            raise
+        final = float(reg.GetMetricValue())
+        stop = reg.GetOptimizerStopConditionDescription()[:200]
+        refinement, scale = "off", 1.0
+        if config.brain_refinement == "similarity" and brain_mask is not None:
+            brain = sitk.Resample(sitk.Cast(brain_mask > 0, sitk.sitkUInt8), f, sitk.Transform(),
+                                  sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+            if int(np.count_nonzero(sitk.GetArrayViewFromImage(brain))) >= 1000:
+                refined, scale, more, refinement = _brain_similarity(f, m, tx, brain, config)
+                iterations[0] += more
+                if refinement == "similarity":
+                    tx = refined
+                    final = _metric_value(f, m, tx, config)
+            else:
+                refinement = "rejected (brain mask under 1000 voxels)"
+        overlap = _overlap_fraction(overlap_mask, m, tx)
+        return RigidResult(
+            transform=tx,
+            metric=final,
+            iterations=iterations[0],
+            stop_condition=stop,
+            initial_rotation_deg=tuple(math.degrees(a) for a in euler.GetParameters()[:3]),
+            seconds=time.perf_counter() - start,
+            overlap=overlap,
+            refinement=refinement,
+            scale=scale,
+        )
+    finally:
+        if threads_before is not None:
+            sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads_before)

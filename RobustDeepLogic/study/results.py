@@ -1,0 +1,204 @@
+"""TODO docstring (RobustDeepLogic.experiment)."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Sequence
+
+from RobustDeepLogic.cohort.folds import FoldPlan
+from RobustDeepLogic.cohort.tasks import get_task
+from RobustDeepLogic.core.files import atomic_path
+from RobustDeepLogic.core.progress import Progress
+from RobustDeepLogic.evaluate.cases import METRICS_CSV, Case, EvaluationOptions
+from RobustDeepLogic.evaluate.evaluation import evaluate_cases
+from RobustDeepLogic.evaluate.results import read_metrics_csv
+from RobustDeepLogic.evaluate.statistics import compare, summarize
+from RobustDeepLogic.report.data import final_rows, load_paper_results
+from RobustDeepLogic.report.document import Section, _md_table
+from RobustDeepLogic.report.tables import Table
+from RobustDeepLogic.study.folder import Study, prediction_path, task_arms
+from RobustDeepLogic.study.profiles import (
+    ABLATION_ARMS,
+    COMPUTE_ARMS,
+    MAIN_ARMS,
+    _show,
+    reductions,
+)
+from RobustDeepLogic.training.runs import load_run, read_history
+
+HEADLINE_MD = "headline.md"
+
+
+def _fold_mean_history(run_dir: Path) -> List[Dict[str, Any]]:
+    """Per-epoch means over folds of a run's history (the report's metrics-over-epochs figure)."""
+    by_epoch: Dict[int, List[Dict[str, Any]]] = {}
+    for r in read_history(run_dir):
+        by_epoch.setdefault(int(r["epoch"]), []).append(r)
+    rows = []
+    for epoch in sorted(by_epoch):
+        group = by_epoch[epoch]
+        row: Dict[str, Any] = {"epoch": epoch}
+        for key in ("step", "train_loss", "val_rmse", "val_psnr", "val_ssim"):
+            vals = [float(r[key]) for r in group if r.get(key) is not None and math.isfinite(float(r[key]))]
+            row[key] = sum(vals) / len(vals) if vals else None
+        rows.append(row)
+    return rows
+
+
+def write_histories(study: Study, eval_dir: Path) -> None:
+    for task, arms in task_arms(study).items():
+        for arm in arms:
+            rows = _fold_mean_history(study.root / "runs" / task / arm.name)
+            if not rows:
+                continue
+            path = eval_dir / "history" / task / f"{arm.name}.csv"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+                w = csv.DictWriter(fh, fieldnames=list(rows[0]), lineterminator="\n")
+                w.writeheader()
+                w.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in rows)
+
+
+# --------------------------------------------------------------------------------------------------
+# Report pieces
+# --------------------------------------------------------------------------------------------------
+def _final_scaled_head(rows: Sequence[Mapping[str, Any]]) -> List[Mapping[str, Any]]:
+    return [r for r in final_rows(rows) if r.get("units") == "scaled" and r.get("region", "head") == "head"]
+
+
+def headline_rows(rows: Sequence[Mapping[str, Any]], tasks: Sequence[str]) -> List[List[str]]:
+    """Per task and arm (and the input): mean RMSE, global SSIM, PSNR over test patients, scaled."""
+    final = _final_scaled_head(rows)
+    out = []
+    for task in tasks:
+        for scen in ("input",) + MAIN_ARMS + ABLATION_ARMS + COMPUTE_ARMS:
+            sel = [r for r in final if r["task"] == task and r["scenario"] == scen]
+            if not sel:
+                continue
+            s = {m: summarize(r[m] for r in sel) for m in ("rmse", "ssim_global", "psnr")}
+            out.append([task, scen, str(s["rmse"].n), s["rmse"].format(4), s["ssim_global"].format(3),
+                        s["psnr"].format(2)])
+    return out
+
+
+def improvement_rows(rows: Sequence[Mapping[str, Any]], tasks: Sequence[str]) -> List[List[str]]:
+    """PR -> PM2 relative improvement of RMSE and global SSIM per task, ours and the paper's."""
+    paper = load_paper_results().get("tasks", {})
+    final = _final_scaled_head(rows)
+    out = []
+    for task in tasks:
+        a = [r for r in final if r["task"] == task and r["scenario"] == "PR"]
+        b = [r for r in final if r["task"] == task and r["scenario"] == "PM2"]
+        if not a or not b:
+            continue
+        cells = [task]
+        for metric, key in (("rmse", "rmse"), ("ssim_global", "ssim")):
+            test, imp = compare(a, b, metric)
+            ref = paper.get(task, {}).get("improvement_PR_PM2", {}).get(key)
+            cells += [f"{imp:.1f}", f"{test.p:.3g}" if math.isfinite(test.p) else "-",
+                      "-" if ref is None else f"{ref:.0f}"]
+        out.append(cells)
+    return out
+
+
+def _training_table(study: Study):
+    rows = []
+    for task, arms in task_arms(study).items():
+        for arm in arms:
+            t = study.trained.get(f"{task}/{arm.name}", {})
+            rows.append([task, arm.name, arm.description, str(t.get("real", "-")), str(t.get("synthetic", "-")),
+                         str(t.get("steps", "-")), str(t.get("epochs", "-")), str(t.get("seconds", "-"))])
+    return Table("table-study-training", "Arms trained: subjects per fold, optimizer steps, time",
+                 ["task", "arm", "what it trains on", "real / fold", "synthetic / fold", "steps / fold",
+                  "epochs", "seconds / fold"], rows,
+                 "PU, PR, PM1 and PM2 are the paper's scenarios, trained by epochs as in the paper (so PM "
+                 "arms take more optimizer steps). PR-naive / PR-mixup / PR-cutmix: the augmentation "
+                 "ablation. PM2-steps: PM2's data at PR's number of steps (equal compute).")
+
+
+def preface_sections(study: Study, rows: Sequence[Mapping[str, Any]]):
+    """The study's own sections of the report: design, reductions, arms, headline."""
+    p = study.profile
+    design = Section("Study design")
+    test = ", ".join(study.split.get("test", []))
+    folds = study.split.get("folds", [])
+    design.text = (
+        f"Profile '{p.name}' ({p.notes}). Cohort: {study.cohort}. {len(study.split.get('test', []))} "
+        f"held-out test patients ({test}); {sum(len(f) for f in folds)} development patients in "
+        f"{len(folds)} patient-level folds; folds trained: {_show(p.train_folds)}. Synthetic subjects "
+        f"come only from the training patients of the fold they are used in. Every arm is evaluated "
+        f"on the test patients in their native PET/CT frame, in SUV / HU, against the untouched "
+        f"reference: PR and PM predictions are mapped back through the inverse registration. Seed "
+        f"{study.seed}. Nothing here is tuned toward the paper's numbers, which come from clinical data.")
+    red = reductions(p)
+    if red:
+        design.tables.append(Table("table-study-reductions", f"What the '{p.name}' profile reduces against "
+                                   "the paper's design", ["setting", p.name, "paper"],
+                                   [list(r) for r in red]))
+    design.tables.append(_training_table(study))
+    head = Section("Headline")
+    head.tables.append(Table("table-study-headline", "Test metrics per task and arm (scaled units, head mask)",
+                             ["task", "arm", "n", "RMSE", "SSIM (global)", "PSNR (dB)"],
+                             headline_rows(rows, study.tasks)))
+    imp = improvement_rows(rows, study.tasks)
+    if imp:
+        head.tables.append(Table("table-study-improvement", "PR -> PM2: relative improvement (%), as in the "
+                                 "paper's abstract", ["task", "RMSE (%)", "p", "paper RMSE (%)",
+                                                      "SSIM (%)", "p", "paper SSIM (%)"], imp,
+                                 "Positive = PM2 better. p: paired t-test over test patients."))
+    return [design, head]
+
+
+def headline_markdown(study: Study, rows: Sequence[Mapping[str, Any]]) -> str:
+    """The headline table as Markdown (printed by ``robustdeep demo``)."""
+    _, head = preface_sections(study, rows)
+    return "\n".join(_md_table(t) for t in head.tables)
+
+
+def _subject_counts(run_dir: Path, cfg: Mapping[str, Any], fold: int) -> Dict[str, int]:
+    """Real and synthetic training subjects of ``fold`` (for the report's training table)."""
+    plan = FoldPlan.from_dict(load_run(run_dir).folds)
+    synthetic = 0
+    if cfg.get("synthetic_cohorts"):
+        synthetic = int(cfg["max_synthetic"])
+    elif cfg.get("on_the_fly"):
+        synthetic = int(cfg["on_the_fly"]["count"])
+    return {"real": len(plan.training(fold)), "synthetic": synthetic}
+
+
+def _run_figures(run_dir: Path, folds: Sequence[int]) -> Dict[str, Any]:
+    """Optimizer steps, epochs and training seconds of a run, per fold (means over ``folds``)."""
+    rows = [r for r in read_history(run_dir) if r.get("fold") in set(folds)]
+    per_fold = [[r for r in rows if r["fold"] == f] for f in folds]
+    per_fold = [g for g in per_fold if g]
+    if not per_fold:
+        return {}
+    n = len(per_fold)
+    return {"steps": int(round(sum(max(int(r["step"]) for r in g) for g in per_fold) / n)),
+            "epochs": max(int(r["epoch"]) for g in per_fold for r in g),
+            "seconds": round(sum(sum(float(r.get("seconds") or 0.0) for r in g) for g in per_fold) / n, 1)}
+
+
+def evaluate_study(study: Study, source, native, eval_dir: Path, *, progress: Progress) -> Dict[str, Any]:
+    """Evaluate every prediction against the native reference (kept when nothing is newer)."""
+    cases = []
+    for task, arms in task_arms(study).items():
+        t = get_task(task)
+        for arm in arms:
+            for pid in study.split["test"]:
+                cases.append(Case(task=task, scenario=arm.name, patient=pid,
+                                  reference=source.path(pid, t.target),
+                                  prediction=prediction_path(study.root, task, arm.name, pid),
+                                  input=native.path(pid, t.inputs[0]), modality=t.target,
+                                  input_modality=t.inputs[0]))
+    csv_path = eval_dir / METRICS_CSV
+    if csv_path.is_file():
+        newest = max(c.prediction.stat().st_mtime for c in cases)
+        have = {(r["task"], r["scenario"], r["patient"]) for r in read_metrics_csv(csv_path)}
+        if csv_path.stat().st_mtime >= newest and all((c.task, c.scenario, c.patient) in have for c in cases):
+            return {"csv": csv_path}
+    options = EvaluationOptions(pngs=study.profile.eval_pngs)
+    return evaluate_cases(cases, eval_dir, scaling=dict(source.scaling), options=options, cohort=source,
+                          progress=progress, config={"study": str(study.root), "profile": study.profile.name})

@@ -1,0 +1,350 @@
+"""The paper's study in one call (method.md §9): ``robustdeep reproduce`` and ``robustdeep demo``.
+
+:func:`reproduce` composes the stages into the experiment of Sanaat et al. (2022):
+
+1. **cohort**: simulate the digital cohort (or take a given one; it is only read);
+2. **split**: held-out test patients and patient-level folds, drawn once with the study seed;
+3. **register**: every patient rigidly to the MNI FDG template (PR and PM data);
+4. **native**: the PU data, each patient left in its own PET/CT frame; T1 and T2 are moved into that
+   frame with the within-patient MR -> CT registration (a network cannot learn from unpaired images),
+   but nothing goes to MNI;
+5. **synthesize**: for every trained fold, synthetic subjects blended (Laplacian) from that fold's
+   training patients only, with mask #1 (PM1) and mask #2 (PM2);
+6. **train** every arm of every task: PU, PR, PM1, PM2 (the paper's scenarios); the augmentation
+   ablation PR-naive, PR-mixup, PR-cutmix (PR plus the same number of subjects made from the same
+   parent pairs by naive mask blending, MixUp or CutMix, blended on the fly); and PM2-steps (PM2's
+   data trained for PR's number of optimizer steps: the equal-compute comparison);
+7. **predict** the test patients with each arm (fold networks averaged), back in the patient's native
+   PET/CT frame and in SUV / HU, so that every arm is judged against the same untouched reference;
+8. **evaluate** (RMSE, PSNR, both SSIMs, joint histograms, bias maps) and 9. **report**.
+
+Every stage resumes: a stage whose outputs exist is skipped, a training continues from its last
+checkpoint, so running the same command again after an interruption continues where it stopped.
+
+Layout of a study folder::
+
+    OUT/study.json                      profile, settings, split, stage timings (written as it goes)
+    OUT/cohort/                         the simulated cohort (absent with --cohort)
+    OUT/registered/                     template space (PR, PM), with the split in its manifest
+    OUT/native/                         the PU cohort (PET/CT files referenced, MR moved to the CT)
+    OUT/synthetic/PM1/  OUT/synthetic/PM2/          synthetic subjects with provenance
+    OUT/runs/<task>/<arm>/              training runs (checkpoints, history.csv, run.json)
+    OUT/predictions/<task>/<arm>/<patient>.nii.gz  native space, SUV / HU
+    OUT/evaluation/                     metrics.csv, maps, history/, provenance.json
+    OUT/evaluation/report.html, report.md, headline.md
+
+Profiles (:data:`PROFILES`): ``paper`` is the study's design (45 subjects, 35 + 10, 5 folds, 350
+synthetic subjects per mask, 20 epochs, 112 x 96 windows, widths 16 / 32 / 64), meant for a GPU;
+``quick`` is the README's demo on a 2-core CPU; ``tiny`` is for tests. What a profile reduces
+against ``paper`` is listed in the report (:func:`reductions`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any, Dict, Optional, Sequence
+
+import numpy
+import SimpleITK
+
+from RobustDeepLogic.cohort.folds import FoldPlan, fold_seed
+from RobustDeepLogic.cohort.manifest import Cohort
+from RobustDeepLogic.core.errors import InputError
+from RobustDeepLogic.core.files import atomic_write_text
+from RobustDeepLogic.core.progress import Progress
+from RobustDeepLogic.core.types import PathLike
+from RobustDeepLogic.core.version import __version__
+from RobustDeepLogic.evaluate.results import read_metrics_csv
+from RobustDeepLogic.io.transforms import read_transform
+from RobustDeepLogic.io.volumes import write_volume
+from RobustDeepLogic.predict.ensemble import load_models
+from RobustDeepLogic.predict.volumes import inference_device, predict_image, to_native
+from RobustDeepLogic.registration.cohort import register_cohort
+from RobustDeepLogic.registration.config import RegistrationOptions
+from RobustDeepLogic.registration.template_space import (
+    load_template_image,
+    write_template_space,
+)
+from RobustDeepLogic.report.document import build_report
+from RobustDeepLogic.simulate.cohort import simulate_cohort
+from RobustDeepLogic.study.folder import (
+    Study,
+    build_native_cohort,
+    choose_split,
+    prediction_path,
+    task_arms,
+    write_split,
+)
+from RobustDeepLogic.study.profiles import (
+    ALL_TASKS,
+    ARMS,
+    MASKS,
+    STUDY_PAIRS,
+    Arm,
+    get_profile,
+)
+from RobustDeepLogic.study.results import (
+    HEADLINE_MD,
+    _run_figures,
+    _subject_counts,
+    evaluate_study,
+    headline_markdown,
+    preface_sections,
+    write_histories,
+)
+from RobustDeepLogic.synthesis.disk import synthesize
+from RobustDeepLogic.training.loop import train_run
+from RobustDeepLogic.training.runs import checkpoints
+
+
+def _blend_device(device: str) -> str:
+    """Where on-the-fly subjects are blended: the GPU when training runs on one."""
+    import torch
+
+    if str(device).startswith("cuda") or (device == "auto" and torch.cuda.is_available()):
+        return "cuda"
+    return "cpu"
+
+
+def _train_config(study: Study, task: str, arm: Arm, *, device: str, workers: int) -> Dict[str, Any]:
+    p = study.profile
+    cfg: Dict[str, Any] = {
+        "task": task, "folds": p.folds, "fold": list(p.train_folds) if p.train_folds else None,
+        "test_ids": list(study.split["test"]), "seed": study.seed, "epochs": p.epochs,
+        "batch_size": p.batch_size, "lr": p.lr, "weight_decay": p.weight_decay, "window": list(p.window),
+        "widths": list(p.widths), "slices_per_subject": p.slices_per_subject, "val_slices": p.val_slices,
+        "device": device, "workers": workers, "resume": True,
+        "scenario": "PU" if arm.space == "native" else ("PR" if arm.synthetic is None else "PM"),
+    }
+    if arm.synthetic is not None:
+        cfg["synthetic_cohorts"] = [str(study.root / "synthetic" / arm.synthetic)]
+        cfg["max_synthetic"] = p.synthetic
+    if arm.on_the_fly is not None:
+        cfg["on_the_fly"] = {"count": p.synthetic, "method": arm.on_the_fly, "levels": p.levels,
+                             "seed": study.seed, "masks": [MASKS["PM2"]] if arm.on_the_fly == "naive" else [],
+                             "device": _blend_device(device)}
+    return cfg
+
+
+def predict_test_patients(study: Study, task: str, arm: Arm, run_dir: Path, source, registered, native,
+                          *, device: str, progress: Progress) -> Dict[str, str]:
+    """Predict every test patient with ``arm``'s networks (fold average), in native space and SUV / HU.
+
+    PU predicts from the native cohort on the native target grid. PR / PM predict from the registered
+    inputs on the template grid and are mapped back onto the patient's native target grid through the
+    inverse of its PET/CT registration. A prediction newer than the run's checkpoints is kept.
+    """
+    dev = inference_device(device)
+    newest = max(p.stat().st_mtime for p in checkpoints(run_dir, "best").values())
+    paths = {pid: prediction_path(study.root, task, arm.name, pid) for pid in study.split["test"]}
+    todo = [pid for pid, path in paths.items() if not (path.is_file() and path.stat().st_mtime >= newest)]
+    outputs = {pid: str(path) for pid, path in paths.items()}
+    if not todo:
+        return outputs
+    info, models = load_models(run_dir, which="best", device=dev)
+    background = info.scaling_of(info.target).to_physical(0.0)
+    for pid in todo:
+        cohort = native if arm.space == "native" else registered
+        images = [cohort.read(pid, m) for m in info.inputs]
+        reference = cohort.read(pid, info.target)
+        pred = predict_image(info, models, images, reference=reference, device=dev, patient=pid,
+                             progress=progress)
+        if arm.space != "native":
+            rel = registered.patient(pid).meta["registration"]["transforms"]["PETCT_to_template"]
+            pred = to_native(pred, source.read(pid, info.target), read_transform(Path(registered.root) / rel),
+                             default_value=background)
+        write_volume(pred, paths[pid])
+    return outputs
+
+
+def _provenance(study: Study, source) -> Dict[str, Any]:
+    import torch
+
+
+    return {"study": str(study.root), "profile": study.profile.as_dict(), "seed": study.seed,
+            "cohort": study.cohort, "cohort_meta": {k: v for k, v in source.meta.items()
+                                                    if isinstance(v, (str, int, float, bool))},
+            "split": study.split, "tasks": study.tasks, "arms": study.arms,
+            "stages": study.stages, "versions": {"robustdeep": __version__, "torch": torch.__version__,
+                                                 "numpy": numpy.__version__,
+                                                 "SimpleITK": SimpleITK.Version_VersionString(),
+                                                 "python": platform.python_version()}}
+
+
+# --------------------------------------------------------------------------------------------------
+# The whole study
+# --------------------------------------------------------------------------------------------------
+def reproduce(
+    out: PathLike,
+    *,
+    profile: str = "quick",
+    cohort: Optional[PathLike] = None,
+    tasks: Optional[Sequence[str]] = None,
+    arms: Optional[Sequence[str]] = None,
+    seed: int = 0,
+    device: str = "auto",
+    workers: int = 0,
+    progress: Optional[Progress] = None,
+    log=None,
+) -> Dict[str, Any]:
+    """Run (or resume) the study into ``out``; returns output paths, the headline and timings.
+
+    Parameters
+    ----------
+    out:
+        The study folder (layout in the module doc).
+    profile:
+        ``tiny``, ``quick`` or ``paper`` (:data:`PROFILES`).
+    cohort:
+        A native-space cohort to use instead of simulating one (only read).
+    tasks:
+        Tasks to run (default all four: ld2fd, ldmr2fd, nac2mac, mr2ct).
+    arms:
+        Arms to train (default: all of :data:`ARMS`; the ablation and compute arms only for the
+        profile's tasks). PM2-steps needs PR; the ablation arms need PM2's synthetic subjects.
+    device:
+        ``auto``, ``cpu`` or ``cuda`` (training, prediction, on-the-fly blending).
+    workers:
+        Processes for simulation and registration (0: one per core).
+    """
+    progress = progress or Progress()
+    prof = get_profile(profile)
+    root = Path(out)
+    tasks = list(tasks) if tasks else list(ALL_TASKS)
+    for t in tasks:
+        if t not in ALL_TASKS:
+            raise InputError(f"unknown task {t!r}", hint=f"tasks: {', '.join(ALL_TASKS)}")
+    arm_names = list(arms) if arms else list(ARMS)
+    for a in arm_names:
+        if a not in ARMS:
+            raise InputError(f"unknown arm {a!r}", hint=f"arms: {', '.join(ARMS)}")
+    arm_names = [a for a in ARMS if a in arm_names]  # the order of ARMS (dependencies first)
+    if "PM2-steps" in arm_names and "PR" not in arm_names:
+        raise InputError("the arm PM2-steps needs PR (it trains for PR's number of steps)")
+    timings: Dict[str, float] = {}
+
+    def log_info(msg: str, *args: Any) -> None:
+        if log is not None:
+            log.info(msg, *args)
+
+    # 1. cohort
+    t0 = time.perf_counter()
+    if cohort is None:
+        cohort_dir = root / "cohort"
+        study = Study.open(root, prof, seed, tasks, arm_names, "simulated:" + prof.simulate)
+        simulate_cohort(cohort_dir, subjects=prof.subjects, seed=seed, profile=prof.simulate,
+                        workers=workers or None, progress=progress)  # resumes: done subjects are kept
+        study.done("cohort", time.perf_counter() - t0)
+    else:
+        cohort_dir = Path(cohort)
+        study = Study.open(root, prof, seed, tasks, arm_names, str(cohort_dir.resolve()))
+    study.tasks, study.arms = tasks, arm_names
+    source = Cohort.load(cohort_dir)
+    if source.space != "native":
+        raise InputError("reproduce starts from a native-space cohort (it registers it itself)",
+                         file=source.manifest_path)
+    timings["cohort"] = time.perf_counter() - t0
+
+    # 2. split
+    if not study.split:
+        study.split = choose_split(source, prof, seed).as_dict()
+        study.save()
+    plan = FoldPlan.from_dict(study.split)
+    missing = [pid for pid in plan.test + tuple(plan.development) if pid not in source.ids]
+    if missing:
+        raise InputError(f"the study's split names patients not in the cohort: {missing}", file=study.path,
+                         hint="use a new --out folder for another cohort")
+    log_info("split: test %s; folds %s", list(plan.test), [list(f) for f in plan.folds])
+
+    # 3. register
+    t0 = time.perf_counter()
+    reg_dir = root / "registered"
+    spacing = prof.spacing
+    with progress.stage("template", total=1) as st:
+        files = write_template_space(reg_dir / "template", spacing=spacing,
+                                     fdg=load_template_image("fdg", spacing=spacing), with_t1=False)
+        st.advance()
+    outcome = register_cohort(source, reg_dir, options=RegistrationOptions(), template_files=files,
+                              spacing=spacing, workers=workers, progress=progress,
+                              patients=[p.id for p in source.patients if not p.is_synthetic])
+    if outcome.failed:
+        raise InputError(f"registration failed for {', '.join(sorted(outcome.failed))}",
+                         file=outcome.summary_csv, hint="see registration_qc.csv; fix or remove the patient")
+    registered = Cohort.load(reg_dir)
+    write_split(registered, plan)
+    timings["register"] = time.perf_counter() - t0
+    study.done("register", timings["register"], flagged=sorted(outcome.flagged))
+
+    # 4. native (PU) cohort
+    t0 = time.perf_counter()
+    native = build_native_cohort(source, registered, root / "native", plan, progress=progress)
+    timings["native"] = time.perf_counter() - t0
+    study.done("native", timings["native"])
+
+    # 5. synthesize (on disk, per trained fold, from its training patients only)
+    t0 = time.perf_counter()
+    trained_folds = list(prof.train_folds) if prof.train_folds else list(range(plan.k))
+    needed = sorted({ARMS[a].synthetic for a in arm_names if ARMS[a].synthetic})
+    for key in needed:
+        for f in trained_folds:
+            report = synthesize(registered, root / "synthetic" / key, [MASKS[key]], count=prof.synthetic,
+                                seed=fold_seed(seed, f), patients=plan.training(f), levels=prof.levels,
+                                workers=workers or (os.cpu_count() or 1), progress=progress)
+            log_info("synthetic %s fold %d: %d made, %d kept", key, f, report.made, report.skipped)
+    timings["synthesize"] = time.perf_counter() - t0
+    study.done("synthesize", timings["synthesize"])
+
+    # 6-7. train and predict every arm of every task
+    t0 = time.perf_counter()
+    runs: Dict[str, str] = {}
+    predictions: Dict[str, Dict[str, str]] = {}
+    for task, arms_of_task in task_arms(study).items():
+        for arm in arms_of_task:
+            run_dir = root / "runs" / task / arm.name
+            cfg = _train_config(study, task, arm, device=device, workers=0)
+            if arm.steps_of is not None:
+                steps = _run_figures(root / "runs" / task / arm.steps_of, trained_folds).get("steps")
+                if steps is None:
+                    raise InputError(f"{arm.name} needs {arm.steps_of} trained first", file=run_dir)
+                cfg["steps"] = steps
+            cohort_of_arm = native if arm.space == "native" else registered
+            train_run(cohort_of_arm.root, run_dir, cfg, progress=progress, log=log)
+            key = f"{task}/{arm.name}"
+            study.trained[key] = {**_run_figures(run_dir, trained_folds),
+                                  **_subject_counts(run_dir, cfg, trained_folds[0])}
+            study.save()
+            runs[key] = str(run_dir)
+            predictions[key] = predict_test_patients(study, task, arm, run_dir, source, registered, native,
+                                                     device=device, progress=progress)
+    timings["train+predict"] = time.perf_counter() - t0
+    study.done("train", timings["train+predict"])
+
+    # 8. evaluate
+    t0 = time.perf_counter()
+    eval_dir = root / "evaluation"
+    result = evaluate_study(study, source, native, eval_dir, progress=progress)
+    timings["evaluate"] = time.perf_counter() - t0
+    study.done("evaluate", timings["evaluate"])
+
+    # 9. report
+    t0 = time.perf_counter()
+
+    write_histories(study, eval_dir)
+    atomic_write_text(eval_dir / "provenance.json",
+                      json.dumps(_provenance(study, source), indent=1, default=str) + "\n")
+
+    metric_rows = read_metrics_csv(result["csv"])
+    paths = build_report(eval_dir, patient=plan.test[0] if plan.test else None, pairs=list(STUDY_PAIRS),
+                         title=f"Robust-Deep reproduced: the '{prof.name}' profile",
+                         preface=preface_sections(study, metric_rows), progress=progress)
+    headline = headline_markdown(study, metric_rows)
+    atomic_write_text(eval_dir / HEADLINE_MD, headline)
+    timings["report"] = time.perf_counter() - t0
+    study.done("report", timings["report"])
+    return {"study": str(root), "report": str(paths["html"]), "markdown": str(paths["markdown"]),
+            "headline": headline, "metrics": str(result["csv"]), "timings": timings,
+            "runs": runs, "rows": metric_rows}

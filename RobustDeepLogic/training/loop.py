@@ -1,0 +1,290 @@
+"""Training of the translation network with patient-level cross-validation (method.md §7).
+
+:func:`train_run` is the engine behind ``robustdeep train``: for every fold it trains
+:class:`~.model.DilatedResNet2D` on windows of the fold's training subjects (real and, by config,
+synthetic ones whose parents are all training patients of the fold), validates on the fold's
+validation patients after every epoch (RMSE, PSNR and the paper's global SSIM in the head region, in
+scaled units), and writes checkpoints and history into the run folder (layout: :mod:`.runs`).
+
+- Optimiser: Adam, learning rate 1e-3, weight decay 1e-4 (L2 added to the gradient, as ``torch.optim.Adam``
+  does); loss: mean squared error (L2); batch 5; 20 epochs. An epoch is one window per head slice
+  of every training subject. ``steps`` fixes the number of optimizer steps instead (scenarios with more
+  subjects then get the same compute; the last epoch may be partial).
+- Seeded: the weights (seed + fold), the window draws and their order (seed, epoch, item) are
+  functions of the config, so a run interrupted and run again with the same command resumes from
+  ``last.pt`` and ends with the same weights as an uninterrupted run.
+- CUDA: automatic mixed precision (bf16 where supported, else fp16 with gradient scaling) and
+  channels-last memory format; several GPUs with DistributedDataParallel when started by
+  ``torchrun`` (``RANK`` / ``WORLD_SIZE`` / ``LOCAL_RANK`` in the environment; gloo on the CPU).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from RobustDeepLogic.cohort.folds import (
+    check_no_leakage,
+)
+from RobustDeepLogic.core.errors import InputError
+from RobustDeepLogic.core.progress import Progress
+from RobustDeepLogic.data.sources import ConcatSource
+from RobustDeepLogic.data.windows import EpochSampler, WindowDataset, validation_volumes
+from RobustDeepLogic.network.inference import autocast_dtype
+from RobustDeepLogic.network.model import NetworkSpec, build_network
+from RobustDeepLogic.training.distributed import Distributed, setup_distributed
+from RobustDeepLogic.training.plan import Plan, prepare, training_subjects
+from RobustDeepLogic.training.runs import (
+    fold_dir,
+    load_checkpoint,
+    read_history,
+    save_checkpoint,
+    save_run,
+    write_history,
+)
+from RobustDeepLogic.training.settings import _check_config, on_the_fly_factory
+from RobustDeepLogic.training.validation import validate
+
+
+# --------------------------------------------------------------------------------------------------
+# One fold
+# --------------------------------------------------------------------------------------------------
+def _tensorboard(run_dir: Path, fold: int, enabled: bool):
+    if not enabled:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except Exception:  # tensorboard is an optional extra
+        return None
+    return SummaryWriter(str(run_dir / "tensorboard" / f"fold{fold}"))
+
+
+def train_fold(
+    plan: Plan,
+    fold: int,
+    cfg: Mapping[str, Any],
+    run_dir: Path,
+    history: List[Dict[str, Any]],
+    *,
+    dist: Distributed,
+    progress: Progress,
+    log=None,
+    extra_source: Optional[Callable[[int, Sequence[str]], Any]] = None,
+    on_epoch_end: Optional[Callable[[int, int, Dict[str, Any]], None]] = None,
+) -> Dict[str, Any]:
+    """Train (or resume, or skip if finished) one fold; returns its final history row."""
+    fdir = fold_dir(run_dir, fold)
+    last_path, best_path = fdir / "last.pt", fdir / "best.pt"
+    epochs, fixed_steps = int(cfg["epochs"]), cfg["steps"]
+    state = load_checkpoint(last_path) if (cfg["resume"] and last_path.is_file()) else None
+
+    train_ids, refused = training_subjects(plan, fold, cfg)
+    if refused and log is not None:
+        log.info("fold %d: %d synthetic subjects refused (a parent is held out)", fold, len(refused))
+    held_out = plan.folds.held_out(fold)
+    source = plan.source
+    if extra_source is not None:
+        extra = extra_source(fold, plan.folds.training(fold))
+        source = ConcatSource([plan.source, extra])
+        train_ids = train_ids + list(extra.ids)
+    for sid in train_ids:
+        check_no_leakage(sid, source.parents(sid), held_out, fold=fold)
+
+    task = plan.task
+    window = tuple(cfg["window"])
+    dataset = WindowDataset(source, train_ids, task.inputs, task.target, window=window,
+                            seed=int(cfg["seed"]) + 1000 * fold,
+                            slices_per_subject=cfg["slices_per_subject"],
+                            cache_bytes=int(float(cfg["cache_gb"]) * (1 << 30)), progress=progress)
+    mean_bytes = max(1, int(np.mean(dataset.subject_bytes)))
+    block = max(1, dataset.cache_bytes // mean_bytes)
+    sampler = EpochSampler(dataset, seed=int(cfg["seed"]) + 1000 * fold, rank=dist.rank,
+                           world=dist.world, block_subjects=block if block < len(train_ids) else None)
+    batch = int(cfg["batch_size"])
+    steps_per_epoch = math.ceil(len(sampler) / batch)
+    if steps_per_epoch == 0:
+        raise InputError(f"fold {fold}: fewer training slices than processes")
+    total_steps = int(fixed_steps) if fixed_steps is not None else epochs * steps_per_epoch
+    n_epochs = math.ceil(total_steps / steps_per_epoch)
+
+    val_ids = plan.folds.validation(fold) if plan.folds.k > 1 else []
+    val_volumes = (validation_volumes(plan.source, val_ids, task.inputs, task.target, progress)
+                   if dist.main and val_ids else [])
+
+    device = dist.device
+    torch.manual_seed(int(cfg["seed"]) + fold)
+    spec = NetworkSpec(len(task.inputs), 1, tuple(cfg["widths"]))
+    model = build_network(spec)
+    fmt = torch.channels_last if cfg["channels_last"] else torch.contiguous_format
+    model = model.to(device, memory_format=fmt)
+    optimizer = torch.optim.Adam(model.parameters(), lr=float(cfg["lr"]),
+                                 weight_decay=float(cfg["weight_decay"]))
+    amp_dtype = autocast_dtype(device, cfg["amp"])
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    start_epoch, step, best = 0, 0, {"epoch": None, "val_rmse": None}
+    if state is not None:
+        if state.get("network") != spec.as_dict():
+            raise InputError("checkpoint holds a different network", file=last_path,
+                             hint="use a new --out folder")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        start_epoch, step, best = int(state["epoch"]), int(state["step"]), dict(state["best"])
+        if step >= total_steps:
+            return next((r for r in reversed(history) if r.get("fold") == fold), {})
+    history[:] = [r for r in history if r.get("fold") != fold or int(r["epoch"]) <= start_epoch]
+    net = model
+    if dist.world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=batch, sampler=sampler, num_workers=int(cfg["workers"]),
+        pin_memory=device.type == "cuda", drop_last=False)
+    writer = _tensorboard(run_dir, fold, bool(cfg["tensorboard"]) and dist.main)
+    row: Dict[str, Any] = {}
+    try:
+        with progress.stage(f"train fold {fold}", total=total_steps) as st:
+            st.done = step
+            for epoch in range(start_epoch + 1, n_epochs + 1):
+                dataset.set_epoch(epoch)
+                sampler.set_epoch(epoch)
+                net.train()
+                t0 = time.perf_counter()
+                loss_sum, n_seen = 0.0, 0
+                for x, y in loader:
+                    if step >= total_steps:
+                        break
+                    x = x.to(device, non_blocking=True).contiguous(memory_format=fmt)
+                    y = y.to(device, non_blocking=True).contiguous(memory_format=fmt)
+                    optimizer.zero_grad(set_to_none=True)
+                    ctx = (torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None
+                           else nullcontext())
+                    with ctx:
+                        pred = net(x)
+                    loss = F.mse_loss(pred.float(), y)
+                    scaler.scale(loss).backward()
+                    scaler.step(optimizer)
+                    scaler.update()
+                    step += 1
+                    loss_sum += float(loss.detach()) * x.shape[0]
+                    n_seen += x.shape[0]
+                    if writer is not None:
+                        writer.add_scalar("train/loss", float(loss.detach()), step)
+                    st.advance(message=f"epoch {epoch}/{n_epochs} loss {float(loss.detach()):.3g}")
+                seconds = time.perf_counter() - t0
+                train_loss, seen = dist.all_mean([loss_sum / max(n_seen, 1), n_seen])
+                row = {"fold": fold, "epoch": epoch, "step": step, "train_loss": train_loss,
+                       "seconds": round(seconds, 3),
+                       "slices_per_s": round(seen * dist.world / max(seconds, 1e-9), 3),
+                       "lr": float(cfg["lr"])}
+                if dist.main:
+                    if val_volumes:
+                        m = validate(model, val_volumes, device=device, amp=cfg["amp"],
+                                     channels_last=bool(cfg["channels_last"]),
+                                     batch_size=int(cfg["val_batch"]),
+                                     max_slices=cfg["val_slices"])
+                        row.update(val_rmse=m["rmse"], val_psnr=m["psnr"], val_ssim=m["ssim"])
+                        if writer is not None:
+                            for k, v in m.items():
+                                writer.add_scalar(f"val/{k}", v, step)
+                    history.append(row)
+                    finished = step >= total_steps
+                    improved = val_volumes and (best["val_rmse"] is None
+                                                or row["val_rmse"] < best["val_rmse"])
+                    if improved or not val_volumes:
+                        best = {"epoch": epoch, "val_rmse": row.get("val_rmse")}
+                    ckpt = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                            "scaler": scaler.state_dict(), "epoch": epoch, "step": step,
+                            "finished": finished, "best": best, "network": spec.as_dict(),
+                            "fold": fold, "task": task.name}
+                    if best["epoch"] == epoch:
+                        save_checkpoint(best_path, ckpt)
+                    save_checkpoint(last_path, ckpt)
+                    write_history(run_dir, history)
+                    if log is not None:
+                        log.info("fold %d epoch %d step %d: loss %.5g val %s", fold, epoch, step,
+                                 train_loss, {k: row.get(k) for k in ("val_rmse", "val_psnr", "val_ssim")})
+                dist.barrier()
+                if on_epoch_end is not None:
+                    on_epoch_end(fold, epoch, row)
+                if step >= total_steps:
+                    break
+    finally:
+        if writer is not None:
+            writer.close()
+    return row
+
+
+def train_run(
+    cohort_dir,
+    run_dir,
+    config: Mapping[str, Any],
+    *,
+    progress: Optional[Progress] = None,
+    log=None,
+    extra_source: Optional[Callable[[int, Sequence[str]], Any]] = None,
+    on_epoch_end: Optional[Callable[[int, int, Dict[str, Any]], None]] = None,
+) -> Dict[str, Any]:
+    """Train every requested fold of a task on a cohort into ``run_dir`` (resuming what exists).
+
+    Parameters
+    ----------
+    cohort_dir:
+        The cohort folder (real patients, perhaps synthetic ones too).
+    run_dir:
+        The run folder (layout in :mod:`.runs`).
+    config:
+        Keys of :data:`TRAIN_DEFAULTS`.
+    extra_source:
+        ``extra_source(fold, training_patient_ids) -> VolumeSource``: more training subjects for a fold,
+        e.g. on-the-fly synthesis from that fold's training patients; every subject's parents are
+        checked (a subject descending from a held-out patient is refused with an InputError).
+    on_epoch_end:
+        Called as ``on_epoch_end(fold, epoch, history_row)`` after each epoch's checkpoint.
+
+    Returns
+    -------
+    ``{"folds": {fold: last history row}, "run": run_dir}``.
+    """
+    progress = progress or Progress()
+    cfg = _check_config(config)
+    run_dir = Path(run_dir)
+    dist = setup_distributed(str(cfg["device"]))
+    try:
+        plan, info = prepare(cohort_dir, cfg, run_dir, progress)
+        if dist.main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            if not cfg["resume"]:
+                for old in run_dir.glob("fold*/*.pt"):
+                    old.unlink()
+                if (run_dir / "history.csv").exists():
+                    (run_dir / "history.csv").unlink()
+            save_run(run_dir, info)
+        dist.barrier()
+        history = read_history(run_dir) if cfg["resume"] else []
+        if cfg["on_the_fly"] is not None:
+            if extra_source is not None:
+                raise InputError("give either an on_the_fly config or an extra source, not both")
+            modalities = list(dict.fromkeys([plan.task.target, *plan.task.inputs]))
+            extra_source = on_the_fly_factory(plan.cohort, cfg["on_the_fly"], modalities)
+        wanted = cfg["fold"]
+        folds = (list(range(plan.folds.k)) if wanted is None
+                 else [int(f) for f in (wanted if isinstance(wanted, (list, tuple)) else [wanted])])
+        for f in folds:
+            if not 0 <= f < plan.folds.k:
+                raise InputError(f"fold {f} does not exist (folds 0..{plan.folds.k - 1})")
+        results = {}
+        for f in folds:
+            results[f] = train_fold(plan, f, cfg, run_dir, history, dist=dist, progress=progress,
+                                    log=log, extra_source=extra_source, on_epoch_end=on_epoch_end)
+        return {"folds": results, "run": str(run_dir)}
+    finally:
+        dist.close()

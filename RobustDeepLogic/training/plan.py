@@ -1,0 +1,121 @@
+"""TODO docstring (RobustDeepLogic.train)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Tuple
+
+import numpy as np
+import torch
+
+from RobustDeepLogic.cohort.folds import (
+    FoldPlan,
+    allowed_synthetic,
+    assign_folds,
+)
+from RobustDeepLogic.cohort.manifest import Cohort
+from RobustDeepLogic.cohort.tasks import get_task, load_tasks
+from RobustDeepLogic.core.config import plain_value
+from RobustDeepLogic.core.errors import InputError
+from RobustDeepLogic.core.progress import Progress
+from RobustDeepLogic.data.sources import CohortSource, ConcatSource
+from RobustDeepLogic.network.model import NetworkSpec
+from RobustDeepLogic.training.runs import (
+    RUN_FILE,
+    RunInfo,
+    load_run,
+)
+from RobustDeepLogic.training.settings import RESUMABLE_CHANGES, SCENARIOS
+
+
+@dataclass
+class Plan:
+    """Everything the folds need: the task, the sources, the fold plan, training subjects per fold."""
+
+    task: Any
+    cohort: Any
+    source: Any
+    folds: Any
+    synthetic_parents: Dict[str, Tuple[str, ...]]
+
+
+def prepare(cohort_dir, cfg: Dict[str, Any], run_dir: Path, progress: Progress):
+    """Load the cohort(s), the task and the fold plan; write or check ``run.json``."""
+    cohort = Cohort.load(cohort_dir)
+    tasks = load_tasks(cfg.get("tasks") or {}, source="config 'tasks'")
+    task = get_task(str(cfg["task"]), tasks)
+    if cfg["scenario"] is not None:
+        space = SCENARIOS.get(cfg["scenario"], SCENARIOS["PM"])[0]
+        if cohort.space != space:
+            raise InputError(
+                f"scenario {cfg['scenario']} needs a cohort in {space} space; this one is {cohort.space}",
+                file=cohort.root, hint="PU trains on native data, PR and PM on registered data")
+    modalities = [task.target] + [m for m in task.inputs if m != task.target]
+    real = [p for p in cohort.patients if not p.is_synthetic]
+    real = [p for p in real if all(m in p.modalities for m in modalities)]
+    if not real:
+        raise InputError(f"no real patient has all of {', '.join(modalities)}", file=cohort.root)
+    scaling = {m: cohort.scaling_for(m) for m in modalities}
+    sources = [CohortSource(cohort, [p.id for p in real], modalities, scaling)]
+    synthetic_parents: Dict[str, Tuple[str, ...]] = {}
+    if cfg["synthetic"]:
+        syn_cohorts = [cohort] + [Cohort.load(d) for d in (cfg["synthetic_cohorts"] or [])]
+        for c in syn_cohorts:
+            ids = [p.id for p in c.patients if p.is_synthetic
+                   and all(m in p.modalities for m in modalities)]
+            if not ids:
+                continue
+            for pid in ids:
+                synthetic_parents[pid] = tuple(c.patient(pid).parents)
+            sources.append(CohortSource(c, ids, modalities, scaling))
+        if not synthetic_parents:
+            raise InputError("synthetic subjects were asked for but none was found", file=cohort.root,
+                             hint="run 'robustdeep synthesize', or name its output in synthetic_cohorts")
+    source = ConcatSource(sources)
+
+    run_path = run_dir / RUN_FILE
+    if run_path.is_file() and cfg["resume"]:
+        info = load_run(run_dir)
+        changed = sorted(k for k in set(info.config) | set(cfg)
+                         if k not in RESUMABLE_CHANGES and info.config.get(k) != plain_value(cfg.get(k)))
+        if info.cohort and info.cohort != str(Path(cohort.root).resolve()):
+            changed.append("cohort")
+        if changed:
+            raise InputError(
+                f"this run folder was made with a different configuration ({', '.join(changed)})",
+                file=run_dir, hint="use a new --out folder, or --no-resume to start it again")
+        plan = FoldPlan.from_dict(info.folds)
+    else:
+        plan = assign_folds(
+            [p.id for p in real], k=int(cfg["folds"]), test=cfg["test_ids"],
+            test_fraction=float(cfg["test_fraction"]), seed=int(cfg["seed"]),
+            preset_splits={p.id: p.split for p in real}, preset_folds={p.id: p.fold for p in real})
+        info = RunInfo(
+            task={"name": task.name, "inputs": list(task.inputs), "target": task.target,
+                  "description": task.description},
+            scaling={m: s.as_dict() for m, s in scaling.items()},
+            window=list(cfg["window"]),
+            network=NetworkSpec(len(task.inputs), 1, tuple(cfg["widths"])).as_dict(),
+            folds=plan.as_dict(), space=cohort.space, cohort=str(Path(cohort.root).resolve()),
+            config=plain_value(cfg), meta={"units": {m: cohort.units.get(m, "") for m in modalities},
+                                      "torch": torch.__version__})
+    return Plan(task, cohort, source, plan, synthetic_parents), info
+
+
+def training_subjects(plan: Plan, fold: int, cfg: Mapping[str, Any]) -> Tuple[List[str], List[str]]:
+    """(training subject ids, refused synthetic ids) for ``fold``.
+
+    Real training patients of the fold (when ``real``), then the synthetic subjects whose parents are
+    all among them (at most ``max_synthetic``, a seeded choice).
+    """
+    train_real = plan.folds.training(fold)
+    ids = list(train_real) if cfg["real"] else []
+    allowed, refused = allowed_synthetic(plan.synthetic_parents, train_real)
+    if cfg["max_synthetic"] is not None and len(allowed) > int(cfg["max_synthetic"]):
+        rng = np.random.default_rng([int(cfg["seed"]), fold, 17])
+        allowed = [allowed[i] for i in sorted(rng.permutation(len(allowed))[: int(cfg["max_synthetic"])])]
+    ids += allowed
+    if not ids:
+        raise InputError(f"fold {fold} has no training subject", hint="check 'real' and 'synthetic'")
+    return ids, refused
