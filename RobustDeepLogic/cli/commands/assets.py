@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from RobustDeepLogic.cli.frame import Command, Options, Result
-from RobustDeepLogic.registration.assets import ASSETS, assets_dir, prepare_assets
 
 
 def _arguments(o: Options) -> None:
@@ -17,6 +16,8 @@ def _arguments(o: Options) -> None:
 
 
 def _run(config: dict, ctx) -> Result:
+    from RobustDeepLogic.registration.assets import ASSETS, assets_dir, prepare_assets
+
     folder = Path(config["dir"]).expanduser() if config["dir"] else assets_dir()
     wheels = Path(config["wheels"]) if config["wheels"] else None
     prepare_assets(folder, wheel_dir=wheels, force=bool(config["force"]), progress=ctx.progress)

@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any, Dict
 
-from RobustDeepLogic.blending.baselines import naive_blend
-from RobustDeepLogic.blending.blend import laplacian_blend
 from RobustDeepLogic.cli.frame import Command, Options, Result, RunContext
-from RobustDeepLogic.core.errors import InputError
-from RobustDeepLogic.io.volumes import read_array, write_array
-from RobustDeepLogic.masks.presets import mask_from_spec
 
 
 def _arguments(o: Options) -> None:
@@ -25,6 +19,14 @@ def _arguments(o: Options) -> None:
 
 
 def _run(config: Dict[str, Any], ctx: RunContext) -> Result:
+    import time
+
+    from RobustDeepLogic.blending.baselines import naive_blend
+    from RobustDeepLogic.blending.blend import laplacian_blend
+    from RobustDeepLogic.core.errors import InputError
+    from RobustDeepLogic.io.volumes import read_array, write_array
+    from RobustDeepLogic.masks.presets import mask_from_spec
+
     with ctx.progress.stage("blend", total=1) as stage:
         a, grid = read_array(config["a"])
         b, grid_b = read_array(config["b"])

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 from RobustDeepLogic.cli.frame import Command, Options, Result
-from RobustDeepLogic.cohort.check import check_cohort, summarise
-from RobustDeepLogic.cohort.importer import import_cohort
-from RobustDeepLogic.cohort.manifest import Cohort
 from RobustDeepLogic.core.errors import InputError
-from RobustDeepLogic.core.modalities import MODALITIES
 
 
 def _check_arguments(o: Options) -> None:
@@ -20,6 +16,9 @@ def _check_arguments(o: Options) -> None:
 
 
 def _check_run(config: dict, ctx) -> Result:
+    from RobustDeepLogic.cohort.check import check_cohort, summarise
+    from RobustDeepLogic.cohort.manifest import Cohort
+
     cohort = Cohort.load(config["cohort"])
     problems = check_cohort(cohort, tasks=config["task"],
                             negative_suv_tolerance=float(config["negative_suv_tolerance"]),
@@ -46,6 +45,9 @@ def _import_arguments(o: Options) -> None:
 
 
 def _import_run(config: dict, ctx) -> Result:
+    from RobustDeepLogic.cohort.check import check_cohort, summarise
+    from RobustDeepLogic.cohort.importer import import_cohort
+
     cohort, skipped = import_cohort(config["source"], config["out"], tasks=config["task"],
                                     progress=ctx.progress)
     for line in skipped:
@@ -67,6 +69,9 @@ def _list_arguments(o: Options) -> None:
 
 
 def _list_run(config: dict, ctx) -> Result:
+    from RobustDeepLogic.cohort.manifest import Cohort
+    from RobustDeepLogic.core.modalities import MODALITIES
+
     cohort = Cohort.load(config["cohort"])
     rows = [f"{'patient':<14}{'split':<7}{'fold':<6}{'kind':<11}" + "".join(f"{m:<5}" for m in MODALITIES)]
     for p in cohort:
@@ -85,7 +90,6 @@ _NAMING = """naming rule:
   SRC/<patient>/<modality>/         a DICOM series (PET -> SUV, CT -> HU)
   SRC/<patient>_<modality>.nii.gz   flat files
 modalities: FD LD NAC MAC CT T1 T2 (aliases: fulldose lowdose ac ctac t1w mprage t2w ...)"""
-
 
 COMMAND = Command(
     "cohort",

@@ -9,7 +9,6 @@ run it again to resume.
 
 from __future__ import annotations
 
-from RobustDeepLogic.cli.commands.reproduce import run_study
 from RobustDeepLogic.cli.frame import Command, Options, Result
 
 
@@ -21,6 +20,8 @@ def _arguments(o: Options) -> None:
 
 
 def _run(config: dict, ctx) -> Result:
+    from RobustDeepLogic.cli.commands.reproduce import run_study
+
     return run_study({**config, "cohort": None, "tasks": None, "scenarios": None}, ctx, "quick")
 
 

@@ -2,24 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-from pathlib import Path
-
 from RobustDeepLogic.cli.frame import Command, Options, Result
-from RobustDeepLogic.cohort.manifest import Cohort
-from RobustDeepLogic.cohort.scaling import DEFAULT_SCALING, Scaling
-from RobustDeepLogic.cohort.tasks import BUILTIN_TASKS
-from RobustDeepLogic.core.errors import InputError
-from RobustDeepLogic.core.files import strip_volume_suffix
-from RobustDeepLogic.core.modalities import normalise_modality
-from RobustDeepLogic.evaluate.cases import (
-    Case,
-    EvaluationOptions,
-    cases_from_predictions,
-    load_cases,
-)
-from RobustDeepLogic.evaluate.evaluation import evaluate_cases
-from RobustDeepLogic.evaluate.statistics import summarize
 
 _EPILOG = """\
 forms:
@@ -75,6 +58,10 @@ def _arguments(o: Options) -> None:
 
 
 def _parse_scaling(text, base):
+    from RobustDeepLogic.cohort.scaling import Scaling
+    from RobustDeepLogic.core.errors import InputError
+    from RobustDeepLogic.core.modalities import normalise_modality
+
     out = dict(base)
     for item in str(text).split(","):
         item = item.strip()
@@ -94,6 +81,23 @@ def _parse_scaling(text, base):
 
 
 def _run(config, ctx) -> Result:
+    from pathlib import Path
+
+    from RobustDeepLogic.cohort.manifest import Cohort
+    from RobustDeepLogic.cohort.scaling import DEFAULT_SCALING
+    from RobustDeepLogic.cohort.tasks import BUILTIN_TASKS
+    from RobustDeepLogic.core.errors import InputError
+    from RobustDeepLogic.core.files import strip_volume_suffix
+    from RobustDeepLogic.core.modalities import normalise_modality
+    from RobustDeepLogic.evaluate.cases import (
+        Case,
+        EvaluationOptions,
+        cases_from_predictions,
+        load_cases,
+    )
+    from RobustDeepLogic.evaluate.evaluation import evaluate_cases
+    from RobustDeepLogic.evaluate.statistics import summarize
+
     if not config.get("out"):
         raise InputError("--out is required", hint="the folder that receives metrics.csv and the maps")
     forms = [bool(config.get("reference") or config.get("prediction")), bool(config.get("cases")),
@@ -157,6 +161,8 @@ def _run(config, ctx) -> Result:
 
 
 def _with_mask(case, mask):
+    from dataclasses import replace
+
     return replace(case, mask=mask)
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from RobustDeepLogic.cli.frame import Command, Options, Result
-from RobustDeepLogic.core.errors import InputError
-from RobustDeepLogic.predict.export import export_model
 
 
 def _arguments(o: Options) -> None:
@@ -17,6 +15,9 @@ def _arguments(o: Options) -> None:
 
 
 def _run(config: dict, ctx) -> Result:
+    from RobustDeepLogic.core.errors import InputError
+    from RobustDeepLogic.predict.export import export_model
+
     if not config.get("out"):
         raise InputError("--out FILE is required")
     path = export_model(config["run"], config["out"], fmt=config["format"], which=config["which"],

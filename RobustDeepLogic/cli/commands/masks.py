@@ -5,20 +5,21 @@ from __future__ import annotations
 from typing import Any, Dict
 
 from RobustDeepLogic.cli.frame import Command, Options, Result, RunContext
-from RobustDeepLogic.io.volumes import Grid, read_volume, write_array
-from RobustDeepLogic.masks.files import save_preview
-from RobustDeepLogic.masks.geometry import MNI152_2MM_GRID, ellipsoid_head
-from RobustDeepLogic.masks.presets import GENERATORS, PRESETS, mask_from_spec
-from RobustDeepLogic.masks.regions import STRUCTURES
 
 
 def _grid(config: Dict[str, Any]):
+    from RobustDeepLogic.io.volumes import Grid, read_volume
+    from RobustDeepLogic.masks.geometry import MNI152_2MM_GRID
+
     if config.get("like"):
         return Grid.of(read_volume(config["like"]))
     return MNI152_2MM_GRID
 
 
 def _list_run(config: Dict[str, Any], ctx: RunContext) -> Result:
+    from RobustDeepLogic.masks.presets import GENERATORS, PRESETS
+    from RobustDeepLogic.masks.regions import STRUCTURES
+
     lines = ["presets:"]
     lines += [f"  {p.name:13s} {p.description}" for p in PRESETS.values()]
     lines.append("generators (NAME:key=value;key=value):")
@@ -35,6 +36,9 @@ def _write_args(o: Options) -> None:
 
 
 def _write_run(config: Dict[str, Any], ctx: RunContext) -> Result:
+    from RobustDeepLogic.io.volumes import write_array
+    from RobustDeepLogic.masks.presets import mask_from_spec
+
     grid = _grid(config)
     mask = mask_from_spec(config["spec"], grid)
     write_array(mask, grid, config["out"])
@@ -50,6 +54,10 @@ def _preview_args(o: Options) -> None:
 
 
 def _preview_run(config: Dict[str, Any], ctx: RunContext) -> Result:
+    from RobustDeepLogic.masks.files import save_preview
+    from RobustDeepLogic.masks.geometry import ellipsoid_head
+    from RobustDeepLogic.masks.presets import mask_from_spec
+
     grid = _grid(config)
     head = ellipsoid_head(grid) if config["head"] else None
     mask = mask_from_spec(config["spec"], grid, head=head)

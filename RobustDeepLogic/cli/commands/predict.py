@@ -5,13 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from RobustDeepLogic.cli.frame import Command, Options, Result
-from RobustDeepLogic.cohort.manifest import Cohort
-from RobustDeepLogic.core.errors import InputError
-from RobustDeepLogic.core.files import strip_volume_suffix
-from RobustDeepLogic.io.transforms import read_transform
-from RobustDeepLogic.io.volumes import is_volume_path, read_volume, write_volume
-from RobustDeepLogic.predict.ensemble import load_models
-from RobustDeepLogic.predict.volumes import inference_device, predict_image, to_native
 
 FORMATS = {"nii.gz": ".nii.gz", "nii": ".nii", "nrrd": ".nrrd", "mha": ".mha"}
 
@@ -47,6 +40,16 @@ def _arguments(o: Options) -> None:
 
 
 def _run(config: dict, ctx) -> Result:
+    from RobustDeepLogic.core.errors import InputError
+    from RobustDeepLogic.io.transforms import read_transform
+    from RobustDeepLogic.io.volumes import is_volume_path, read_volume, write_volume
+    from RobustDeepLogic.predict.ensemble import load_models
+    from RobustDeepLogic.predict.volumes import (
+        inference_device,
+        predict_image,
+        to_native,
+    )
+
     if not config.get("out"):
         raise InputError("--out DIR is required")
     out_dir = Path(config["out"])
@@ -62,6 +65,8 @@ def _run(config: dict, ctx) -> Result:
     background = info.scaling_of(target).to_physical(0.0)
     outputs = {}
     if inputs[0].is_dir() and (inputs[0] / "manifest.json").is_file():
+        from RobustDeepLogic.cohort.manifest import Cohort
+
         if config.get("native_reference") or config.get("transform"):
             raise InputError("--native-reference / --transform apply to one patient given as volume files",
                              hint="predict that patient from its files")
@@ -92,6 +97,7 @@ def _run(config: dict, ctx) -> Result:
             pred = to_native(pred, read_volume(config["native_reference"]),
                              read_transform(config["transform"]),
                              direction=config["transform_direction"], default_value=background)
+        from RobustDeepLogic.core.files import strip_volume_suffix
 
         name = config.get("name") or f"{strip_volume_suffix(inputs[0])}_{target}"
         outputs[name] = str(write_volume(pred, out_dir / f"{name}{suffix}"))

@@ -15,17 +15,7 @@ same options are skipped unless --force. Options named after BRAINSFit take BRAI
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from RobustDeepLogic.cli.frame import Command, Options, Result
-from RobustDeepLogic.cohort.manifest import Cohort
-from RobustDeepLogic.core.errors import InputError
-from RobustDeepLogic.registration.cohort import register_cohort
-from RobustDeepLogic.registration.config import RegistrationOptions, RigidConfig
-from RobustDeepLogic.registration.template_space import (
-    load_template_image,
-    write_template_space,
-)
 
 
 def add_rigid_options(o: Options) -> None:
@@ -96,10 +86,23 @@ def _arguments(o: Options) -> None:
 
 
 def rigid_config_from(config: dict):
+    from RobustDeepLogic.registration.config import RigidConfig
+
     return RigidConfig.from_mapping(config)
 
 
 def _run(config: dict, ctx) -> Result:
+    from pathlib import Path
+
+    from RobustDeepLogic.cohort.manifest import Cohort
+    from RobustDeepLogic.core.errors import InputError
+    from RobustDeepLogic.registration.cohort import register_cohort
+    from RobustDeepLogic.registration.config import RegistrationOptions
+    from RobustDeepLogic.registration.template_space import (
+        load_template_image,
+        write_template_space,
+    )
+
     source = Cohort.load(config["cohort"])
     out_dir = Path(config["out"])
     options = RegistrationOptions(

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from RobustDeepLogic.cli.frame import Command, Options, Result
-from RobustDeepLogic.evaluate.statistics import parse_pairs
-from RobustDeepLogic.report.document import build_report
 
 
 def _arguments(o: Options) -> None:
@@ -17,6 +15,9 @@ def _arguments(o: Options) -> None:
 
 
 def _run(config, ctx) -> Result:
+    from RobustDeepLogic.evaluate.statistics import parse_pairs
+    from RobustDeepLogic.report.document import build_report
+
     paths = build_report(config["run"], config.get("out"), patient=config.get("patient"),
                          pairs=parse_pairs(config.get("pairs")), title=config["title"], progress=ctx.progress)
     return Result(outputs={k: str(v) for k, v in paths.items()}, figures={},

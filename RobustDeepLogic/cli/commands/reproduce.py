@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from RobustDeepLogic.cli.frame import Command, Options, Result
-from RobustDeepLogic.core.errors import InputError
-from RobustDeepLogic.study.stages import reproduce
 
 _EPILOG = """\
 arms: PU, PR, PM1, PM2 (the paper's scenarios); PR-naive, PR-mixup, PR-cutmix (augmentation ablation:
@@ -28,6 +26,9 @@ def _arguments(o: Options) -> None:
 
 
 def run_study(config: dict, ctx, profile: str) -> Result:
+    from RobustDeepLogic.core.errors import InputError
+    from RobustDeepLogic.study.stages import reproduce
+
     if not config.get("out"):
         raise InputError("--out DIR is required (the study folder)")
     result = reproduce(config["out"], profile=profile, cohort=config.get("cohort"), tasks=config.get("tasks"),

@@ -10,11 +10,7 @@ draws one subject's seven modalities (``--figure PNG``). See docs/simulation.md.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from RobustDeepLogic.cli.frame import Command, Options, Result
-from RobustDeepLogic.simulate.cohort import simulate_cohort
-from RobustDeepLogic.simulate.realism import realism_report
 
 
 def _arguments(o: Options) -> None:
@@ -33,12 +29,17 @@ def _arguments(o: Options) -> None:
 
 
 def _run(config: dict, ctx) -> Result:
+    from pathlib import Path
+
     if config["realism"]:
+        from RobustDeepLogic.simulate.realism import realism_report
+
         report = realism_report(config["out"], figure=config["figure"], progress=ctx.progress)
         figures = {k: v for k, v in report["summary"].items() if isinstance(v, (int, float))}
         return Result(outputs={"realism": str(Path(config["out"]) / "realism.json"),
                                **({"figure": config["figure"]} if config["figure"] else {})},
                       figures=figures, summary=report["text"])
+    from RobustDeepLogic.simulate.cohort import simulate_cohort
 
     cohort = simulate_cohort(config["out"], subjects=config["subjects"], seed=int(config["seed"]),
                              profile=config["profile"], workers=config["workers"],

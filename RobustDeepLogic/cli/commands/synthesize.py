@@ -5,8 +5,6 @@ from __future__ import annotations
 from typing import Any, Dict
 
 from RobustDeepLogic.cli.frame import Command, Options, Result, RunContext
-from RobustDeepLogic.core.errors import InputError
-from RobustDeepLogic.synthesis.disk import synthesize
 
 
 def _arguments(o: Options) -> None:
@@ -36,6 +34,9 @@ def _arguments(o: Options) -> None:
 
 
 def _run(config: Dict[str, Any], ctx: RunContext) -> Result:
+    from RobustDeepLogic.core.errors import InputError
+    from RobustDeepLogic.synthesis.disk import synthesize
+
     if config["seed"] is None:
         raise InputError("give --seed S: it fixes the pair choice and is recorded in provenance")
     if not config["mask"]:

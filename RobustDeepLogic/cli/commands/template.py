@@ -8,17 +8,8 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 from RobustDeepLogic.cli.commands.register import add_rigid_options
 from RobustDeepLogic.cli.frame import Command, Options, Result
-from RobustDeepLogic.cohort.manifest import Cohort
-from RobustDeepLogic.core.files import atomic_write_text
-from RobustDeepLogic.registration.config import RigidConfig
-from RobustDeepLogic.registration.study_template import build_study_template
-from RobustDeepLogic.registration.template_space import write_template_space
-from RobustDeepLogic.registration.templates import lps_to_mni, template_grid
 
 
 def _write_arguments(o: Options) -> None:
@@ -28,6 +19,11 @@ def _write_arguments(o: Options) -> None:
 
 
 def _write_run(config: dict, ctx) -> Result:
+    from pathlib import Path
+
+    from RobustDeepLogic.registration.template_space import write_template_space
+    from RobustDeepLogic.registration.templates import template_grid
+
     with ctx.progress.stage("template", total=1) as st:
         paths = write_template_space(Path(config["out"]), spacing=float(config["spacing"]),
                                      fwhm_mm=float(config["fwhm"]))
@@ -49,6 +45,15 @@ def _build_arguments(o: Options) -> None:
 
 
 def _build_run(config: dict, ctx) -> Result:
+    import json
+    from pathlib import Path
+
+    from RobustDeepLogic.cohort.manifest import Cohort
+    from RobustDeepLogic.core.files import atomic_write_text
+    from RobustDeepLogic.registration.config import RigidConfig
+    from RobustDeepLogic.registration.study_template import build_study_template
+    from RobustDeepLogic.registration.template_space import write_template_space
+
     source = Cohort.load(config["cohort"])
     rigid = RigidConfig.from_mapping(config)
     if rigid.mask_processing_mode == "ROIAUTO":
@@ -74,6 +79,8 @@ def _show_arguments(o: Options) -> None:
 
 
 def _show_run(config: dict, ctx) -> Result:
+    from RobustDeepLogic.registration.templates import lps_to_mni, template_grid
+
     grid = template_grid(float(config["spacing"]))
     first = lps_to_mni(grid.origin)
     last = first + (grid.spacing[0] * (__import__("numpy").asarray(grid.size) - 1))

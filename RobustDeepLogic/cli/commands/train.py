@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import yaml
-
 from RobustDeepLogic.cli.frame import Command, Options, Result
-from RobustDeepLogic.cohort.tasks import get_task, load_tasks
-from RobustDeepLogic.core.errors import InputError
-from RobustDeepLogic.network.model import build_network, count_parameters
-from RobustDeepLogic.training.loop import train_run
-from RobustDeepLogic.training.runs import HISTORY_FILE
-from RobustDeepLogic.training.settings import TRAIN_DEFAULTS
 
 
 def _mapping(text: str):
+    import yaml
+
     value = yaml.safe_load(text)
     if not isinstance(value, dict):
         raise ValueError("expected a mapping such as {pet2ct: {inputs: [FD], target: CT}}")
@@ -70,6 +64,12 @@ def _arguments(o: Options) -> None:
 
 
 def _run(config: dict, ctx) -> Result:
+    from RobustDeepLogic.core.errors import InputError
+    from RobustDeepLogic.network.model import build_network, count_parameters
+    from RobustDeepLogic.training.loop import train_run
+    from RobustDeepLogic.training.runs import HISTORY_FILE
+    from RobustDeepLogic.training.settings import TRAIN_DEFAULTS
+
     if not config.get("out"):
         raise InputError("--out RUN is required (the run folder)")
     cfg = {k: config[k] for k in TRAIN_DEFAULTS if k in config}
@@ -82,6 +82,7 @@ def _run(config: dict, ctx) -> Result:
         for key in ("train_loss", "val_rmse", "val_psnr", "val_ssim"):
             if row.get(key) is not None:
                 figures[f"fold{fold}_{key}"] = row[key]
+    from RobustDeepLogic.cohort.tasks import get_task, load_tasks
 
     task = get_task(cfg.get("task", "ld2fd"), load_tasks(cfg.get("tasks") or {}))
     figures["parameters"] = count_parameters(build_network(in_channels=len(task.inputs),
