@@ -12,7 +12,7 @@
 - The module's command lines parse with the engine's own parser (for the commands it has).
 - The engine calls behind the blend preview (``RobustDeepLib.stages``).
 
-The MRML glue (``RobustDeepLib.mrml``) is tested in ``Testing/MRML`` in an environment of its own.
+The MRML glue (``RobustDeepLib.mrml_*``) is tested in ``Testing/MRML`` in an environment of its own.
 """
 
 from __future__ import annotations
@@ -37,6 +37,9 @@ import SimpleITK as sitk
 REPO = Path(__file__).resolve().parents[1]
 MODULE_DIR = REPO / "RobustDeep"
 MODULE_FILE = MODULE_DIR / "RobustDeep.py"
+LIB_DIR = MODULE_DIR / "RobustDeepLib"
+#: Where the module's constants are assigned: RobustDeep.py, the parameters' choices, the .ui's widgets.
+CONSTANT_FILES = (MODULE_FILE, LIB_DIR / "choices.py", LIB_DIR / "ui.py")
 UI_FILE = MODULE_DIR / "Resources" / "UI" / "RobustDeep.ui"
 ICON_FILE = MODULE_DIR / "Resources" / "Icons" / "RobustDeep.png"
 
@@ -87,13 +90,18 @@ def ui_parameter_bindings() -> Dict[str, Tuple[str, str]]:
     return out
 
 
-def module_tree() -> ast.Module:
-    return ast.parse(MODULE_FILE.read_text(encoding="utf-8"))
+def module_tree(path: Path = MODULE_FILE) -> ast.Module:
+    return ast.parse(path.read_text(encoding="utf-8"))
+
+
+def gui_files() -> List[Path]:
+    """The module's GUI code: RobustDeep.py, the .ui's helpers and the panels (RobustDeepLib/*_panel.py)."""
+    return [MODULE_FILE, LIB_DIR / "ui.py"] + sorted(LIB_DIR.glob("*_panel.py"))
 
 
 def literal_assignment(name: str):
-    """The literal value assigned to a module-level name in RobustDeep.py."""
-    for node in module_tree().body:
+    """The literal value assigned to a module-level name in RobustDeep.py (or the files of its constants)."""
+    for node in (stmt for path in CONSTANT_FILES for stmt in module_tree(path).body):
         targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
         for target in targets:
             if isinstance(target, ast.Name) and target.id == name:
@@ -132,7 +140,7 @@ WIDGET_SUFFIXES = ("Button", "LineEdit", "ComboBox", "SpinBox", "Selector", "Tab
 def widget_names_used() -> Set[str]:
     """Names the module uses as widgets: ``<x>.ui.<name>`` and widget-like string constants."""
     used: Set[str] = set()
-    for node in ast.walk(module_tree()):
+    for node in (n for path in gui_files() for n in ast.walk(module_tree(path))):
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute) and node.value.attr == "ui":
             used.add(node.attr)
         if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.isidentifier() \
@@ -671,11 +679,14 @@ def test_install_torch_without_the_pytorch_extension_says_what_to_do():
 def test_glue_modules_outside_mrml_import_without_slicer_or_qt():
     code = ("import sys; sys.path.insert(0, %r)\n"
             "import RobustDeepLib, RobustDeepLib.engine, RobustDeepLib.process, RobustDeepLib.stages, "
-            "RobustDeepLib.dependencies\n"
+            "RobustDeepLib.dependencies, RobustDeepLib.choices\n"
             "bad = [m for m in ('slicer', 'qt', 'ctk', 'vtk', 'torch') if m in sys.modules]\n"
             "print(','.join(bad))" % str(MODULE_DIR))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == ""
-    mrml_source = (MODULE_DIR / "RobustDeepLib" / "mrml.py").read_text(encoding="utf-8")
-    assert "import qt" not in mrml_source and "slicer.util" not in mrml_source.split('"""', 2)[2]
+    mrml_files = sorted((MODULE_DIR / "RobustDeepLib").glob("mrml_*.py"))
+    assert mrml_files
+    for path in mrml_files:
+        mrml_source = path.read_text(encoding="utf-8")
+        assert "import qt" not in mrml_source and "slicer.util" not in mrml_source.split('"""', 2)[2], path.name

@@ -1,11 +1,22 @@
-"""Glue between the RobustDeep Slicer module and its engine (``RobustDeepLogic``).
+"""Glue between the RobustDeep Slicer module and its engine (``RobustDeepLogic``), and the module's panels.
+
+Qt-free (tested with plain pytest; the ``mrml_*`` modules under the ``slicer-core`` wheel):
 
 - ``engine``: where the engine is, and the ``robustdeep`` command lines the module runs.
 - ``process``: a command in a separate process, its JSON progress lines read by a thread, cancel.
 - ``stages``: the engine calls behind quick previews (blend, masks, review), on SimpleITK images.
 - ``dependencies``: torch through the PyTorch extension, the other packages with pip, on request.
-- ``mrml``: volume nodes <-> SimpleITK (RAS <-> LPS), segmentations <-> masks, overlays, colours,
-  tables and plots. Needs MRML (Slicer, or the ``slicer-core`` wheel), never Qt.
+- ``choices``: the values of the module's parameters (modalities, tasks, ...), what an unset path is.
+- ``mrml_volumes``: volume nodes <-> SimpleITK (RAS <-> LPS). ``mrml_segmentations``: segmentations
+  <-> masks. ``mrml_views``: slice-view layers, the bias map's colours. ``mrml_tables``: table and plot
+  nodes. These need MRML (Slicer, or the ``slicer-core`` wheel), never Qt.
+
+With Slicer's Qt (imported by ``RobustDeep.py``):
+
+- ``ui``: the .ui's widgets and helpers on them.
+- ``<panel>_panel`` (``setup``, ``jobs``, ``cohort``, ``registration``, ``masks``, ``blend``, ``train``,
+  ``review``): each panel's slots and computations, mixins of ``RobustDeepWidget`` / ``RobustDeepLogic``.
+- ``selftest``: the steps of ``RobustDeepTest``.
 
 Nothing is imported here: ``import RobustDeepLib`` stays cheap and free of Slicer, so that the Qt-free
 parts are tested with plain pytest.

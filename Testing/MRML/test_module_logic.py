@@ -171,9 +171,9 @@ def test_masks_are_made_saved_and_loaded_on_the_template_grid(RD, logic, tmp_pat
     if not RD.rdlib.engine_has("masks"):
         pytest.skip("the engine has no masks module")
     from RobustDeepLogic.templates import grid_image, template_grid
-    from RobustDeepLib import mrml
+    from RobustDeepLib import mrml_volumes
 
-    template = mrml.add_volume_node(slicer.mrmlScene, grid_image(template_grid(6.0)), "template")
+    template = mrml_volumes.add_volume_node(slicer.mrmlScene, grid_image(template_grid(6.0)), "template")
     segmentation = logic.newMaskSegmentation(template)
     assert "simple" in logic.maskChoices()
     logic.makeMask("sphere", "centre=0,-18,10; radius=30", template, segmentation)
@@ -181,7 +181,7 @@ def test_masks_are_made_saved_and_loaded_on_the_template_grid(RD, logic, tmp_pat
     assert segmentation.GetSegmentation().GetNumberOfSegments() == 1
     path = logic.saveMask(segmentation, template, tmp_path / "mask.nii.gz")
     saved = sitk.ReadImage(str(path))
-    reference = mrml.volume_node_to_image(template)
+    reference = mrml_volumes.volume_node_to_image(template)
     assert saved.GetSize() == reference.GetSize()
     np.testing.assert_allclose(saved.GetOrigin(), reference.GetOrigin(), atol=1e-5)
     values = sitk.GetArrayFromImage(saved)
@@ -227,7 +227,7 @@ def test_blend_preview_makes_the_laplacian_and_naive_blends(RD, logic, tmp_path)
     pytest.importorskip("torch", reason="the engine's blending needs torch")
     from RobustDeepLogic.cohort import Cohort, Patient
     from RobustDeepLogic.volumes import write_volume
-    from RobustDeepLib import mrml
+    from RobustDeepLib import mrml_volumes
 
     grid_ref = _oblique(shape=(12, 14, 16))
     cohort = Cohort(root=tmp_path / "registered", space="template")
@@ -242,10 +242,10 @@ def test_blend_preview_makes_the_laplacian_and_naive_blends(RD, logic, tmp_path)
     mask.CopyInformation(grid_ref)
     nodes = logic.blendPreview(cohort.root, "P0", "P1", "FD", mask, levels=2, naive=True)
     assert sorted(nodes) == ["A", "B", "laplacian", "naive"]
-    a = mrml.array_from_volume_node(nodes["A"])
-    naive = mrml.array_from_volume_node(nodes["naive"])
+    a = mrml_volumes.array_from_volume_node(nodes["A"])
+    naive = mrml_volumes.array_from_volume_node(nodes["naive"])
     np.testing.assert_allclose(naive[:, :, :8], a[:, :, :8], atol=1e-6)
-    assert not np.allclose(mrml.array_from_volume_node(nodes["laplacian"]), naive)
+    assert not np.allclose(mrml_volumes.array_from_volume_node(nodes["laplacian"]), naive)
     with pytest.raises(ValueError, match="two different patients"):
         logic.blendPreview(cohort.root, "P0", "P0", "FD", mask, levels=2)
 
@@ -253,7 +253,7 @@ def test_blend_preview_makes_the_laplacian_and_naive_blends(RD, logic, tmp_path)
 def test_review_shows_a_windowed_bias_map_a_metrics_table_and_a_plot(RD, logic):
     if not RD.rdlib.engine_has("metrics"):
         pytest.skip("the engine has no metrics module")
-    from RobustDeepLib import mrml
+    from RobustDeepLib import mrml_tables, mrml_views, mrml_volumes
 
     reference = np.zeros((8, 10, 12), np.float32)
     reference[1:7, 2:8, 2:10] = 3.0
@@ -263,18 +263,18 @@ def test_review_shows_a_windowed_bias_map_a_metrics_table_and_a_plot(RD, logic):
     ref.CopyInformation(ref_image)
     pred = sitk.GetImageFromArray(reference * 0.92)
     pred.CopyInformation(ref_image)
-    ref_node = mrml.add_volume_node(slicer.mrmlScene, ref, "FD reference")
-    pred_node = mrml.add_volume_node(slicer.mrmlScene, pred, "FD prediction")
+    ref_node = mrml_volumes.add_volume_node(slicer.mrmlScene, ref, "FD reference")
+    pred_node = mrml_volumes.add_volume_node(slicer.mrmlScene, pred, "FD prediction")
     review = logic.review(pred_node, ref_node, modality="FD", windowPercent=10.0)
-    bias = mrml.array_from_volume_node(review["bias"])
+    bias = mrml_volumes.array_from_volume_node(review["bias"])
     np.testing.assert_allclose(bias[reference > 0], -8.0, atol=1e-3)
     display = review["bias"].GetDisplayNode()
     assert display.GetWindow() == pytest.approx(20.0) and display.GetLevel() == pytest.approx(0.0)
-    assert display.GetColorNodeID() == mrml.diverging_color_node(slicer.mrmlScene).GetID()
-    names, rows = mrml.table_rows(review["table"])
+    assert display.GetColorNodeID() == mrml_views.diverging_color_node(slicer.mrmlScene).GetID()
+    names, rows = mrml_tables.table_rows(review["table"])
     values = {row[0]: row[1] for row in rows}
     assert values["fit slope (physical units)"] == pytest.approx(0.92, rel=1e-6)
     assert values["mean_rel_error_pct"] == pytest.approx(-8.0, abs=1e-3)
     assert review["chart"].GetNumberOfPlotSeriesNodes() == 2
     # The bias map has the reference's geometry.
-    np.testing.assert_allclose(mrml.volume_node_to_image(review["bias"]).GetOrigin(), ref.GetOrigin(), atol=1e-9)
+    np.testing.assert_allclose(mrml_volumes.volume_node_to_image(review["bias"]).GetOrigin(), ref.GetOrigin(), atol=1e-9)

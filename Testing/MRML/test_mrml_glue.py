@@ -1,4 +1,4 @@
-"""The MRML glue (``RobustDeep/RobustDeepLib/mrml.py``) against real MRML classes.
+"""The MRML glue (``RobustDeep/RobustDeepLib/mrml_*.py``) against real MRML classes.
 
 Runs in ``.venv-mrml`` (``bash scripts/setup_mrml_env.sh``), which has the ``slicer-core`` wheel:
 ``.venv-mrml/bin/python -m pytest Testing/MRML -q``. In the main environment, which has no MRML,
@@ -24,7 +24,7 @@ MODULE_DIR = Path(__file__).resolve().parents[2] / "RobustDeep"
 if str(MODULE_DIR) not in sys.path:
     sys.path.insert(0, str(MODULE_DIR))
 
-from RobustDeepLib import mrml  # noqa: E402
+from RobustDeepLib import mrml_segmentations, mrml_tables, mrml_views, mrml_volumes  # noqa: E402
 
 
 @pytest.fixture
@@ -56,8 +56,8 @@ def matrix_of(node) -> np.ndarray:
 @pytest.mark.parametrize("dtype", [np.float32, np.int16, np.uint8])
 def test_image_node_image_round_trip_is_exact(scene, dtype):
     image = oblique(dtype=dtype)
-    node = mrml.add_volume_node(scene, image, "v")
-    back = mrml.volume_node_to_image(node)
+    node = mrml_volumes.add_volume_node(scene, image, "v")
+    back = mrml_volumes.volume_node_to_image(node)
     np.testing.assert_array_equal(sitk.GetArrayFromImage(back), sitk.GetArrayFromImage(image))
     assert sitk.GetArrayFromImage(back).dtype == dtype
     np.testing.assert_allclose(back.GetOrigin(), image.GetOrigin(), atol=1e-9)
@@ -68,7 +68,7 @@ def test_image_node_image_round_trip_is_exact(scene, dtype):
 
 def test_node_geometry_is_ras_of_the_lps_image(scene):
     image = oblique()
-    node = mrml.add_volume_node(scene, image, "v")
+    node = mrml_volumes.add_volume_node(scene, image, "v")
     ijk_to_ras = matrix_of(node)
     for index in [(0, 0, 0), (8, 6, 5), (3, 1, 4)]:
         lps = np.array(image.TransformIndexToPhysicalPoint(index))
@@ -88,13 +88,13 @@ def test_files_written_by_simpleitk_load_in_mrml_with_the_geometry_we_compute(sc
     scene.AddNode(storage)
     storage.SetFileName(str(path))
     assert storage.ReadData(node) == 1
-    np.testing.assert_allclose(matrix_of(node), mrml.ijk_to_ras_matrix(image), atol=1e-5)
-    np.testing.assert_array_equal(mrml.array_from_volume_node(node), sitk.GetArrayFromImage(image))
+    np.testing.assert_allclose(matrix_of(node), mrml_volumes.ijk_to_ras_matrix(image), atol=1e-5)
+    np.testing.assert_array_equal(mrml_volumes.array_from_volume_node(node), sitk.GetArrayFromImage(image))
 
 
 def test_a_node_saved_by_mrml_reads_back_in_simpleitk_unchanged(scene, tmp_path):
     image = oblique()
-    node = mrml.add_volume_node(scene, image, "v")
+    node = mrml_volumes.add_volume_node(scene, image, "v")
     storage = slicer.vtkMRMLVolumeArchetypeStorageNode()
     scene.AddNode(storage)
     path = tmp_path / "saved.nrrd"
@@ -109,7 +109,7 @@ def test_a_node_saved_by_mrml_reads_back_in_simpleitk_unchanged(scene, tmp_path)
 
 def test_a_parent_linear_transform_moves_the_exported_image(scene):
     image = oblique()
-    node = mrml.add_volume_node(scene, image, "v")
+    node = mrml_volumes.add_volume_node(scene, image, "v")
     transform = slicer.vtkMRMLLinearTransformNode()
     scene.AddNode(transform)
     shift = vtk.vtkMatrix4x4()
@@ -117,7 +117,7 @@ def test_a_parent_linear_transform_moves_the_exported_image(scene):
     shift.SetElement(2, 3, -3.0)  # 3 mm Inferior
     transform.SetMatrixTransformToParent(shift)
     node.SetAndObserveTransformNodeID(transform.GetID())
-    moved = mrml.volume_node_to_image(node)
+    moved = mrml_volumes.volume_node_to_image(node)
     expected = np.array(image.GetOrigin()) + np.array([-5.0, 0.0, -3.0])  # in LPS
     np.testing.assert_allclose(moved.GetOrigin(), expected, atol=1e-9)
     np.testing.assert_allclose(moved.GetDirection(), image.GetDirection(), atol=1e-12)
@@ -127,7 +127,7 @@ def test_an_empty_node_is_an_error(scene):
     node = slicer.vtkMRMLScalarVolumeNode()
     scene.AddNode(node)
     with pytest.raises(ValueError, match="no voxels"):
-        mrml.volume_node_to_image(node)
+        mrml_volumes.volume_node_to_image(node)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -139,16 +139,16 @@ def template_and_mask(scene):
     mask_array[2:7, 3:9, 4:11] = 1
     mask = sitk.GetImageFromArray(mask_array)
     mask.CopyInformation(template)
-    return mrml.add_volume_node(scene, template, "template"), mask, mask_array
+    return mrml_volumes.add_volume_node(scene, template, "template"), mask, mask_array
 
 
 def test_mask_to_segmentation_and_back_on_the_template_grid(scene):
     template_node, mask, mask_array = template_and_mask(scene)
     segmentation = slicer.vtkMRMLSegmentationNode()
     scene.AddNode(segmentation)
-    segment_id = mrml.mask_to_segmentation(mask, segmentation, segment_name="left")
+    segment_id = mrml_segmentations.mask_to_segmentation(mask, segmentation, segment_name="left")
     assert segmentation.GetSegmentation().GetSegment(segment_id).GetName() == "left"
-    out = mrml.segmentation_to_mask(segmentation, template_node)
+    out = mrml_segmentations.segmentation_to_mask(segmentation, template_node)
     assert out.GetPixelID() == sitk.sitkUInt8
     assert out.GetSize() == mask.GetSize()
     np.testing.assert_allclose(out.GetOrigin(), mask.GetOrigin(), atol=1e-6)
@@ -167,10 +167,10 @@ def test_segments_are_united_and_a_soft_mask_is_cut_at_one_half(scene):
     soft_image.CopyInformation(mask)
     segmentation = slicer.vtkMRMLSegmentationNode()
     scene.AddNode(segmentation)
-    mrml.mask_to_segmentation(mask, segmentation, segment_name="a")
-    mrml.mask_to_segmentation(soft_image, segmentation, segment_name="b")
+    mrml_segmentations.mask_to_segmentation(mask, segmentation, segment_name="a")
+    mrml_segmentations.mask_to_segmentation(soft_image, segmentation, segment_name="b")
     assert segmentation.GetSegmentation().GetNumberOfSegments() == 2
-    union = sitk.GetArrayFromImage(mrml.segmentation_to_mask(segmentation, template_node))
+    union = sitk.GetArrayFromImage(mrml_segmentations.segmentation_to_mask(segmentation, template_node))
     expected = ((mask_array > 0) | (soft >= 0.5)).astype(np.uint8)
     np.testing.assert_array_equal(union, expected)
 
@@ -179,12 +179,12 @@ def test_a_mask_is_resampled_onto_a_reference_of_another_grid(scene):
     template_node, mask, mask_array = template_and_mask(scene)
     segmentation = slicer.vtkMRMLSegmentationNode()
     scene.AddNode(segmentation)
-    mrml.mask_to_segmentation(mask, segmentation)
-    fine = sitk.Resample(mrml.volume_node_to_image(template_node), [28, 24, 20], sitk.Transform(),
+    mrml_segmentations.mask_to_segmentation(mask, segmentation)
+    fine = sitk.Resample(mrml_volumes.volume_node_to_image(template_node), [28, 24, 20], sitk.Transform(),
                          sitk.sitkLinear, mask.GetOrigin(), [s / 2 for s in mask.GetSpacing()],
                          mask.GetDirection())
-    fine_node = mrml.add_volume_node(scene, fine, "fine")
-    out = mrml.segmentation_to_mask(segmentation, fine_node)
+    fine_node = mrml_volumes.add_volume_node(scene, fine, "fine")
+    out = mrml_segmentations.segmentation_to_mask(segmentation, fine_node)
     assert out.GetSize() == (28, 24, 20)
     np.testing.assert_allclose(out.GetSpacing(), fine.GetSpacing(), rtol=1e-9)
     # Twice the resolution along every axis: about 8 times the voxels.
@@ -197,11 +197,11 @@ def test_an_empty_mask_or_segmentation_is_an_error(scene):
     segmentation = slicer.vtkMRMLSegmentationNode()
     scene.AddNode(segmentation)
     with pytest.raises(ValueError, match="no segments"):
-        mrml.segmentation_to_mask(segmentation, template_node)
+        mrml_segmentations.segmentation_to_mask(segmentation, template_node)
     empty = sitk.Image(mask.GetSize(), sitk.sitkUInt8)
     empty.CopyInformation(mask)
     with pytest.raises(ValueError, match="empty"):
-        mrml.mask_to_segmentation(empty, segmentation)
+        mrml_segmentations.mask_to_segmentation(empty, segmentation)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -213,10 +213,10 @@ def test_slice_layers_are_set_in_every_view(scene):
         composite = slicer.vtkMRMLSliceCompositeNode()
         scene.AddNode(composite)
         composites.append(composite)
-    background = mrml.add_volume_node(scene, oblique(), "bg")
-    foreground = mrml.add_volume_node(scene, oblique(seed=1), "fg")
-    assert mrml.set_slice_layers(scene, background=background, foreground=foreground,
-                                 foreground_opacity=0.6) == 3
+    background = mrml_volumes.add_volume_node(scene, oblique(), "bg")
+    foreground = mrml_volumes.add_volume_node(scene, oblique(seed=1), "fg")
+    assert mrml_views.set_slice_layers(scene, background=background, foreground=foreground,
+                                       foreground_opacity=0.6) == 3
     for composite in composites:
         assert composite.GetBackgroundVolumeID() == background.GetID()
         assert composite.GetForegroundVolumeID() == foreground.GetID()
@@ -224,7 +224,7 @@ def test_slice_layers_are_set_in_every_view(scene):
 
 
 def test_diverging_colour_table_is_blue_white_red_and_made_once(scene):
-    color = mrml.diverging_color_node(scene)
+    color = mrml_views.diverging_color_node(scene)
     assert color.GetNumberOfColors() == 256
     rgba = [0.0] * 4
     color.GetColor(0, rgba)
@@ -233,13 +233,13 @@ def test_diverging_colour_table_is_blue_white_red_and_made_once(scene):
     assert rgba[0] > 0.6 and rgba[2] < 0.2  # red
     color.GetColor(128, rgba)
     assert min(rgba[:3]) > 0.95  # white around zero
-    assert mrml.diverging_color_node(scene) is color
+    assert mrml_views.diverging_color_node(scene) is color
 
 
 def test_bias_map_display_is_windowed_symmetrically(scene):
-    node = mrml.add_volume_node(scene, oblique(), "bias")
-    color = mrml.diverging_color_node(scene)
-    mrml.show_bias_map(node, color, window=10.0)
+    node = mrml_volumes.add_volume_node(scene, oblique(), "bias")
+    color = mrml_views.diverging_color_node(scene)
+    mrml_views.show_bias_map(node, color, window=10.0)
     display = node.GetDisplayNode()
     assert display.GetColorNodeID() == color.GetID()
     assert not display.GetAutoWindowLevel()
@@ -248,25 +248,25 @@ def test_bias_map_display_is_windowed_symmetrically(scene):
 
 
 def test_table_node_round_trip_keeps_numbers_and_text(scene):
-    node = mrml.table_node(scene, "metrics", ["metric", "value"], [["RMSE", 0.25], ["PSNR", 31.5]])
+    node = mrml_tables.table_node(scene, "metrics", ["metric", "value"], [["RMSE", 0.25], ["PSNR", 31.5]])
     assert node.GetNumberOfRows() == 2
-    names, rows = mrml.table_rows(node)
+    names, rows = mrml_tables.table_rows(node)
     assert names == ["metric", "value"]
     assert rows == [["RMSE", 0.25], ["PSNR", 31.5]]
-    mrml.table_node(scene, "metrics", ["a"], [[1.0]], node=node)  # refilled in place
-    assert mrml.table_rows(node) == (["a"], [[1.0]])
+    mrml_tables.table_node(scene, "metrics", ["a"], [[1.0]], node=node)  # refilled in place
+    assert mrml_tables.table_rows(node) == (["a"], [[1.0]])
 
 
 def test_joint_histogram_chart_has_points_and_the_fit_line(scene):
     x = np.linspace(0.0, 10.0, 50)
-    chart = mrml.scatter_fit_chart(scene, x, 1.05 * x + 0.2, slope=1.05, intercept=0.2)
+    chart = mrml_tables.scatter_fit_chart(scene, x, 1.05 * x + 0.2, slope=1.05, intercept=0.2)
     assert chart.GetNumberOfPlotSeriesNodes() == 2
     points = chart.GetNthPlotSeriesNode(0)
     line = chart.GetNthPlotSeriesNode(1)
     assert points.GetPlotType() == slicer.vtkMRMLPlotSeriesNode.PlotTypeScatter
     assert line.GetPlotType() == slicer.vtkMRMLPlotSeriesNode.PlotTypeLine
-    _, rows = mrml.table_rows(line.GetTableNode())
+    _, rows = mrml_tables.table_rows(line.GetTableNode())
     assert rows == [[0.0, pytest.approx(0.2)], [10.0, pytest.approx(10.7)]]
     assert points.GetTableNode().GetNumberOfRows() == 50
     with pytest.raises(ValueError):
-        mrml.scatter_fit_chart(scene, x, x[:-1], slope=1.0, intercept=0.0)
+        mrml_tables.scatter_fit_chart(scene, x, x[:-1], slope=1.0, intercept=0.0)
