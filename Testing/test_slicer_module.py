@@ -620,7 +620,7 @@ def test_a_missing_engine_stage_is_a_clear_error():
 
 
 def test_review_figures_come_from_the_engines_metrics():
-    if not rdlib.engine_has("metrics"):
+    if not rdlib.engine_has("evaluate.metrics"):
         pytest.skip("the engine has no metrics module yet")
     reference = np.zeros((10, 12, 14), np.float32)
     reference[2:8, 2:10, 2:12] = 2.0

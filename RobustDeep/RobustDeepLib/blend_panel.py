@@ -65,7 +65,7 @@ class BlendLogicMixin:
         Calls the engine's ``blending.laplacian_blend`` (and ``naive_blend``) in this process: one
         volume is quick. Returns the nodes ``{"A", "B", "laplacian", "naive"?}``.
         """
-        from RobustDeepLogic.cohort import Cohort
+        from RobustDeepLogic.cohort.manifest import Cohort
         from RobustDeepLib import mrml_volumes, stages
 
         if patientA == patientB:

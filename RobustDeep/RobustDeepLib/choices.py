@@ -11,13 +11,13 @@ from __future__ import annotations
 import pathlib
 from typing import Optional
 
-#: The modalities of a cohort (engine: ``RobustDeepLogic.cohort.MODALITIES``; a test checks they agree).
+#: The modalities of a cohort (engine: ``RobustDeepLogic.core.modalities.MODALITIES``; a test checks they agree).
 MODALITIES = ("FD", "LD", "NAC", "MAC", "CT", "T1", "T2")
 #: The PET/CT frame: a patient's rigid transform to template space moves all of these.
 PETCT_FAMILY = ("FD", "LD", "NAC", "MAC", "CT")
-#: The built-in tasks (engine: ``RobustDeepLogic.tasks.BUILTIN_TASKS``; a test checks they agree).
+#: The built-in tasks (engine: ``RobustDeepLogic.cohort.tasks.BUILTIN_TASKS``; a test checks they agree).
 TASKS = ("ld2fd", "ldmr2fd", "nac2mac", "mr2ct")
-#: BRAINSFit's initialisation modes (engine: ``RobustDeepLogic.registration.INIT_MODES``).
+#: BRAINSFit's initialisation modes (engine: ``RobustDeepLogic.registration.config.INIT_MODES``).
 INIT_MODES = ("useMomentsAlign", "useCenterOfHeadAlign", "useGeometryAlign", "Off")
 #: Modalities a prediction is reviewed as (the tasks' targets): they set the engine's scaling constants.
 REVIEW_MODALITIES = ("FD", "MAC", "CT")

@@ -87,7 +87,7 @@ class CohortLogicMixin:
 
     def patientTable(self, cohortFolder: pathlib.Path) -> Tuple[List[str], List[List[Any]]]:
         """Columns and rows of the patients table: id, kind, split, one column per modality, status."""
-        from RobustDeepLogic.cohort import Cohort
+        from RobustDeepLogic.cohort.manifest import Cohort
 
         cohort = Cohort.load(cohortFolder)
         columns = ["patient", "kind", "split"] + list(MODALITIES) + ["status"]
@@ -109,7 +109,7 @@ class CohortLogicMixin:
     def loadPatient(self, cohortFolder: pathlib.Path, patientId: str,
                     modalities: Optional[Sequence[str]] = None) -> Dict[str, Any]:
         """Load a patient's volumes (engine reader: NIfTI, NRRD, MetaImage, DICOM) as volume nodes."""
-        from RobustDeepLogic.cohort import Cohort
+        from RobustDeepLogic.cohort.manifest import Cohort
         from RobustDeepLib import mrml_volumes
 
         cohort = Cohort.load(cohortFolder)
@@ -127,14 +127,14 @@ class CohortLogicMixin:
 
     def loadVolumeFile(self, path: pathlib.Path, name: str) -> Any:
         """Load one volume file with the engine's reader (geometry exactly as the engine sees it)."""
-        from RobustDeepLogic.volumes import read_volume
+        from RobustDeepLogic.io.volumes import read_volume
         from RobustDeepLib import mrml_volumes
 
         return mrml_volumes.add_volume_node(slicer.mrmlScene, read_volume(path), name)
 
     def loadOutputs(self, result: Dict[str, Any]) -> List[Any]:
         """Load the volumes named in a job's ``result`` event (its ``outputs`` that are volume files)."""
-        from RobustDeepLogic.volumes import volume_suffix
+        from RobustDeepLogic.core.files import volume_suffix
 
         nodes = []
         for name, value in (result.get("outputs") or {}).items():

@@ -103,7 +103,7 @@ def engine_commands() -> List[str]:
     """The names of the ``robustdeep`` subcommands that the installed engine has."""
     import pkgutil
 
-    commands = importlib.import_module(f"{ENGINE_PACKAGE}.commands")
+    commands = importlib.import_module(f"{ENGINE_PACKAGE}.cli.commands")
     return sorted(m.name for m in pkgutil.iter_modules(commands.__path__) if not m.name.startswith("_"))
 
 

@@ -142,13 +142,13 @@ class MasksLogicMixin:
 
     def saveMask(self, segmentation: Any, template: Any, path: pathlib.Path) -> pathlib.Path:
         """Write the mask (uint8, template grid) with the engine's atomic writer."""
-        from RobustDeepLogic.volumes import write_volume
+        from RobustDeepLogic.io.volumes import write_volume
 
         return write_volume(self.maskImage(segmentation, template), path)
 
     def loadMask(self, path: pathlib.Path, segmentation: Any) -> str:
         """Read a mask file and add it to ``segmentation`` as a segment (soft masks cut at 0.5)."""
-        from RobustDeepLogic.volumes import read_volume
+        from RobustDeepLogic.io.volumes import read_volume
         from RobustDeepLib import mrml_segmentations
 
         return mrml_segmentations.mask_to_segmentation(read_volume(path), segmentation,

@@ -3,7 +3,7 @@
 Long work (registration of a cohort, synthesis, training, prediction) must never run in Slicer's main
 thread. :class:`EngineJob` starts the engine's command line in a child process, and two reader threads
 move the lines it prints (stdout: one JSON object per line, the protocol of
-``RobustDeepLogic.progress``; stderr: plain text) into a queue. Whoever owns the job drains the queue
+``RobustDeepLogic.core.progress``; stderr: plain text) into a queue. Whoever owns the job drains the queue
 with :meth:`EngineJob.poll`: in Slicer a ``qt.QTimer`` does it on the GUI thread, in tests and scripts
 :meth:`EngineJob.wait` does it.
 
@@ -34,7 +34,7 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
-#: Exit statuses of the ``robustdeep`` command line (``RobustDeepLogic.cliframe``).
+#: Exit statuses of the ``robustdeep`` command line (``RobustDeepLogic.cli.frame``).
 EXIT_OK = 0
 EXIT_INTERNAL = 1
 EXIT_INPUT = 2

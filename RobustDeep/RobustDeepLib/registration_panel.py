@@ -103,7 +103,7 @@ class RegistrationLogicMixin:
 
     def loadTemplate(self, templateFile: Optional[pathlib.Path]) -> Any:
         """The FDG template on the template grid: a file, or the engine's model template."""
-        from RobustDeepLogic import templates
+        from RobustDeepLogic import registration as templates
         from RobustDeepLib import mrml_volumes
 
         spec = str(templateFile) if templateFile is not None else MODEL_TEMPLATE
@@ -124,7 +124,7 @@ class RegistrationLogicMixin:
     def brainsFitParameters(self, fixed: Any, moving: Any, transform: Any, *,
                             samplingPercentage: float, initializeTransformMode: str) -> Dict[str, Any]:
         """BRAINSFit parameters with the engine's rigid options (``registration.brainsfit_parameters``)."""
-        from RobustDeepLogic.registration import RigidConfig, brainsfit_parameters
+        from RobustDeepLogic.registration.config import RigidConfig, brainsfit_parameters
 
         config = RigidConfig(sampling_percentage=float(samplingPercentage),
                              initialize_transform_mode=str(initializeTransformMode))

@@ -29,7 +29,7 @@ def workdir(test) -> pathlib.Path:
 
 def ensure_assets(test, logic_class) -> None:
     """The engine's template assets, prepared once (``robustdeep assets`` needs the package registry)."""
-    from RobustDeepLogic.assets import assets_ready
+    from RobustDeepLogic.registration.assets import assets_ready
 
     if not assets_ready():
         test.delayDisplay("preparing the template assets (robustdeep assets)")

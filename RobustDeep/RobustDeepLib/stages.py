@@ -118,7 +118,7 @@ def make_mask(spec: str, template: sitk.Image) -> sitk.Image:
     """The mask named by an engine spec (preset, generator, file) on ``template``'s grid, float32 in
     [0, 1] (``masks.mask_from_spec``)."""
     masks = _stage("masks")
-    volumes = _stage("volumes")
+    volumes = _stage("io.volumes")
     array = np.asarray(masks.mask_from_spec(spec, volumes.Grid.of(template)), dtype=np.float32)
     image = sitk.GetImageFromArray(array)
     image.CopyInformation(template)
@@ -156,7 +156,7 @@ def review_figures(prediction: sitk.Image, reference: sitk.Image, region: Option
     """Bias map, metrics and joint-histogram fit of one prediction, by the engine's evaluation.
 
     ``prediction`` and ``reference`` are in physical units (SUV, HU) on one grid. They are handed to
-    ``RobustDeepLogic.evaluate.evaluate_case`` (through a temporary folder), exactly as
+    ``RobustDeepLogic.evaluate.evaluation.evaluate_case`` (through a temporary folder), exactly as
     ``robustdeep evaluate`` would evaluate them: the metrics in the scaled [0, 1] units of
     ``modality`` (the engine's fixed constants) and in physical units, inside the head (``region`` if
     given, else the engine's head mask of the reference); the bias map is the engine's relative

@@ -95,8 +95,8 @@ def _oblique(shape=(6, 7, 8), seed=0) -> sitk.Image:
 
 @pytest.fixture
 def cohort_dir(tmp_path) -> Path:
-    from RobustDeepLogic.cohort import Cohort, Patient
-    from RobustDeepLogic.volumes import write_volume
+    from RobustDeepLogic.cohort.manifest import Cohort, Patient
+    from RobustDeepLogic.io.volumes import write_volume
 
     cohort = Cohort(root=tmp_path / "cohort")
     for i in range(3):
@@ -170,7 +170,7 @@ def test_brainsfit_gets_the_engines_rigid_options(logic, cohort_dir):
 def test_masks_are_made_saved_and_loaded_on_the_template_grid(RD, logic, tmp_path):
     if not RD.rdlib.engine_has("masks"):
         pytest.skip("the engine has no masks module")
-    from RobustDeepLogic.templates import grid_image, template_grid
+    from RobustDeepLogic.registration.templates import grid_image, template_grid
     from RobustDeepLib import mrml_volumes
 
     template = mrml_volumes.add_volume_node(slicer.mrmlScene, grid_image(template_grid(6.0)), "template")
@@ -188,7 +188,7 @@ def test_masks_are_made_saved_and_loaded_on_the_template_grid(RD, logic, tmp_pat
     assert set(np.unique(values)) == {0, 1}
     # The engine's 'simple' preset takes the left hemisphere (x_MNI < 0) from parent 1.
     from RobustDeepLogic import masks
-    from RobustDeepLogic.volumes import Grid
+    from RobustDeepLogic.io.volumes import Grid
 
     expected = masks.mask_from_spec("simple", Grid.of(reference)) >= 0.5
     assert np.mean(values.astype(bool) == expected) > 0.99
@@ -225,8 +225,8 @@ def test_job_outputs_that_are_volumes_are_loaded(logic, cohort_dir):
 
 def test_blend_preview_makes_the_laplacian_and_naive_blends(RD, logic, tmp_path):
     pytest.importorskip("torch", reason="the engine's blending needs torch")
-    from RobustDeepLogic.cohort import Cohort, Patient
-    from RobustDeepLogic.volumes import write_volume
+    from RobustDeepLogic.cohort.manifest import Cohort, Patient
+    from RobustDeepLogic.io.volumes import write_volume
     from RobustDeepLib import mrml_volumes
 
     grid_ref = _oblique(shape=(12, 14, 16))
@@ -251,7 +251,7 @@ def test_blend_preview_makes_the_laplacian_and_naive_blends(RD, logic, tmp_path)
 
 
 def test_review_shows_a_windowed_bias_map_a_metrics_table_and_a_plot(RD, logic):
-    if not RD.rdlib.engine_has("metrics"):
+    if not RD.rdlib.engine_has("evaluate.metrics"):
         pytest.skip("the engine has no metrics module")
     from RobustDeepLib import mrml_tables, mrml_views, mrml_volumes
 
