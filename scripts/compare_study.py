@@ -12,7 +12,7 @@ before hashing, and only that:
 - in text files (JSON, CSV, YAML, Markdown, HTML), the folder's own absolute path is replaced by a
   placeholder, and timestamps, durations, host names and version strings are masked;
 - in JSON files, keys that hold times (``seconds``, ``started``, ``created``, ...) are dropped;
-- in CSV files, columns that hold times are dropped;
+- in CSV files, and in the tables of Markdown and HTML reports, columns that hold times are masked;
 - DICOM files are compared without their UIDs, dates and times (new UIDs are made on every export);
 - torch checkpoints (``.pt``) are compared by their tensors and plain values, not by bytes (the zip
   container records the archive's file names, which carry the folder name).
@@ -38,6 +38,7 @@ TEXT_SUFFIXES = {".json", ".csv", ".yaml", ".yml", ".md", ".html", ".txt", ".tfm
 TIME_KEYS = re.compile(r"(second|time|started|finished|created|date|elapsed|duration|host|python|"
                        r"platform|torch_version|threads|wall|per_s|_s$)", re.I)
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?([+-]\d\d:\d\d|Z)?")
+YAML_TIME = re.compile(r"^(\s*([\w.-]+):\s*)(\S+)$", re.M)
 DURATION = re.compile(r"\b\d+(\.\d+)?\s?(s|min|ms|h)\b")
 
 
@@ -45,6 +46,7 @@ def _mask_text(text: str, roots: Iterable[str]) -> str:
     for root in roots:
         text = text.replace(root, "<STUDY>")
     text = TIMESTAMP.sub("<TIME>", text)
+    text = YAML_TIME.sub(lambda m: m.group(1) + ("<TIME>" if TIME_KEYS.search(m.group(2)) else m.group(3)), text)
     return DURATION.sub("<DURATION>", text)
 
 
@@ -80,6 +82,40 @@ def _checkpoint_digest(path: Path) -> str:
     return h.hexdigest()
 
 
+def _md_tables(text: str) -> str:
+    """Markdown pipe tables with their time columns (e.g. ``seconds / fold``) masked."""
+    out, masked = [], set()
+    for line in text.splitlines():
+        if not line.startswith("|"):
+            masked = set()
+            out.append(line)
+            continue
+        cells = line.split("|")
+        if not masked and not set(line) <= set("|-: "):
+            masked = {i for i, c in enumerate(cells) if TIME_KEYS.search(c.strip())} or {-1}
+        elif masked:
+            cells = ["<TIME>" if i in masked else c for i, c in enumerate(cells)]
+        out.append("|".join(cells))
+    return "\n".join(out)
+
+
+def _html_tables(text: str) -> str:
+    """HTML tables with their time columns masked."""
+    def table(match: "re.Match[str]") -> str:
+        rows = re.findall(r"<tr>.*?</tr>", match.group(0), flags=re.S)
+        if not rows:
+            return match.group(0)
+        head = re.findall(r"<th[^>]*>(.*?)</th>", rows[0], flags=re.S)
+        masked = {i for i, c in enumerate(head) if TIME_KEYS.search(c)}
+        body = []
+        for row in rows[1:]:
+            cells = re.findall(r"<td[^>]*>.*?</td>", row, flags=re.S)
+            body.append("".join("<td>TIME</td>" if i in masked else c for i, c in enumerate(cells)))
+        return rows[0] + "".join(body)
+
+    return re.sub(r"<table.*?</table>", table, text, flags=re.S)
+
+
 def _csv_text(text: str) -> str:
     rows = list(csv.reader(io.StringIO(text)))
     if not rows:
@@ -113,6 +149,10 @@ def digest(path: Path, roots: Iterable[str]) -> Optional[str]:
         text = _mask_text(data.decode("utf-8", errors="replace"), roots)
         if path.suffix == ".csv":
             text = _csv_text(text)
+        if path.suffix == ".md":
+            text = _md_tables(text)
+        if path.suffix == ".html":
+            text = _html_tables(text)
         if path.suffix == ".json":
             try:
                 text = json.dumps(_drop_times(json.loads(text)), sort_keys=True)
