@@ -1,4 +1,4 @@
-"""TODO docstring (RobustDeepLogic.__main__)."""
+"""``python -m RobustDeepLogic``: the ``robustdeep`` command line, for an environment without the script."""
 
 import sys
 

@@ -28,10 +28,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return run_command(argv)
 
 
-if __name__ == "__main__":  # python -m RobustDeepLogic.cli
-    sys.exit(main())
-
-
 def _setup_logging(out_dir: Optional[Path], progress: Progress, verbosity: int) -> logging.Logger:
     logger.setLevel(logging.DEBUG)
     for handler in list(logger.handlers):

@@ -1,4 +1,35 @@
-"""Rigid registration of every patient to the MNI FDG template (docs/method.md §3.4).
+"""Rigid registration to template (MNI) space (docs/method.md §3.4).
+
+One patient (:func:`~RobustDeepLogic.registration.patient.register_patient`):
+
+1. FD PET to the FDG template: rigid 6 degrees of freedom (ITK ``VersorRigid3DTransform``), Mattes
+   mutual information (Mattes et al., IEEE TMI 22:120, 2003), regular-step gradient descent over a
+   multi-resolution pyramid, initialised by image moments (or the centre of the head, or the image
+   centres) followed by a coarse exhaustive search over rotations, so that tilts of 30 degrees and
+   more converge. Then the brain refinement (``RigidConfig.brain_refinement``): a similarity fit
+   (one more degree of freedom, the head's size) sampled inside the template brain, and the rigid
+   transform closest to it over the brain (:func:`closest_rigid`); the result stays 6-DOF.
+2. LD, NAC, MAC and CT share the PET/CT frame: the same transform moves them.
+3. T1 and T2 are registered rigidly to the patient's CT (to FD when there is no CT), and that
+   transform is composed with the PET/CT one into template space.
+4. Everything is resampled onto the template grid (linear for images, nearest neighbour for labels);
+   a head mask (from CT, else from FD) is resampled too.
+
+Transform convention (tested in ``Testing/test_registration.py``). Every transform here, and every
+transform file written, is what ITK/SimpleITK registration returns: it maps points of the *fixed*
+space to points of the *moving* space, in LPS millimetres. For ``PETCT_to_template.tfm``::
+
+    registered = sitk.Resample(native_fd, template_image, T, sitk.sitkLinear, 0.0)
+
+gives the registered FD on the template grid. 3D Slicer reads such a file as the "resampling"
+transform (``TransformFromParent``): put the native volume under the loaded transform and Slicer
+shows it aligned with the template, exactly as with BRAINSFit's ``linearTransform`` output. Names read
+"MOVING_to_FIXED" in that Slicer sense (the file itself maps fixed-space points to moving-space
+points).
+
+BRAINSFit parity: :class:`RigidConfig` carries BRAINSFit's rigid options under their BRAINSFit
+meanings; :func:`brainsfit_parameters` returns the parameter dict for
+``slicer.cli.runSync(slicer.modules.brainsfit, None, params)`` equivalent to a config.
 
 Modules, in the order of use: :mod:`.assets` (the template assets prepared at set-up),
 :mod:`.templates` (template grid, tissue maps, FDG / T1 templates, head and brain masks),
@@ -10,7 +41,10 @@ algebra), :mod:`.pairwise` (``register_rigid``: one moving image onto one fixed 
 :mod:`.known_pose` (test cases with a known transform).
 """
 
-from RobustDeepLogic.io.transforms import read_transform, write_transform  # the files registration writes
+from RobustDeepLogic.io.transforms import (  # the files registration writes
+    read_transform,
+    write_transform,
+)
 from RobustDeepLogic.registration.assets import (
     ASSETS,
     ASSETS_ENV,

@@ -30,6 +30,7 @@ from RobustDeepLogic.cohort.manifest import Cohort
 from RobustDeepLogic.core.errors import InputError
 from RobustDeepLogic.core.files import atomic_path, atomic_write_text
 from RobustDeepLogic.core.progress import Progress
+from RobustDeepLogic.io.headmask import fill_holes
 from RobustDeepLogic.simulate.anatomy import LABELS
 
 _NAMES = {v: k for k, v in LABELS.items()}
@@ -75,7 +76,7 @@ def subject_realism(cohort: Cohort, patient) -> Dict[str, Any]:
     lab = _read(cohort, patient.meta["truth"]["labels_pet"])
     act = _read(cohort, patient.meta["truth"]["activity_suv"])
     gm, wm = lab == LABELS["gm"], lab == LABELS["wm"]
-    head = ndimage.binary_fill_holes(ndimage.binary_closing((lab != LABELS["air"]) & (lab != 0), iterations=2))
+    head = fill_holes(ndimage.binary_closing((lab != LABELS["air"]) & (lab != 0), iterations=2), slices=False)
     scale = cohort.scaling_for("FD").scale
     r, p = fd[head] / scale, ld[head] / scale
     spacing = cohort.read(patient, "FD").GetSpacing()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any, Dict
 
 from RobustDeepLogic.cli.frame import Command, Options, Result, RunContext
@@ -19,8 +20,6 @@ def _arguments(o: Options) -> None:
 
 
 def _run(config: Dict[str, Any], ctx: RunContext) -> Result:
-    import time
-
     from RobustDeepLogic.blending.baselines import naive_blend
     from RobustDeepLogic.blending.blend import laplacian_blend
     from RobustDeepLogic.core.errors import InputError

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 from RobustDeepLogic.cli.frame import Command, Options, Result
 
 _EPILOG = """\
@@ -81,8 +84,6 @@ def _parse_scaling(text, base):
 
 
 def _run(config, ctx) -> Result:
-    from pathlib import Path
-
     from RobustDeepLogic.cohort.manifest import Cohort
     from RobustDeepLogic.cohort.scaling import DEFAULT_SCALING
     from RobustDeepLogic.cohort.tasks import BUILTIN_TASKS
@@ -161,8 +162,6 @@ def _run(config, ctx) -> Result:
 
 
 def _with_mask(case, mask):
-    from dataclasses import replace
-
     return replace(case, mask=mask)
 
 

@@ -15,6 +15,8 @@ same options are skipped unless --force. Options named after BRAINSFit take BRAI
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from RobustDeepLogic.cli.frame import Command, Options, Result
 
 
@@ -92,8 +94,6 @@ def rigid_config_from(config: dict):
 
 
 def _run(config: dict, ctx) -> Result:
-    from pathlib import Path
-
     from RobustDeepLogic.cohort.manifest import Cohort
     from RobustDeepLogic.core.errors import InputError
     from RobustDeepLogic.registration.cohort import register_cohort

@@ -10,6 +10,8 @@ draws one subject's seven modalities (``--figure PNG``). See docs/simulation.md.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from RobustDeepLogic.cli.frame import Command, Options, Result
 
 
@@ -29,8 +31,6 @@ def _arguments(o: Options) -> None:
 
 
 def _run(config: dict, ctx) -> Result:
-    from pathlib import Path
-
     if config["realism"]:
         from RobustDeepLogic.simulate.realism import realism_report
 

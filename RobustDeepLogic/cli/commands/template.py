@@ -8,6 +8,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from RobustDeepLogic.cli.commands.register import add_rigid_options
 from RobustDeepLogic.cli.frame import Command, Options, Result
 
@@ -19,8 +22,6 @@ def _write_arguments(o: Options) -> None:
 
 
 def _write_run(config: dict, ctx) -> Result:
-    from pathlib import Path
-
     from RobustDeepLogic.registration.template_space import write_template_space
     from RobustDeepLogic.registration.templates import template_grid
 
@@ -45,8 +46,6 @@ def _build_arguments(o: Options) -> None:
 
 
 def _build_run(config: dict, ctx) -> Result:
-    import json
-    from pathlib import Path
 
     from RobustDeepLogic.cohort.manifest import Cohort
     from RobustDeepLogic.core.files import atomic_write_text

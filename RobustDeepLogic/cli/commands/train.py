@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import yaml
+
 from RobustDeepLogic.cli.frame import Command, Options, Result
 
 
 def _mapping(text: str):
-    import yaml
-
     value = yaml.safe_load(text)
     if not isinstance(value, dict):
         raise ValueError("expected a mapping such as {pet2ct: {inputs: [FD], target: CT}}")
