@@ -6,12 +6,13 @@ Targets: target registration error (TRE) over the template's brain voxels, mean 
 
 Two sources of known poses:
 
-* default: synthetic subjects made from the template anatomy (RobustDeepLogic.qc.known_pose_case):
-  PET at 2.03 x 2.03 x 2.2 mm, CT at 1 x 1 x 2 mm, T1 / T2 at 1 x 1 x 1.2 mm, per-subject tissue
-  contrast (+-20 %), noise, PET resolution 5 mm (template: 6 mm), MR bias field, a scanner offset
-  of about 1 m. ``--anatomy tpm`` builds them from the same SPM tissue maps as the FDG template;
-  ``--anatomy mni152`` takes grey and white matter from the ICBM152 2009c maps instead (a different
-  anatomy: the TRE then includes the true mismatch of the two brain templates).
+* default: synthetic subjects made from the template anatomy
+  (``RobustDeepLogic.registration.known_pose.known_pose_case``): PET at 2.03 x 2.03 x 2.2 mm, CT at
+  1 x 1 x 2 mm, T1 / T2 at 1 x 1 x 1.2 mm, per-subject tissue contrast (+-20 %), noise, PET
+  resolution 5 mm (template: 6 mm), MR bias field, a scanner offset of about 1 m. ``--anatomy tpm``
+  builds them from the same SPM tissue maps as the FDG template; ``--anatomy mni152`` takes grey and
+  white matter from the ICBM152 2009c maps instead (a different anatomy: the TRE then includes the
+  true mismatch of the two brain templates).
 * ``--cohort DIR``: a simulated cohort (``robustdeep simulate``). A simulated subject differs from the
   template non-rigidly (head size, a smooth warp, atrophy), so its ground truth is the pose composed
   with the rigid part of that deformation (``RobustDeepLogic.simulate.best_rigid_transform``: the
