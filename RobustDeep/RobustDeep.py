@@ -47,6 +47,8 @@ if MODULE_DIR not in sys.path:
     sys.path.insert(0, MODULE_DIR)
 
 from RobustDeepLib import engine as rdlib  # noqa: E402  (Qt-free helpers)
+
+from RobustDeepLib import command_lines as rdcmd  # noqa: E402  (Qt-free helpers)
 from RobustDeepLib.process import EngineJob  # noqa: E402
 
 ENGINE_ROOT = rdlib.ensure_engine_importable(MODULE_DIR)
@@ -131,12 +133,12 @@ class RobustDeepParameterNode:
     synthesisFolder: pathlib.Path
     # train and infer
     task: Annotated[str, Choice(list(TASKS))] = "ld2fd"
-    scenario: Annotated[str, Choice(list(rdlib.SCENARIOS))] = "PR"
+    scenario: Annotated[str, Choice(list(rdcmd.SCENARIOS))] = "PR"
     trainData: pathlib.Path
     runFolder: pathlib.Path
     epochs: Annotated[int, WithinRange(1, 10000)] = 20
     steps: Annotated[int, WithinRange(0, 10000000)] = 0
-    device: Annotated[str, Choice(list(rdlib.DEVICES))] = "auto"
+    device: Annotated[str, Choice(list(rdcmd.DEVICES))] = "auto"
     predictInput: pathlib.Path
     predictMoreInputs: str = ""
     predictOutput: pathlib.Path

@@ -39,7 +39,8 @@ def file_digest(path: Path) -> str:
 def write_tiny_cohort(root: Path, n: int = 3, *, modalities: Iterable[str] = ("FD", "LD", "CT", "T1"),
                       shape=(6, 8, 7), seed: int = 0, tasks=("ld2fd",)) -> "object":
     """A small valid cohort: PET in SUV (0..10), CT in HU (-1000..1500), MR in a.u."""
-    from RobustDeepLogic.cohort.manifest import Cohort, Patient
+    from RobustDeepLogic.cohort.manifest import Cohort
+    from RobustDeepLogic.cohort.patient import Patient
     from RobustDeepLogic.io.volumes import write_volume
 
     rng = np.random.default_rng(seed)

@@ -9,7 +9,8 @@ import SimpleITK as sitk
 
 from helpers import file_digest, write_tiny_cohort
 from RobustDeepLogic.cohort.scaling import DEFAULT_SCALING, Scaling
-from RobustDeepLogic.cohort.manifest import Cohort, Patient
+from RobustDeepLogic.cohort.manifest import Cohort
+from RobustDeepLogic.cohort.patient import Patient
 from RobustDeepLogic.cohort.check import check_cohort
 from RobustDeepLogic.cohort.importer import discover, import_cohort
 from RobustDeepLogic.core.errors import InputError

@@ -10,8 +10,10 @@ import SimpleITK as sitk
 import torch
 from scipy import ndimage
 
-from RobustDeepLogic.cohort.manifest import Cohort, Patient
-from RobustDeepLogic.data.sources import CohortSource, ConcatSource, TorchDatasetSource
+from RobustDeepLogic.cohort.manifest import Cohort
+from RobustDeepLogic.cohort.patient import Patient
+from RobustDeepLogic.data.sources import CohortSource, ConcatSource
+from RobustDeepLogic.data.on_the_fly import TorchDatasetSource
 from RobustDeepLogic.data.windows import EpochSampler, WindowDataset, cut_window
 from RobustDeepLogic.io.headmask import head_mask
 from RobustDeepLogic.core.errors import InputError

@@ -13,7 +13,8 @@ import yaml
 
 from RobustDeepLogic import evaluate as M
 from RobustDeepLogic.cli.main import run_command
-from RobustDeepLogic.cohort.manifest import Cohort, Patient
+from RobustDeepLogic.cohort.manifest import Cohort
+from RobustDeepLogic.cohort.patient import Patient
 from RobustDeepLogic.cohort.scaling import Scaling
 from RobustDeepLogic.evaluate.cases import CSV_COLUMNS, Case, EvaluationOptions, load_cases
 from RobustDeepLogic.evaluate.evaluation import evaluate_cases

@@ -85,7 +85,7 @@ def test_predictions_are_in_the_native_frame_and_units(study):
 
 
 def test_synthetic_parents_and_ablation_pairs_come_from_the_training_fold(study):
-    from RobustDeepLogic.data.sources import on_the_fly_source
+    from RobustDeepLogic.data.on_the_fly import on_the_fly_source
     from RobustDeepLogic.cohort.folds import FoldPlan, fold_seed
 
     record = json.loads((study / "study.json").read_text())

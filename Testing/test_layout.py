@@ -7,6 +7,8 @@
 - Imports inside functions only for heavy or optional libraries, each with its reason below; the
   command modules import their stage when they run, so that ``robustdeep --help`` stays fast.
 - One implementation of each shared concept: path types, transform files, head masks.
+- Public functions and classes of the engine and of the module's Qt-free glue have numpydoc docstrings
+  whose Parameters name every argument (``scripts/check_docstrings.py``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ REPO = Path(__file__).resolve().parents[1]
 ENGINE = REPO / "RobustDeepLogic"
 MODULE = REPO / "RobustDeep"
 MAX_LINES = 400
+#: The Slicer module's files that run without Slicer (their public API is documented like the engine's).
+QT_FREE_GLUE = ["engine", "command_lines", "process", "stages", "dependencies", "choices", "ui", "mrml_volumes",
+                "mrml_segmentations", "mrml_views", "mrml_tables"]
 
 #: Libraries a function may import where it needs them, and why.
 LAZY_IMPORTS = {
@@ -107,3 +112,15 @@ def test_one_implementation_of_each_shared_concept():
     assert _sources_containing("sitk.ReadTransform(") == ["io/transforms.py"]
     assert _sources_containing("sitk.WriteTransform(") == ["io/transforms.py"]
     assert _sources_containing("binary_fill_holes(") == ["io/headmask.py"]
+
+
+def test_public_functions_have_numpydoc_docstrings():
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import check_docstrings
+    finally:
+        sys.path.pop(0)
+    files = check_docstrings.python_files(
+        [str(ENGINE)] + [str(MODULE / "RobustDeepLib" / f"{name}.py") for name in QT_FREE_GLUE])
+    problems = [p for f in files for p in check_docstrings.check_file(f)]
+    assert not problems, f"{len(problems)} docstring problems:\n" + "\n".join(problems[:40])

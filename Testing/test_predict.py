@@ -169,7 +169,8 @@ def test_onnx_export_needs_onnx(tmp_path):
 
 def test_cli_predict_files_and_cohort(tmp_path):
     from RobustDeepLogic.cli.main import main
-    from RobustDeepLogic.cohort.manifest import Cohort, Patient
+    from RobustDeepLogic.cohort.manifest import Cohort
+    from RobustDeepLogic.cohort.patient import Patient
 
     run = make_run(tmp_path / "run")
     image = _oblique_image()

@@ -18,7 +18,8 @@ import SimpleITK as sitk
 
 from RobustDeepLogic import registration as Q
 from RobustDeepLogic import registration as R
-from RobustDeepLogic.cohort.manifest import Cohort, Patient
+from RobustDeepLogic.cohort.manifest import Cohort
+from RobustDeepLogic.cohort.patient import Patient
 from RobustDeepLogic.core.errors import InputError
 from RobustDeepLogic.io.volumes import Grid
 
@@ -463,7 +464,8 @@ def test_study_template_from_two_patients(need_assets, tmp_path):
              _case(((-5.0, 6.0, -3.0), (-6.0, 4.0, 5.0)), seed=10)]
     cohort = _write_cohort(tmp_path / "native", cases)
     template, info = R.build_study_template(cohort, spacing=SPACING, iterations=1)
-    from RobustDeepLogic.registration.templates import fdg_template, template_grid
+    from RobustDeepLogic.registration.templates import fdg_template
+    from RobustDeepLogic.registration.template_grid import template_grid
 
     grid = template_grid(SPACING)
     assert Grid.of(template).matches(grid)

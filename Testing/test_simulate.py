@@ -59,7 +59,8 @@ def test_binomial_thinning_statistics():
 
 
 def test_osem_recovers_contrast_of_a_phantom():
-    from RobustDeepLogic.simulate.pet_physics import ParallelProjector, blur_sinogram, osem, psf_sigmas
+    from RobustDeepLogic.simulate.pet_physics import ParallelProjector, blur_sinogram, psf_sigmas
+    from RobustDeepLogic.simulate.osem import osem
 
     proj = ParallelProjector(48, 48, (2.5, 2.5), 60, 58.0, n_subsets=6)
     yy, xx = np.mgrid[:48, :48] - 23.5
@@ -264,7 +265,7 @@ def _small_problem():
 
 
 def test_torch_osem_matches_numpy_osem_on_cpu():
-    from RobustDeepLogic.simulate.pet_physics import _osem_torch, osem
+    from RobustDeepLogic.simulate.osem import _osem_torch, osem
 
     proj, prompts, att, bg, sig = _small_problem()
     ref = osem(proj, prompts, eta=20.0, attenuation=att, background=bg, iterations=3, psf_sigmas_bins=sig)
@@ -275,7 +276,7 @@ def test_torch_osem_matches_numpy_osem_on_cpu():
 
 @pytest.mark.gpu
 def test_osem_on_cuda_matches_cpu():
-    from RobustDeepLogic.simulate.pet_physics import osem
+    from RobustDeepLogic.simulate.osem import osem
 
     proj, prompts, att, bg, sig = _small_problem()
     ref = osem(proj, prompts, eta=20.0, attenuation=att, background=bg, iterations=3, psf_sigmas_bins=sig)
@@ -297,7 +298,7 @@ def test_quick_profile_subject_recovers_contrast(tmp_path, need_assets):
 
 
 def test_rigid_part_of_an_anatomy_is_the_least_squares_rigid_fit():
-    from RobustDeepLogic.simulate.anatomy import SubjectAnatomy, rigid_part
+    from RobustDeepLogic.simulate.subject_anatomy import SubjectAnatomy, rigid_part
     from RobustDeepLogic.simulate.pose import HEAD_CENTRE_LPS
 
     rng = np.random.default_rng(0)

@@ -47,6 +47,8 @@ if str(MODULE_DIR) not in sys.path:
     sys.path.insert(0, str(MODULE_DIR))
 
 from RobustDeepLib import engine as rdlib  # noqa: E402
+
+from RobustDeepLib import command_lines as rdcmd  # noqa: E402
 from RobustDeepLib import process as rdproc  # noqa: E402
 from RobustDeepLib import stages  # noqa: E402
 
@@ -460,7 +462,7 @@ def test_engine_command_with_bad_input_gives_an_error_event_and_status_2(tmp_pat
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env = rdlib.engine_env(rdlib.find_engine_root(MODULE_DIR), base=env)
     missing = tmp_path / "no-such-cohort"
-    argv = rdlib.engine_argv(rdlib.cohort_check_command(missing), python=sys.executable)
+    argv = rdlib.engine_argv(rdcmd.cohort_check_command(missing), python=sys.executable)
     assert argv[1:3] == ["-m", "RobustDeepLogic"] and argv[-2:] == ["--progress", "json"]
     job = rdproc.run_engine(argv, env=env, timeout=60)
     assert job.returncode == rdproc.EXIT_INPUT
@@ -501,15 +503,15 @@ def test_engine_command_success_gives_a_result_event(tmp_path):
 # Command lines against the engine's parser
 # --------------------------------------------------------------------------------------------------
 COMMAND_LINES = {
-    "simulate": rdlib.simulate_command("/tmp/out", subjects=3),
-    "cohort": rdlib.cohort_check_command("/tmp/cohort"),
-    "register": rdlib.register_command("/tmp/cohort", "/tmp/registered"),
-    "blend": rdlib.blend_command("a.nii.gz", "b.nii.gz", "m.nii.gz", "o.nii.gz", levels=3, naive=True),
-    "synthesize": rdlib.synthesize_command("/tmp/registered", "/tmp/synth", masks=["m.nii.gz", "simple"],
+    "simulate": rdcmd.simulate_command("/tmp/out", subjects=3),
+    "cohort": rdcmd.cohort_check_command("/tmp/cohort"),
+    "register": rdcmd.register_command("/tmp/cohort", "/tmp/registered"),
+    "blend": rdcmd.blend_command("a.nii.gz", "b.nii.gz", "m.nii.gz", "o.nii.gz", levels=3, naive=True),
+    "synthesize": rdcmd.synthesize_command("/tmp/registered", "/tmp/synth", masks=["m.nii.gz", "simple"],
                                            count=4, seed=7, levels=3),
-    "train": rdlib.train_command("/tmp/data", "/tmp/run", task="ld2fd", scenario="PM", steps=5, device="cpu",
+    "train": rdcmd.train_command("/tmp/data", "/tmp/run", task="ld2fd", scenario="PM", steps=5, device="cpu",
                                  synthetic_cohorts=["/tmp/synth"]),
-    "predict": rdlib.predict_command("/tmp/run", ["in.nii.gz"], "/tmp/pred"),
+    "predict": rdcmd.predict_command("/tmp/run", ["in.nii.gz"], "/tmp/pred"),
 }
 
 

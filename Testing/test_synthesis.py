@@ -12,7 +12,8 @@ from scipy import ndimage
 from RobustDeepLogic import synthesis as S
 from RobustDeepLogic.blending.blend import laplacian_blend
 from RobustDeepLogic.cli.main import main
-from RobustDeepLogic.cohort.manifest import Cohort, Patient
+from RobustDeepLogic.cohort.manifest import Cohort
+from RobustDeepLogic.cohort.patient import Patient
 from RobustDeepLogic.core.errors import InputError
 from RobustDeepLogic.masks.presets import make_preset
 from RobustDeepLogic.io.volumes import Grid, read_array, write_array
@@ -278,7 +279,7 @@ def test_blended_dataset_mixing_baselines_and_explicit_pairs(cohort):
 
 
 def test_on_the_fly_source_uses_the_pairs_synthesize_chooses(cohort, tmp_path):
-    from RobustDeepLogic.data.sources import on_the_fly_source
+    from RobustDeepLogic.data.on_the_fly import on_the_fly_source
 
     report = S.synthesize(cohort, tmp_path / "disk", ["complex"], count=4, seed=9,
                           patients=["P01", "P02", "P03"], levels=2)

@@ -188,7 +188,8 @@ def test_distributed_training_on_cpu_with_two_processes(cohort, tmp_path):
 
 
 def test_on_the_fly_synthesis_from_the_config_trains_and_is_recorded(cohort, tmp_path):
-    from RobustDeepLogic.cohort.manifest import Cohort, Patient
+    from RobustDeepLogic.cohort.manifest import Cohort
+    from RobustDeepLogic.cohort.patient import Patient
     from RobustDeepLogic.cohort.folds import FoldPlan
 
     cfg = {**TINY, "fold": 0, "epochs": 1, "synthetic": False,

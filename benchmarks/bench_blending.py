@@ -131,7 +131,8 @@ def memory_run(patients: int, subjects: int, workers: int) -> dict:
     from scipy import ndimage
 
     from RobustDeepLogic.core.modalities import MODALITIES
-    from RobustDeepLogic.cohort.manifest import Cohort, Patient
+    from RobustDeepLogic.cohort.manifest import Cohort
+    from RobustDeepLogic.cohort.patient import Patient
     from RobustDeepLogic.masks.geometry import MNI_BRAIN_CENTRE  # noqa: F401  (import check)
     from RobustDeepLogic.io.volumes import Grid, write_array
 

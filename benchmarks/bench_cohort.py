@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from RobustDeepLogic.cohort.manifest import Cohort, Patient
+from RobustDeepLogic.cohort.manifest import Cohort
+from RobustDeepLogic.cohort.patient import Patient
 from RobustDeepLogic.cohort.check import check_cohort
 from RobustDeepLogic.io.volumes import write_volume
 

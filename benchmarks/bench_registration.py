@@ -68,7 +68,8 @@ def _stats(values):
 def bench_synthetic(args) -> dict:
     from RobustDeepLogic import registration as Q
     from RobustDeepLogic import registration as R
-    from RobustDeepLogic.cohort.manifest import Cohort, Patient
+    from RobustDeepLogic.cohort.manifest import Cohort
+    from RobustDeepLogic.cohort.patient import Patient
 
     rng = np.random.default_rng(args.seed)
     template = R.TemplateSpace.default(args.spacing)

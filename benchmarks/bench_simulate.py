@@ -36,7 +36,8 @@ def _peak_mb() -> float:
 def bench_projector(profile) -> None:
     from scipy import ndimage
 
-    from RobustDeepLogic.simulate.pet_physics import ParallelProjector, osem, psf_sigmas
+    from RobustDeepLogic.simulate.pet_physics import ParallelProjector, psf_sigmas
+    from RobustDeepLogic.simulate.osem import osem
 
     nx, ny, nz = profile.pet_size
     t = time.perf_counter()

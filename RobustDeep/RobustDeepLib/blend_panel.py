@@ -14,7 +14,8 @@ from typing import Any, Dict
 import slicer
 from slicer.i18n import tr as _
 
-from RobustDeepLib import engine as rdlib
+
+from RobustDeepLib import command_lines as rdcmd
 from RobustDeepLib.choices import is_set
 
 
@@ -43,7 +44,7 @@ class BlendWidgetMixin:
         with slicer.util.tryWithErrorDisplay(_("Failed to start the synthesis."), waitCursor=True):
             p = self._parameterNode
             source = p.registeredFolder if is_set(p.registeredFolder) else p.cohortFolder
-            command = rdlib.synthesize_command(source, p.synthesisFolder, masks=[str(p.maskFile)],
+            command = rdcmd.synthesize_command(source, p.synthesisFolder, masks=[str(p.maskFile)],
                                                count=p.synthesisCount, seed=p.synthesisSeed,
                                                levels=p.blendLevels)
 

@@ -14,7 +14,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import slicer
 from slicer.i18n import tr as _
 
-from RobustDeepLib import engine as rdlib
+
+from RobustDeepLib import command_lines as rdcmd
 from RobustDeepLib.choices import MODALITIES, is_set
 from RobustDeepLib.ui import fill_table
 
@@ -38,7 +39,7 @@ class CohortWidgetMixin:
                 self._parameterNode.cohortFolder = folder
                 self.onRefreshCohort()
                 return
-            command = rdlib.simulate_command(folder, subjects=self._parameterNode.demoSubjects, profile="tiny")
+            command = rdcmd.simulate_command(folder, subjects=self._parameterNode.demoSubjects, profile="tiny")
 
             def opened(result: Dict[str, Any]) -> None:
                 self._parameterNode.cohortFolder = folder

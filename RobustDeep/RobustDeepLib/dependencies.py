@@ -48,7 +48,18 @@ class MissingPyTorchExtension(RuntimeError):
 
 
 def is_importable(name: str) -> bool:
-    """True when ``import name`` would find a module (nothing is imported)."""
+    """True when ``import name`` would find a module (nothing is imported).
+
+    Parameters
+    ----------
+    name : str
+        An import name (``"yaml"``, ``"SimpleITK"``); for a dotted name its parents are imported.
+
+    Returns
+    -------
+    bool
+        Whether the module can be found.
+    """
     try:
         return importlib.util.find_spec(name) is not None
     except (ImportError, ValueError):
@@ -56,7 +67,18 @@ def is_importable(name: str) -> bool:
 
 
 def installed_version(distribution: str) -> Optional[str]:
-    """The installed version of a distribution (``"torch"``), or None."""
+    """The installed version of a distribution (``"torch"``), or None.
+
+    Parameters
+    ----------
+    distribution : str
+        A distribution (pip) name, e.g. ``"torch"`` or ``"pyyaml"``.
+
+    Returns
+    -------
+    str or None
+        Its version, or None when it is not installed.
+    """
     try:
         return importlib.metadata.version(distribution)
     except importlib.metadata.PackageNotFoundError:
@@ -64,13 +86,40 @@ def installed_version(distribution: str) -> Optional[str]:
 
 
 def missing_requirements(requirements: Sequence[Tuple[str, str]] = REQUIREMENTS) -> List[str]:
-    """The pip requirements among ``requirements`` whose module cannot be imported."""
+    """The pip requirements among ``requirements`` whose module cannot be imported.
+
+    Parameters
+    ----------
+    requirements : sequence of (str, str), optional
+        ``(import name, pip requirement)`` pairs (default: :data:`REQUIREMENTS`).
+
+    Returns
+    -------
+    list of str
+        The pip requirements (e.g. ``"scipy>=1.8"``) of the modules not found, in the given order.
+    """
     return [req for name, req in requirements if not is_importable(name)]
 
 
 @dataclass
 class ComputeInfo:
-    """What the panel shows: versions and the device the engine will use."""
+    """What the panel shows: versions and the device the engine will use.
+
+    Attributes
+    ----------
+    torch_version : str or None
+        The installed torch version; None when torch is not installed.
+    cuda : bool
+        Whether torch sees a CUDA device.
+    device : str
+        ``cpu``, ``cuda`` or ``mps``.
+    device_name : str
+        For people: ``"CPU"``, the GPU's name and count, or why torch could not be imported.
+    versions : dict of str to (str or None)
+        The installed version of each distribution of :data:`REQUIREMENTS` (None: not installed).
+    missing : list of str
+        The pip requirements to install (``"torch"`` first when torch is missing).
+    """
 
     torch_version: Optional[str] = None
     cuda: bool = False
@@ -80,7 +129,14 @@ class ComputeInfo:
     missing: List[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        """One line: ``torch 2.3.1, CUDA: NVIDIA ... (cuda)`` or what is missing."""
+        """One line: the torch version and the device, and what is missing.
+
+        Returns
+        -------
+        str
+            ``"torch 2.3.1, device: <device name> (cuda)"``, or ``"torch not installed"``, followed by
+            ``"; missing: ..."`` when requirements are missing.
+        """
         if self.torch_version is None:
             torch = "torch not installed"
         else:
@@ -94,7 +150,18 @@ def compute_info(import_torch: bool = True) -> ComputeInfo:
     """Versions of the engine's dependencies and the compute device.
 
     With ``import_torch`` torch is imported (seconds) to ask for CUDA; call it from a user action or
-    a deferred timer, not at module import.
+    a deferred timer, not at module import. A torch that fails to import is reported in
+    ``device_name`` (and logged), not raised.
+
+    Parameters
+    ----------
+    import_torch : bool, optional
+        Import torch to find the device; False: only versions (the device stays ``cpu``).
+
+    Returns
+    -------
+    ComputeInfo
+        Versions, missing requirements and the device.
     """
     info = ComputeInfo()
     for name, requirement in REQUIREMENTS:
@@ -122,8 +189,24 @@ def compute_info(import_torch: bool = True) -> ComputeInfo:
 def install_torch(ask: bool = True) -> str:
     """Install torch with the PyTorch extension; returns the installed version.
 
-    Raises :class:`MissingPyTorchExtension` when the extension is missing, RuntimeError when the user
-    declines.
+    Nothing is installed when torch is there already.
+
+    Parameters
+    ----------
+    ask : bool, optional
+        Let the PyTorch extension ask the user to confirm first.
+
+    Returns
+    -------
+    str
+        The torch version now installed.
+
+    Raises
+    ------
+    MissingPyTorchExtension
+        When the PyTorch extension (module ``PyTorchUtils``) is not installed.
+    RuntimeError
+        When the user declines (torch is not installed).
     """
     try:
         PyTorchUtils = importlib.import_module("PyTorchUtils")
@@ -145,6 +228,19 @@ def install_requirements(requester: str = "RobustDeep", confirm: bool = True) ->
 
     With ``confirm`` (the panel) Slicer 5.12+ asks the user first (``pip_ensure``); without it (the
     self-test, which Slicer's testing mode would otherwise leave without packages) pip runs directly.
+    Before Slicer 5.12, ``slicer.util.pip_install`` runs in both cases. Runs inside Slicer only.
+
+    Parameters
+    ----------
+    requester : str, optional
+        The name Slicer shows as asking for the packages.
+    confirm : bool, optional
+        Ask the user first where Slicer can.
+
+    Returns
+    -------
+    list of str
+        The pip requirements that were missing and asked for (empty when nothing was missing).
     """
     import slicer
 

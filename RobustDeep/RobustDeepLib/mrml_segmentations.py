@@ -40,6 +40,27 @@ def segmentation_to_mask(
 
     ``reference_node`` is the template volume the mask is drawn over; the result has its geometry
     exactly (LPS, as every engine image), whatever the segmentation's own labelmap geometry.
+
+    Parameters
+    ----------
+    segmentation_node : vtkMRMLSegmentationNode
+        The segmentation, in a scene.
+    reference_node : vtkMRMLScalarVolumeNode
+        The volume whose grid the mask is made on.
+    segment_ids : iterable of str, optional
+        The segments to take; None: all of them.
+
+    Returns
+    -------
+    SimpleITK.Image
+        uint8, 1 inside any chosen segment and 0 elsewhere, on ``reference_node``'s grid.
+
+    Raises
+    ------
+    ValueError
+        When the segmentation is not in a scene or has no segments to export.
+    RuntimeError
+        When Slicer cannot export the segments to a labelmap.
     """
     scene = segmentation_node.GetScene()
     if scene is None:
@@ -78,6 +99,29 @@ def mask_to_segmentation(
     """Add ``mask`` (voxels >= ``threshold`` are inside) as a segment; returns the new segment's id.
 
     A soft mask in [0, 1] is cut at ``threshold`` for editing; the engine keeps the soft one.
+
+    Parameters
+    ----------
+    mask : SimpleITK.Image
+        A 3D mask, binary or soft, with LPS geometry.
+    segmentation_node : vtkMRMLSegmentationNode
+        The segmentation that receives the segment, in a scene.
+    segment_name : str, optional
+        The new segment's name.
+    threshold : float, optional
+        Voxels at or above it are inside.
+
+    Returns
+    -------
+    str
+        The id of the new segment.
+
+    Raises
+    ------
+    ValueError
+        When the segmentation is not in a scene, or no voxel reaches ``threshold``.
+    RuntimeError
+        When Slicer cannot import the labelmap into the segmentation.
     """
     scene = segmentation_node.GetScene()
     if scene is None:

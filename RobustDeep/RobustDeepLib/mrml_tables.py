@@ -22,7 +22,26 @@ def table_node(
     rows: Sequence[Sequence[Any]],
     node: Any = None,
 ) -> Any:
-    """A table node with one column per name; a column is numeric when all its values are numbers."""
+    """A table node with one column per name; a column is numeric when all its values are numbers.
+
+    Parameters
+    ----------
+    scene : vtkMRMLScene
+        The scene.
+    name : str
+        The new node's name.
+    columns : sequence of str
+        The column names.
+    rows : sequence of sequence
+        The values, row by row, one per column; None becomes an empty string in a text column.
+    node : vtkMRMLTableNode, optional
+        A table node to refill instead of making one (``name`` is then not used).
+
+    Returns
+    -------
+    vtkMRMLTableNode
+        The node (a new one is added to ``scene``).
+    """
     if node is None:
         node = slicer.vtkMRMLTableNode()
         node.SetName(name)
@@ -46,7 +65,18 @@ def table_node(
 
 
 def table_rows(node: Any) -> Tuple[List[str], List[List[Any]]]:
-    """The column names and rows of a table node (numbers as float, others as str)."""
+    """The column names and rows of a table node (numbers as float, others as str).
+
+    Parameters
+    ----------
+    node : vtkMRMLTableNode
+        The table node.
+
+    Returns
+    -------
+    tuple of (list of str, list of list)
+        ``(column names, rows)``.
+    """
     table = node.GetTable()
     names = [table.GetColumnName(c) for c in range(table.GetNumberOfColumns())]
     rows = []
@@ -72,8 +102,31 @@ def scatter_fit_chart(
 ) -> Any:
     """A plot chart: the voxel pairs ``(x, y)`` as points and the line ``y = slope x + intercept``.
 
-    ``x`` and ``y`` are the (already sampled) reference and predicted values. Returns the chart node;
-    its series and tables are in the scene too.
+    ``x`` and ``y`` are the (already sampled) reference and predicted values. The chart's series and
+    tables are added to the scene too.
+
+    Parameters
+    ----------
+    scene : vtkMRMLScene
+        The scene.
+    x, y : numpy.ndarray
+        The reference and predicted values of the voxel pairs (flattened).
+    slope, intercept : float
+        The linear fit of ``y`` on ``x``.
+    name : str, optional
+        The chart's name and title (its tables are named after it).
+    x_title, y_title : str, optional
+        The axis titles, also the tables' column names.
+
+    Returns
+    -------
+    vtkMRMLPlotChartNode
+        The chart.
+
+    Raises
+    ------
+    ValueError
+        When ``x`` and ``y`` are empty or differ in length.
     """
     x = np.asarray(x, dtype=float).ravel()
     y = np.asarray(y, dtype=float).ravel()

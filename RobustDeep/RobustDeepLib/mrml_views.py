@@ -25,8 +25,21 @@ def set_slice_layers(
 ) -> int:
     """Show volumes in every slice view of ``scene`` (a node, or None to leave a layer as it is).
 
-    Works on the scene's ``vtkMRMLSliceCompositeNode`` nodes, so it needs no GUI; returns how many
-    views were set.
+    Works on the scene's ``vtkMRMLSliceCompositeNode`` nodes, so it needs no GUI.
+
+    Parameters
+    ----------
+    scene : vtkMRMLScene
+        The scene.
+    background, foreground, label : vtkMRMLVolumeNode, optional
+        The volumes of the background, foreground and label layers; None leaves a layer as it is.
+    foreground_opacity : float, optional
+        Opacity of the foreground layer, in [0, 1]; None leaves it as it is.
+
+    Returns
+    -------
+    int
+        How many slice views (composite nodes) were set.
     """
     composites = scene.GetNodesByClass("vtkMRMLSliceCompositeNode")
     count = composites.GetNumberOfItems()
@@ -44,7 +57,22 @@ def set_slice_layers(
 
 
 def diverging_color_node(scene: Any, name: str = BIAS_COLOR_NODE_NAME, size: int = 256) -> Any:
-    """A blue-white-red colour table (created once per scene): negative blue, zero white, positive red."""
+    """A blue-white-red colour table (created once per scene): negative blue, zero white, positive red.
+
+    Parameters
+    ----------
+    scene : vtkMRMLScene
+        The scene.
+    name : str, optional
+        The table's node name; a colour table of that name already in the scene is returned as it is.
+    size : int, optional
+        Number of colours, spread evenly over [-1, 1].
+
+    Returns
+    -------
+    vtkMRMLColorTableNode
+        The colour table.
+    """
     existing = scene.GetFirstNodeByName(name)
     if existing is not None and existing.IsA("vtkMRMLColorTableNode"):
         return existing
@@ -67,7 +95,17 @@ def diverging_color_node(scene: Any, name: str = BIAS_COLOR_NODE_NAME, size: int
 def show_bias_map(volume_node: Any, color_node: Any, window: float = 10.0) -> None:
     """Display a bias map with a diverging colour table windowed at ``[-window, +window]``.
 
-    ``window`` is in the bias map's own unit (10 for a map in percent: the ±10 % of the paper).
+    ``window`` is in the bias map's own unit (10 for a map in percent: the ±10 % of the paper,
+    docs/method.md §8). Voxels are shown without interpolation.
+
+    Parameters
+    ----------
+    volume_node : vtkMRMLScalarVolumeNode
+        The bias map.
+    color_node : vtkMRMLColorTableNode
+        A diverging colour table (:func:`diverging_color_node`).
+    window : float, optional
+        Half-width of the displayed range, in the map's unit.
     """
     if volume_node.GetDisplayNode() is None:
         volume_node.CreateDefaultDisplayNodes()

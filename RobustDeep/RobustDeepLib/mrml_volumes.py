@@ -37,7 +37,23 @@ _SITK_TO_NUMPY = {
 
 
 def ijk_to_ras_matrix(image: sitk.Image) -> np.ndarray:
-    """The 4x4 IJK-to-RAS matrix of a 3D SimpleITK image (whose geometry is LPS)."""
+    """The 4x4 IJK-to-RAS matrix of a 3D SimpleITK image (whose geometry is LPS).
+
+    Parameters
+    ----------
+    image : SimpleITK.Image
+        A 3D image.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[4, 4]`` float: ``LPS_TO_RAS @ direction @ diag(spacing)`` and the origin in RAS (mm).
+
+    Raises
+    ------
+    ValueError
+        When the image is not 3D.
+    """
     if image.GetDimension() != 3:
         raise ValueError(f"expected a 3D image, got {image.GetDimension()}D")
     direction = np.asarray(image.GetDirection(), dtype=float).reshape(3, 3)
@@ -64,7 +80,24 @@ def _from_vtk_matrix(matrix: vtk.vtkMatrix4x4) -> np.ndarray:
 def image_to_volume_node(image: sitk.Image, node: Any) -> Any:
     """Put a 3D scalar SimpleITK image (voxels and geometry) into a volume node; returns the node.
 
-    The node keeps its voxel type; the geometry is converted from LPS to RAS exactly.
+    The voxels keep the image's type (copied); the geometry is converted from LPS to RAS exactly.
+
+    Parameters
+    ----------
+    image : SimpleITK.Image
+        A 3D scalar image.
+    node : vtkMRMLScalarVolumeNode
+        The volume node (or a labelmap volume node) that receives it.
+
+    Returns
+    -------
+    vtkMRMLScalarVolumeNode
+        ``node``.
+
+    Raises
+    ------
+    ValueError
+        When the image is not 3D or not scalar.
     """
     if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
         raise ValueError("image_to_volume_node needs a 3D scalar image")
@@ -80,7 +113,23 @@ def image_to_volume_node(image: sitk.Image, node: Any) -> Any:
 
 
 def array_from_volume_node(node: Any) -> np.ndarray:
-    """A ``[z, y, x]`` copy of a scalar volume node's voxels."""
+    """A ``[z, y, x]`` copy of a scalar volume node's voxels.
+
+    Parameters
+    ----------
+    node : vtkMRMLScalarVolumeNode
+        A scalar volume node.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[z, y, x]``, of the node's voxel type.
+
+    Raises
+    ------
+    ValueError
+        When the node is None or has no voxels, or its voxels are not scalars.
+    """
     image_data = node.GetImageData() if node is not None else None
     if image_data is None:
         raise ValueError(f"volume node {getattr(node, 'GetName', lambda: None)()!r} has no voxels")
@@ -94,7 +143,20 @@ def array_from_volume_node(node: Any) -> np.ndarray:
 def world_ijk_to_ras(node: Any) -> np.ndarray:
     """The node's IJK-to-RAS matrix in world coordinates (a linear parent transform applied).
 
-    Raises ValueError when the node is under a non-linear transform: harden it first.
+    Parameters
+    ----------
+    node : vtkMRMLScalarVolumeNode
+        A volume node, perhaps under a transform.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[4, 4]`` float: voxel indices to world RAS (mm).
+
+    Raises
+    ------
+    ValueError
+        When the node is under a non-linear transform: harden it first.
     """
     m = vtk.vtkMatrix4x4()
     node.GetIJKToRASMatrix(m)
@@ -114,7 +176,23 @@ def world_ijk_to_ras(node: Any) -> np.ndarray:
 def volume_node_to_image(node: Any, dtype: Optional[Any] = None) -> sitk.Image:
     """A SimpleITK image (LPS geometry) of a scalar volume node, parent linear transform included.
 
-    ``dtype`` (e.g. ``np.float32``) casts the voxels; None keeps the node's voxel type.
+    Parameters
+    ----------
+    node : vtkMRMLScalarVolumeNode
+        A scalar volume node.
+    dtype : numpy dtype, optional
+        Cast the voxels to this type (e.g. ``np.float32``); None keeps the node's voxel type.
+
+    Returns
+    -------
+    SimpleITK.Image
+        The voxels with their geometry in world coordinates, LPS (mm).
+
+    Raises
+    ------
+    ValueError
+        When the node has no voxels, is not scalar, is under a non-linear transform or has a
+        degenerate geometry.
     """
     array = array_from_volume_node(node)
     if dtype is not None:
@@ -134,7 +212,33 @@ def volume_node_to_image(node: Any, dtype: Optional[Any] = None) -> sitk.Image:
 def add_volume_node(
     scene: Any, image: sitk.Image, name: str, *, labelmap: bool = False, node: Any = None
 ) -> Any:
-    """A new (or the given) scalar or labelmap volume node in ``scene`` holding ``image``."""
+    """A new (or the given) scalar or labelmap volume node in ``scene`` holding ``image``.
+
+    A new node gets a name unique in the scene; a node without display nodes gets the default ones.
+
+    Parameters
+    ----------
+    scene : vtkMRMLScene
+        The scene.
+    image : SimpleITK.Image
+        A 3D scalar image (LPS geometry).
+    name : str
+        The new node's name (made unique in the scene).
+    labelmap : bool, optional
+        Make a labelmap volume node instead of a scalar volume node.
+    node : vtkMRMLScalarVolumeNode, optional
+        A node to fill instead of making one (``name`` and ``labelmap`` are then not used).
+
+    Returns
+    -------
+    vtkMRMLScalarVolumeNode
+        The node (a ``vtkMRMLLabelMapVolumeNode`` with ``labelmap``).
+
+    Raises
+    ------
+    ValueError
+        When the image is not 3D or not scalar.
+    """
     if node is None:
         node = slicer.vtkMRMLLabelMapVolumeNode() if labelmap else slicer.vtkMRMLScalarVolumeNode()
         node.SetName(scene.GenerateUniqueName(name) if hasattr(scene, "GenerateUniqueName") else name)

@@ -8,13 +8,13 @@ with :meth:`EngineJob.poll`: in Slicer a ``qt.QTimer`` does it on the GUI thread
 :meth:`EngineJob.wait` does it.
 
 Events handed out by :meth:`EngineJob.poll` are the protocol's own dicts
-(``progress`` / ``log`` / ``result`` / ``error``), plus three that this module adds:
+(``progress`` / ``log`` / ``result`` / ``error``), plus two that this module adds:
 
 ``{"event": "output", "stream": "stdout"|"stderr", "message": str}``
     a line that is not a JSON object (a warning printed by a library, a traceback);
 ``{"event": "exit", "returncode": int, "cancelled": bool}``
-    always the last event of a job: 0 success, 2 bad input, 1 internal failure, other values when
-    the process was killed.
+    always the last event of a job: 0 success, 2 bad input, 1 internal failure, 130 interrupted,
+    other values (negative on POSIX) when the process was killed.
 
 Cancel (:meth:`EngineJob.cancel`) asks the whole process tree to stop (SIGTERM to its process group
 on POSIX, CTRL_BREAK on Windows) and kills it after a grace period; it never blocks the caller.
@@ -34,11 +34,12 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
-#: Exit statuses of the ``robustdeep`` command line (``RobustDeepLogic.cli.frame``).
+#: Exit statuses of the ``robustdeep`` command line (``RobustDeepLogic.cli.main.run_command``).
 EXIT_OK = 0
 EXIT_INTERNAL = 1
 EXIT_INPUT = 2
 
+#: One event: a dict with an ``event`` key (``progress``, ``log``, ``result``, ``error``, ...).
 Event = Dict[str, Any]
 
 
@@ -47,6 +48,18 @@ def parse_line(line: str, stream: str = "stdout") -> Event:
 
     A line holding a JSON object with an ``event`` key is returned as that object; anything else
     (blank lines excepted by the caller) becomes an ``output`` event carrying the text.
+
+    Parameters
+    ----------
+    line : str
+        One line, with or without its line ending.
+    stream : str, optional
+        ``stdout`` or ``stderr``; only stdout lines are read as JSON.
+
+    Returns
+    -------
+    dict
+        The protocol event, or ``{"event": "output", "stream": stream, "message": line}``.
     """
     text = line.rstrip("\r\n")
     stripped = text.strip()
@@ -61,7 +74,18 @@ def parse_line(line: str, stream: str = "stdout") -> Event:
 
 
 def describe_error(event: Mapping[str, Any]) -> str:
-    """A one-line text for an ``error`` event: what, where (patient, file) and what to do."""
+    """A one-line text for an ``error`` event: what, where (patient, file) and what to do.
+
+    Parameters
+    ----------
+    event : mapping
+        An ``error`` event (``message``, and ``patient``, ``file``, ``hint`` when known).
+
+    Returns
+    -------
+    str
+        ``"<patient>, <file>: <message> (hint: <hint>)"``, leaving out what the event lacks.
+    """
     where = [str(event[k]) for k in ("patient", "file") if event.get(k)]
     text = str(event.get("message") or "unknown error")
     if where:
@@ -72,7 +96,18 @@ def describe_error(event: Mapping[str, Any]) -> str:
 
 
 def progress_fraction(event: Mapping[str, Any]) -> Optional[float]:
-    """``done / total`` of a ``progress`` event in [0, 1], or None when the total is unknown."""
+    """``done / total`` of a ``progress`` event in [0, 1], or None when the total is unknown.
+
+    Parameters
+    ----------
+    event : mapping
+        A ``progress`` event (``done``, ``total``).
+
+    Returns
+    -------
+    float or None
+        The fraction done, clipped to [0, 1]; None when ``total`` is missing or 0.
+    """
     total = event.get("total")
     done = event.get("done") or 0
     if not total:
@@ -83,15 +118,18 @@ def progress_fraction(event: Mapping[str, Any]) -> Optional[float]:
 class EngineJob:
     """A child process running an engine command that speaks the JSON-lines protocol.
 
+    Its attributes ``returncode``, ``result``, ``error``, ``last_progress``, ``cancelled`` and
+    ``stderr_lines`` say how it went (the event ones as :meth:`poll` hands the events out).
+
     Parameters
     ----------
-    argv:
+    argv : sequence of str
         The full command line, e.g. from :func:`RobustDeepLib.engine.engine_argv`.
-    env:
+    env : mapping of str to str, optional
         The environment of the child (``None``: this process's environment).
-    cwd:
-        The working folder of the child.
-    grace_seconds:
+    cwd : str, optional
+        The working folder of the child (``None``: this process's).
+    grace_seconds : float, optional
         How long :meth:`cancel` waits after asking the process tree to stop before killing it.
     """
 
@@ -121,7 +159,20 @@ class EngineJob:
 
     # -- life cycle ------------------------------------------------------------------------------
     def start(self) -> "EngineJob":
-        """Start the process and its reader threads; returns immediately."""
+        """Start the process and its reader threads; returns immediately.
+
+        Returns
+        -------
+        EngineJob
+            This job.
+
+        Raises
+        ------
+        RuntimeError
+            When the job was started already.
+        OSError
+            When the program cannot be started (e.g. the Python executable does not exist).
+        """
         if self.proc is not None:
             raise RuntimeError("this job was already started")
         kwargs: Dict[str, Any] = {}
@@ -185,7 +236,18 @@ class EngineJob:
 
     # -- events ----------------------------------------------------------------------------------
     def poll(self, max_events: Optional[int] = None) -> List[Event]:
-        """The events queued so far (never blocks); also records result, error and progress."""
+        """The events queued so far (never blocks); also records result, error and progress.
+
+        Parameters
+        ----------
+        max_events : int, optional
+            Hand out at most this many (None: all queued).
+
+        Returns
+        -------
+        list of dict
+            The events in the order they arrived; the ``exit`` event comes last of all.
+        """
         events: List[Event] = []
         while max_events is None or len(events) < max_events:
             try:
@@ -213,6 +275,21 @@ class EngineJob:
         """Drain events until the job exits (or ``timeout`` seconds pass); returns the exit status.
 
         For scripts, tests and the Slicer self-test; the GUI polls with a timer instead.
+
+        Parameters
+        ----------
+        timeout : float, optional
+            Seconds to wait at most (None: until the job exits).
+        on_event : callable, optional
+            Called with each event as it is handed out.
+        interval : float, optional
+            Seconds between two polls.
+
+        Returns
+        -------
+        int or None
+            The exit status once the ``exit`` event has been handed out, or None on timeout (the
+            job keeps running).
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
@@ -281,6 +358,23 @@ def run_engine(
     """Run a command to its end (or cancel it after ``timeout`` seconds) and return the job.
 
     Only for short work and for scripts: it blocks the calling thread.
+
+    Parameters
+    ----------
+    argv : sequence of str
+        The full command line (:func:`RobustDeepLib.engine.engine_argv`).
+    env : mapping of str to str, optional
+        The environment of the child (``None``: this process's).
+    timeout : float, optional
+        Seconds after which the job is cancelled (None: no limit).
+    on_event : callable, optional
+        Called with each event.
+
+    Returns
+    -------
+    EngineJob
+        The job (``returncode``, ``result``, ``error``, ``stderr_lines``); finished unless it
+        outlived its grace period after the cancel.
     """
     job = EngineJob(argv, env=env).start()
     if job.wait(timeout=timeout, on_event=on_event) is None:

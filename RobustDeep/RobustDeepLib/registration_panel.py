@@ -13,7 +13,8 @@ from typing import Any, Dict, List, Optional, Tuple
 import slicer
 from slicer.i18n import tr as _
 
-from RobustDeepLib import engine as rdlib
+
+from RobustDeepLib import command_lines as rdcmd
 from RobustDeepLib.choices import MODEL_TEMPLATE, PETCT_FAMILY, is_set
 from RobustDeepLib.ui import fill_table
 
@@ -78,7 +79,7 @@ class RegistrationWidgetMixin:
         with slicer.util.tryWithErrorDisplay(_("Failed to start the registration."), waitCursor=True):
             p = self._parameterNode
             template = str(p.templateFile) if is_set(p.templateFile) else None
-            command = rdlib.register_command(p.cohortFolder, p.registeredFolder, template=template,
+            command = rdcmd.register_command(p.cohortFolder, p.registeredFolder, template=template,
                                              sampling_percentage=p.samplingPercentage,
                                              initialize_transform_mode=p.initializeTransformMode)
 

@@ -17,6 +17,8 @@ import slicer
 from slicer.ScriptedLoadableModule import ScriptedLoadableModuleLogic
 
 from RobustDeepLib import engine as rdlib
+
+from RobustDeepLib import command_lines as rdcmd
 from RobustDeepLib.process import describe_error
 
 
@@ -33,7 +35,7 @@ def ensure_assets(test, logic_class) -> None:
 
     if not assets_ready():
         test.delayDisplay("preparing the template assets (robustdeep assets)")
-        job = logic_class().runEngineCommand(rdlib.assets_command(), timeout=900)
+        job = logic_class().runEngineCommand(rdcmd.assets_command(), timeout=900)
         test.assertEqual(job.returncode, 0, describe_error(job.error or {}))
 
 
@@ -73,7 +75,7 @@ def check_engine_reachable(test, logic_class, rdengine: Any, import_error: Optio
 def check_job_protocol(test, logic_class) -> None:
     """A real engine command that fails on input gives an error event and exit status 2."""
     logic = logic_class()
-    job = logic.runEngineCommand(rdlib.cohort_check_command(workdir(test) / "no-such-cohort"), timeout=120)
+    job = logic.runEngineCommand(rdcmd.cohort_check_command(workdir(test) / "no-such-cohort"), timeout=120)
     test.assertEqual(job.returncode, 2)
     test.assertIsNotNone(job.error)
     test.assertEqual(job.error["kind"], "input")
@@ -106,7 +108,7 @@ def check_patients(test, logic_class) -> Optional[pathlib.Path]:
         return None
     logic = logic_class()
     folder = workdir(test) / "cohort"
-    job = logic.runEngineCommand(rdlib.simulate_command(folder, subjects=test.SUBJECTS), timeout=600)
+    job = logic.runEngineCommand(rdcmd.simulate_command(folder, subjects=test.SUBJECTS), timeout=600)
     test.assertEqual(job.returncode, 0, describe_error(job.error or {}))
     test.assertIsNotNone(job.last_progress)
     columns, rows = logic.patientTable(folder)
@@ -140,7 +142,7 @@ def check_registration(test, logic_class, cohort: Optional[pathlib.Path]) -> Any
     logic.showOverTemplate(template, nodes["FD"])
     if has(test, "register"):
         out = workdir(test) / "registered"
-        job = logic.runEngineCommand(rdlib.register_command(cohort, out), timeout=900)
+        job = logic.runEngineCommand(rdcmd.register_command(cohort, out), timeout=900)
         test.assertEqual(job.returncode, 0, describe_error(job.error or {}))
         columns, rows = logic.qcTable(out, job.result)
         test.assertEqual(len(rows), test.SUBJECTS)

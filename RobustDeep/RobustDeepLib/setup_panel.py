@@ -14,7 +14,8 @@ from typing import List
 import slicer
 from slicer.i18n import tr as _
 
-from RobustDeepLib import engine as rdlib
+
+from RobustDeepLib import command_lines as rdcmd
 
 
 class SetupWidgetMixin:
@@ -47,7 +48,7 @@ class SetupWidgetMixin:
     def onPrepareAssets(self) -> None:
         """``robustdeep assets`` in the background: the template assets the engine needs, once."""
         with slicer.util.tryWithErrorDisplay(_("Failed to start preparing the assets."), waitCursor=True):
-            self._startJob(_("Template assets"), rdlib.assets_command())
+            self._startJob(_("Template assets"), rdcmd.assets_command())
 
 
 class SetupLogicMixin:

@@ -1,9 +1,11 @@
 """The engine calls behind the module's quick previews, in one place.
 
 The module never re-implements the engine: a blend preview calls ``RobustDeepLogic.blending``, a
-mask preset ``RobustDeepLogic.masks``, the review ``RobustDeepLogic.metrics``. This file adapts their
+mask preset ``RobustDeepLogic.masks``, the review ``RobustDeepLogic.evaluate``. This file adapts their
 array APIs to the SimpleITK images that the MRML glue produces (resampling a mask onto an image grid is
-glue, not method). Everything long goes through the command line instead (``engine.py``).
+glue, not method). Everything long goes through the command line instead, in a separate process
+(:mod:`RobustDeepLib.engine`, :mod:`RobustDeepLib.process`). The engine's modules are imported when a
+function needs them; :class:`EngineStageMissing` says that the engine in use lacks one.
 
 Free of Qt and of Slicer: tested with plain pytest.
 """
@@ -16,11 +18,18 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 import SimpleITK as sitk
 
+#: The engine's package name.
 ENGINE = "RobustDeepLogic"
 
 
 class EngineStageMissing(RuntimeError):
-    """The engine in use does not have the stage (module or function) that a panel needs."""
+    """The engine in use does not have the stage (module or function) that a panel needs.
+
+    Parameters
+    ----------
+    what : str
+        What is missing, e.g. ``"'masks' module"``; the message asks to update the engine.
+    """
 
     def __init__(self, what: str) -> None:
         super().__init__(f"this RobustDeep engine has no {what} yet: update the engine (RobustDeepLogic)")
@@ -43,8 +52,22 @@ def _same_grid(a: sitk.Image, b: sitk.Image, tol: float = 1e-4) -> bool:
 
 
 def mask_on_grid(mask: sitk.Image, reference: sitk.Image) -> np.ndarray:
-    """``mask`` as a float32 ``[z, y, x]`` array in [0, 1] on ``reference``'s grid (linear resampling
-    when the grids differ, so a binary mask stays a valid weight)."""
+    """``mask`` as a float32 ``[z, y, x]`` array in [0, 1] on ``reference``'s grid.
+
+    The mask is resampled (linear) when the grids differ, so a binary mask stays a valid weight.
+
+    Parameters
+    ----------
+    mask : SimpleITK.Image
+        A 3D mask, binary or soft (values are clipped to [0, 1]).
+    reference : SimpleITK.Image
+        The image whose grid the mask goes onto.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``[z, y, x]`` in [0, 1], of ``reference``'s size.
+    """
     if not _same_grid(mask, reference):
         mask = sitk.Resample(sitk.Cast(mask, sitk.sitkFloat32), reference, sitk.Transform(),
                              sitk.sitkLinear, 0.0, sitk.sitkFloat32)
@@ -60,7 +83,33 @@ def blend_images(a: sitk.Image, b: sitk.Image, mask: sitk.Image, *, levels: int,
     """Laplacian-pyramid blend of ``a`` and ``b`` under ``mask`` (1 takes ``a``), and the naive blend.
 
     ``a`` and ``b`` must share a grid (a registered cohort); ``mask`` is resampled onto it if needed.
-    Returns ``{"laplacian": image}`` plus ``"naive"`` when asked, on ``a``'s grid.
+    The engine's :func:`RobustDeepLogic.blending.blend.laplacian_blend` and
+    :func:`RobustDeepLogic.blending.baselines.naive_blend` do the work (docs/method.md §4).
+
+    Parameters
+    ----------
+    a, b : SimpleITK.Image
+        The two parents (one modality each), on one grid.
+    mask : SimpleITK.Image
+        Weights in [0, 1]; 1 takes ``a``.
+    levels : int
+        Laplacian pyramid levels (0: the naive blend).
+    naive : bool, optional
+        Also return the naive blend ``mask * a + (1 - mask) * b``.
+
+    Returns
+    -------
+    dict of str to SimpleITK.Image
+        ``{"laplacian": image}`` plus ``"naive"`` when asked: float32, on ``a``'s grid.
+
+    Raises
+    ------
+    ValueError
+        When ``a`` and ``b`` are not on one grid.
+    EngineStageMissing
+        When the engine has no ``blending`` module.
+    InputError
+        From the engine, e.g. when the grid cannot hold ``levels`` levels.
     """
     if not _same_grid(a, b):
         raise ValueError("the two patients are not on one grid: blend volumes of a registered cohort")
@@ -83,7 +132,18 @@ def blend_images(a: sitk.Image, b: sitk.Image, mask: sitk.Image, *, levels: int,
 # Masks
 # --------------------------------------------------------------------------------------------------
 def mask_choices() -> List[str]:
-    """Names of the engine's mask presets, then of its generators (``RobustDeepLogic.masks``)."""
+    """Names of the engine's mask presets, then of its generators (``RobustDeepLogic.masks``).
+
+    Returns
+    -------
+    list of str
+        The preset names, then the generator names that are not also presets.
+
+    Raises
+    ------
+    EngineStageMissing
+        When the engine has no ``masks`` module.
+    """
     masks = _stage("masks")
     names = list(masks.PRESETS)
     names += [g for g in masks.GENERATORS if g not in names]
@@ -91,7 +151,24 @@ def mask_choices() -> List[str]:
 
 
 def mask_help(choice: str) -> str:
-    """What a preset is, or the parameters a generator takes (the engine's own text)."""
+    """What a preset is, or the parameters a generator takes (the engine's own text).
+
+    Parameters
+    ----------
+    choice : str
+        A name from :func:`mask_choices`.
+
+    Returns
+    -------
+    str
+        ``"<choice>: <text>"`` (a generator's parameters before a preset's description, for a name
+        that is both), or ``""`` for an unknown name.
+
+    Raises
+    ------
+    EngineStageMissing
+        When the engine has no ``masks`` module.
+    """
     masks = _stage("masks")
     if choice in masks.GENERATORS:
         return f"{choice}: {masks.GENERATORS[choice]}"
@@ -106,6 +183,23 @@ def mask_spec(choice: str, parameters: str = "") -> str:
     ``mask_spec("simple")`` is ``"simple"``; ``mask_spec("sphere", "centre=0,-20,10; radius=30")``
     is ``"sphere:centre=0,-20,10;radius=30"`` (parameters are ``key=value`` separated by ``;``, since
     values may hold commas).
+
+    Parameters
+    ----------
+    choice : str
+        A preset or generator name (surrounding spaces are dropped).
+    parameters : str, optional
+        ``key=value`` pairs separated by ``;``; empty parts are dropped.
+
+    Returns
+    -------
+    str
+        The spec, as :func:`RobustDeepLogic.masks.presets.mask_from_spec` reads it.
+
+    Raises
+    ------
+    ValueError
+        When ``choice`` is empty.
     """
     choice = (choice or "").strip()
     if not choice:
@@ -115,8 +209,28 @@ def mask_spec(choice: str, parameters: str = "") -> str:
 
 
 def make_mask(spec: str, template: sitk.Image) -> sitk.Image:
-    """The mask named by an engine spec (preset, generator, file) on ``template``'s grid, float32 in
-    [0, 1] (``masks.mask_from_spec``)."""
+    """The mask named by an engine spec (preset, generator, file) on ``template``'s grid.
+
+    Parameters
+    ----------
+    spec : str
+        A mask spec (:func:`mask_spec`), read by :func:`RobustDeepLogic.masks.presets.mask_from_spec`.
+    template : SimpleITK.Image
+        The template-space image whose grid the mask is made on.
+
+    Returns
+    -------
+    SimpleITK.Image
+        float32 in [0, 1], with ``template``'s geometry.
+
+    Raises
+    ------
+    EngineStageMissing
+        When the engine has no ``masks`` or ``io.volumes`` module.
+    InputError
+        From the engine, when the spec names nothing known, a file is not on the grid, or the mask is
+        empty or full.
+    """
     masks = _stage("masks")
     volumes = _stage("io.volumes")
     array = np.asarray(masks.mask_from_spec(spec, volumes.Grid.of(template)), dtype=np.float32)
@@ -132,6 +246,27 @@ def sample_pairs(
     """At most ``max_points`` voxel pairs (reference, prediction) from ``region``, for display only.
 
     A seeded random subset (the same pairs every time), in voxel order.
+
+    Parameters
+    ----------
+    reference, prediction : numpy.ndarray
+        Two arrays with the same number of voxels (any shape; flattened).
+    region : numpy.ndarray, optional
+        Voxels > 0 are sampled; None: every voxel.
+    max_points : int, optional
+        The most pairs returned.
+    seed : int, optional
+        Seed of the subset.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(reference values, prediction values)``, two 1D arrays of the same length.
+
+    Raises
+    ------
+    ValueError
+        When ``reference`` and ``prediction`` differ in size.
     """
     ref = np.asarray(reference).ravel()
     pred = np.asarray(prediction).ravel()
@@ -163,9 +298,39 @@ def review_figures(prediction: sitk.Image, reference: sitk.Image, region: Option
     error map ``(P - R) / max(R, floor)`` on the scaled values (for CT: relative to ``HU + 1000``),
     returned in percent, 0 outside the head.
 
-    Returns ``{"bias_percent": image, "metrics": {name: value} (scaled units), "fit": {"slope",
-    "intercept", "r2"} (physical units), "pairs": (reference, prediction) sampled head voxels in
-    physical units, "rows": the engine's metric rows, "units": str}``.
+    Parameters
+    ----------
+    prediction, reference : SimpleITK.Image
+        The predicted and reference volumes, in SUV (FD, MAC) or HU (CT), on one grid.
+    region : SimpleITK.Image, optional
+        The head region (voxels > 0.5 after :func:`mask_on_grid`); None: the engine's head mask of
+        the reference.
+    modality : str, optional
+        ``FD``, ``MAC`` or ``CT`` (:data:`REVIEW_MODALITIES`, any case): chooses the engine's scaling
+        constant.
+    max_points : int, optional
+        The most voxel pairs returned for the joint-histogram chart.
+
+    Returns
+    -------
+    dict
+        ``{"bias_percent": image, "metrics": {name: value} (scaled units), "fit": {"slope",
+        "intercept", "r2"} (physical units), "pairs": (reference, prediction) sampled head voxels in
+        physical units, "rows": the engine's metric rows, "units": str}``; the bias image has
+        ``reference``'s geometry.
+
+    Raises
+    ------
+    ValueError
+        When the two volumes are not on one grid, or ``modality`` is not a review modality.
+    EngineStageMissing
+        When the engine has no ``evaluate`` or ``cohort`` module.
+    InputError
+        From the engine's evaluation, e.g. an empty head mask or non-finite predicted values.
+
+    References
+    ----------
+    .. [1] docs/method.md §8 (the metrics, the joint histogram and the bias map).
     """
     import shutil
     import tempfile

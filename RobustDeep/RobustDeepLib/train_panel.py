@@ -11,7 +11,8 @@ from typing import Any, Dict
 import slicer
 from slicer.i18n import tr as _
 
-from RobustDeepLib import engine as rdlib
+
+from RobustDeepLib import command_lines as rdcmd
 from RobustDeepLib.choices import is_set
 
 
@@ -28,7 +29,7 @@ class TrainWidgetMixin:
         with slicer.util.tryWithErrorDisplay(_("Failed to start training."), waitCursor=True):
             p = self._parameterNode
             synthetic = [p.synthesisFolder] if is_set(p.synthesisFolder) else []
-            command = rdlib.train_command(p.trainData, p.runFolder, task=p.task, scenario=p.scenario,
+            command = rdcmd.train_command(p.trainData, p.runFolder, task=p.task, scenario=p.scenario,
                                           epochs=p.epochs, steps=p.steps, device=p.device,
                                           synthetic_cohorts=synthetic)
             self._startJob(_("Training"), command)
@@ -37,7 +38,7 @@ class TrainWidgetMixin:
         with slicer.util.tryWithErrorDisplay(_("Failed to start the prediction."), waitCursor=True):
             p = self._parameterNode
             inputs = [str(p.predictInput)] + p.predictMoreInputs.split()
-            command = rdlib.predict_command(p.runFolder, inputs, p.predictOutput, device=p.device)
+            command = rdcmd.predict_command(p.runFolder, inputs, p.predictOutput, device=p.device)
 
             def done(result: Dict[str, Any]) -> None:
                 nodes = self.logic.loadOutputs(result)

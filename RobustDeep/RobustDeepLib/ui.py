@@ -93,8 +93,19 @@ UI_WIDGETS: Dict[str, str] = {
 
 
 def check_ui(ui: Any) -> None:
-    """Every widget the module uses must be in the loaded .ui (``ui``: its child widgets by name) with
-    the expected class; a RuntimeError names each one that is not."""
+    """Check that every widget the module uses is in the loaded .ui with the expected class.
+
+    Parameters
+    ----------
+    ui : object
+        The loaded .ui's child widgets as attributes, by object name (as
+        ``slicer.util.childWidgetVariables`` gives them).
+
+    Raises
+    ------
+    RuntimeError
+        Naming each widget of :data:`UI_WIDGETS` that is missing or of another class.
+    """
     problems = []
     for name, className in UI_WIDGETS.items():
         widget = getattr(ui, name, None)
@@ -107,7 +118,13 @@ def check_ui(ui: Any) -> None:
 
 
 def set_path_filters(ui: Any) -> None:
-    """What each path field takes: a (writable) folder, a volume file, or either."""
+    """Set what each path field takes: a (writable) folder, a volume file, or either.
+
+    Parameters
+    ----------
+    ui : object
+        The loaded .ui's child widgets as attributes (its ``ctkPathLineEdit`` fields are changed).
+    """
     for name in ("cohortPathLineEdit", "registeredFolderPathLineEdit", "synthesisFolderPathLineEdit",
                  "trainDataPathLineEdit", "runFolderPathLineEdit", "predictOutputPathLineEdit"):
         getattr(ui, name).filters = ctk.ctkPathLineEdit.Dirs | ctk.ctkPathLineEdit.Writable
@@ -120,7 +137,19 @@ def set_path_filters(ui: Any) -> None:
 
 
 def fill_table(table: Any, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """Fill a QTableWidget (read-only cells)."""
+    """Fill a QTableWidget (read-only cells).
+
+    The table is cleared first; floats are shown with 4 significant digits, None as an empty cell.
+
+    Parameters
+    ----------
+    table : QTableWidget
+        The table to fill.
+    columns : sequence of str
+        The column headers.
+    rows : sequence of sequence
+        The cells, row by row.
+    """
     table.clear()
     table.setColumnCount(len(columns))
     table.setRowCount(len(rows))
@@ -135,7 +164,15 @@ def fill_table(table: Any, columns: Sequence[str], rows: Sequence[Sequence[Any]]
 
 
 def set_source_volume(editor: Any, volume: Any) -> None:
-    """Segment Editor's source volume (``setMasterVolumeNode`` before Slicer 5.4)."""
+    """Set the Segment Editor's source volume (``setMasterVolumeNode`` before Slicer 5.4).
+
+    Parameters
+    ----------
+    editor : qMRMLSegmentEditorWidget
+        The Segment Editor widget.
+    volume : vtkMRMLScalarVolumeNode or None
+        The volume the segments are painted over.
+    """
     if hasattr(editor, "setSourceVolumeNode"):
         editor.setSourceVolumeNode(volume)
     else:

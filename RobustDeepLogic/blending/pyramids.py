@@ -1,48 +1,25 @@
-"""Gaussian and Laplacian pyramids, and Laplacian-pyramid blending of registered volumes.
+"""Gaussian and Laplacian pyramids of 2D and 3D images: reduce, expand, level rules (docs/method.md §4).
 
-This is the image operation of Robust-Deep (method.md §4; Sanaat et al., J Digit Imaging 2022): a new
-subject is made from two registered patients ``x1`` and ``x2`` and a mask ``m`` in [0, 1] (1 takes
-``x1``) by blending the Laplacian pyramids of the two volumes with the Gaussian pyramid of the mask
-and collapsing the result (Burt & Adelson, "A multiresolution spline with application to image
-mosaics", ACM Trans Graph 2(4):217-236, 1983).
+The operators of Laplacian-pyramid blending (Burt & Adelson, ACM Trans Graph 2(4):217-236, 1983);
+the blend is in :mod:`RobustDeepLogic.blending.blend`, buffers in :mod:`RobustDeepLogic.blending.buffers`.
 
-Conventions
------------
-Arrays are ``[z, y, x]`` (3D) or ``[y, x]`` (2D). The *spatial* dimensionality is that of the mask;
-the images may carry one extra leading channel axis ``[C, z, y, x]`` (e.g. the 7 modalities of one
-patient): all channels are blended in one call with one shared mask pyramid (one channel after the
-other, which keeps the working set small). All work is done in float32 with torch, on the device of
-the inputs (CPU or CUDA). numpy inputs give numpy outputs, tensor inputs give tensors. Inputs are never
-modified.
+Arrays are ``[z, y, x]`` or ``[y, x]``, optionally with one leading channel axis: ``nspatial`` (2 or 3)
+is the number of trailing spatial axes, by default 2 for a 2-axis array and 3 otherwise. Work is done in
+float32 with torch on the device of the inputs (CPU or CUDA); numpy in gives numpy out, tensors give
+tensors; inputs are never modified. Other shapes raise :class:`InputError`, other types ``TypeError``.
 
-Kernel
-    The 5-tap binomial kernel ``(1, 4, 6, 4, 1) / 16`` (Burt & Adelson's generating kernel with
-    ``a = 0.375``), applied separably along every spatial axis.
-Boundaries
-    Mirror reflection without repeating the edge sample (``... x2 x1 | x0 x1 x2 ...``), both when
-    reducing and when expanding.
-``reduce`` (gf then down)
-    Filter, then keep voxels ``0, 2, 4, ...`` along every axis: an axis of ``n`` voxels becomes
-    ``ceil(n / 2)`` (109 -> 55 -> 28 -> 14 -> 7).
-``expand`` (up then gf)
-    Insert zeros between voxels to the *exact* size of the finer level (so 55 -> 109, not 110), then
-    filter with the kernel times 2 per axis, which preserves the mean.
-Levels
-    ``levels = L`` gives ``L + 1`` pyramid entries (level 0 is full size). ``L = 0`` is the naive
-    blend. Every axis must have at least 3 voxels at each level that is reduced (levels ``0 .. L-1``),
-    i.e. ``L <= max_levels(shape)``; 109x200x200 allows up to 6.
+- Kernel: binomial ``(1, 4, 6, 4, 1) / 16`` (Burt & Adelson's ``a = 0.375``), separable along every axis.
+- Borders: mirror reflection without repeating the edge sample (``... x2 x1 | x0 x1 x2 ...``).
+- ``reduce`` (gf then down): filter, keep voxels ``0, 2, 4, ...``: ``n -> ceil(n / 2)`` (109 -> 55 -> 28).
+- ``expand`` (up then gf): zeros inserted to the *exact* finer size (55 -> 109, not 110), then the
+  kernel times 2 per axis, which preserves the mean.
+- Levels: ``L`` gives ``L + 1`` entries, level 0 full size (``L = 0``: the naive blend). Each reduced
+  level needs 3 voxels per axis: ``L <= max_levels(shape)`` (6 for 109x200x200), else InputError.
 
-Reconstruction is exact by construction: ``Lap[i] = G[i] - expand(G[i+1])`` and the collapse adds the
-same ``expand`` back (the printed minus sign in the paper's Eq. 3 is a typesetting slip, method.md §4).
-Blending is linear in the images, so :func:`laplacian_blend` computes
-``x2 + collapse(GM * Lap(x1 - x2))``: one Laplacian pyramid instead of two, identical to the textbook
-two-pyramid form ``collapse(GM * Lap(x1) + (1 - GM) * Lap(x2))`` up to float32 rounding.
-
-The filters are written as shifted adds on strided views of the arrays (no padding copies, no
-convolution calls); the kernel's ``1/16`` factors are applied once per reduce and the expand's ``1/8``
-factors on the coarse side, where the arrays are 8 times smaller. On the CPU, temporary arrays come
-from a per-thread :class:`BufferPool` that is kept between calls, because a fresh large array costs
-page faults on its first write.
+Reconstruction is exact: ``Lap[i] = G[i] - expand(G[i+1])`` and the collapse adds the same ``expand``
+back (the minus sign printed in the paper's Eq. 3 is a typesetting slip). Filters are shifted adds on
+strided views (no padding copies, no convolutions; docs/baselines.md); the ``1/16`` factors are applied
+once per reduce, the expand's ``1/8`` on the coarse side, where arrays are 8 times smaller.
 """
 
 from __future__ import annotations
@@ -70,9 +47,6 @@ DEFAULT_LEVELS = 4
 MIN_REDUCE_SIZE = 3
 
 
-# --------------------------------------------------------------------------------------------------
-# Conversions
-# --------------------------------------------------------------------------------------------------
 def _as_tensor(value: ArrayLike, name: str, device: Optional[torch.device] = None) -> torch.Tensor:
     if isinstance(value, torch.Tensor):
         t = value
@@ -100,11 +74,21 @@ def _device_of(*values: Any) -> torch.device:
     return torch.device("cpu")
 
 
-# --------------------------------------------------------------------------------------------------
-# Level rules
-# --------------------------------------------------------------------------------------------------
 def level_shapes(shape: Sequence[int], levels: int) -> List[Tuple[int, ...]]:
-    """The spatial shapes of pyramid levels ``0 .. levels`` (each axis ``n -> ceil(n / 2)``)."""
+    """The spatial shapes of pyramid levels ``0 .. levels`` (each axis ``n -> ceil(n / 2)``).
+
+    Parameters
+    ----------
+    shape : sequence of int
+        The spatial shape of level 0.
+    levels : int
+        The number of reductions ``L`` (not checked against :func:`max_levels`).
+
+    Returns
+    -------
+    list of tuple of int
+        ``L + 1`` shapes; level ``i`` has ``ceil(n / 2**i)`` voxels along an axis of ``n``.
+    """
     shapes = [tuple(int(s) for s in shape)]
     for _ in range(levels):
         shapes.append(tuple((s + 1) // 2 for s in shapes[-1]))
@@ -116,6 +100,16 @@ def max_levels(shape: Sequence[int]) -> int:
 
     >>> max_levels((109, 200, 200))
     6
+
+    Parameters
+    ----------
+    shape : sequence of int
+        A spatial shape, ``(z, y, x)`` or ``(y, x)``.
+
+    Returns
+    -------
+    int
+        The largest ``L`` such that levels ``0 .. L-1`` have :data:`MIN_REDUCE_SIZE` voxels per axis.
     """
     levels = 0
     current = [int(s) for s in shape]
@@ -126,7 +120,25 @@ def max_levels(shape: Sequence[int]) -> int:
 
 
 def check_levels(shape: Sequence[int], levels: int) -> int:
-    """``levels`` as an int, or :class:`InputError` if ``shape`` cannot hold that many levels."""
+    """``levels`` as an int, or :class:`InputError` if ``shape`` cannot hold that many levels.
+
+    Parameters
+    ----------
+    shape : sequence of int
+        The spatial shape of level 0.
+    levels : int
+        The number of reductions asked for (a float with a whole value is accepted, a bool is not).
+
+    Returns
+    -------
+    int
+        ``levels``.
+
+    Raises
+    ------
+    InputError
+        ``levels`` is not a whole number >= 0, or exceeds :func:`max_levels` of ``shape``.
+    """
     if isinstance(levels, bool) or int(levels) != levels or levels < 0:
         raise InputError(f"levels must be a whole number >= 0, got {levels!r}")
     levels = int(levels)
@@ -140,9 +152,6 @@ def check_levels(shape: Sequence[int], levels: int) -> int:
     return levels
 
 
-# --------------------------------------------------------------------------------------------------
-# One-axis filters on strided views
-# --------------------------------------------------------------------------------------------------
 def _along(ndim: int, axis: int, index: Union[slice, int]) -> tuple:
     key = [slice(None)] * ndim
     key[axis] = index
@@ -244,9 +253,6 @@ def _expand(c: torch.Tensor, shape: Sequence[int], nspatial: int) -> torch.Tenso
     return _expand_scaled(c * (1.0 / 8.0 ** nspatial), shape, nspatial)
 
 
-# --------------------------------------------------------------------------------------------------
-# Pyramids
-# --------------------------------------------------------------------------------------------------
 def _prepare(x: ArrayLike, name: str, nspatial: Optional[int], device=None) -> Tuple[torch.Tensor, int]:
     t = _as_tensor(x, name, device)
     if nspatial is None:
@@ -262,8 +268,17 @@ def _prepare(x: ArrayLike, name: str, nspatial: Optional[int], device=None) -> T
 def reduce(x: ArrayLike, *, nspatial: Optional[int] = None) -> ArrayLike:
     """One reduce step: binomial low-pass then every other voxel along each spatial axis.
 
-    ``x``: ``[z, y, x]``, ``[y, x]``, or either with a leading channel axis (then give ``nspatial``).
-    Returns the same kind (numpy or torch) with each spatial axis ``n -> ceil(n / 2)``.
+    Parameters
+    ----------
+    x : numpy.ndarray or torch.Tensor
+        ``[z, y, x]``, ``[y, x]``, or either with a leading channel axis (at least 3 voxels per axis).
+    nspatial : {2, 3}, optional
+        The number of trailing spatial axes (default: see the module's conventions).
+
+    Returns
+    -------
+    numpy.ndarray or torch.Tensor
+        float32, of the kind of ``x``, with each spatial axis ``n -> ceil(n / 2)``.
     """
     t, nspatial = _prepare(x, "x", nspatial)
     return _like_input(_reduce(t, nspatial), x)
@@ -272,7 +287,20 @@ def reduce(x: ArrayLike, *, nspatial: Optional[int] = None) -> ArrayLike:
 def expand(x: ArrayLike, shape: Sequence[int], *, nspatial: Optional[int] = None) -> ArrayLike:
     """One expand step: zero insertion to spatial ``shape`` then 2 x binomial filter per axis.
 
-    ``shape`` is the exact spatial shape of the finer level (``ceil(shape / 2)`` must equal the input).
+    Parameters
+    ----------
+    x : numpy.ndarray or torch.Tensor
+        The coarse level: ``[z, y, x]``, ``[y, x]``, or either with a leading channel axis.
+    shape : sequence of int
+        The exact spatial shape of the finer level (its last ``nspatial`` entries are used);
+        ``ceil(shape / 2)`` must equal the spatial shape of ``x``, else ``ValueError``.
+    nspatial : {2, 3}, optional
+        The number of trailing spatial axes.
+
+    Returns
+    -------
+    numpy.ndarray or torch.Tensor
+        float32, of the kind of ``x``, with spatial shape ``shape``.
     """
     t, nspatial = _prepare(x, "x", nspatial)
     return _like_input(_expand(t, tuple(shape)[-nspatial:], nspatial), x)
@@ -281,19 +309,23 @@ def expand(x: ArrayLike, shape: Sequence[int], *, nspatial: Optional[int] = None
 def gaussian_pyramid(
     x: ArrayLike, levels: int = DEFAULT_LEVELS, *, nspatial: Optional[int] = None
 ) -> List[ArrayLike]:
-    """``[G0, ..., GL]`` with ``G0 = x`` (as float32) and ``G[i] = reduce(G[i-1])`` (method.md §4).
+    """``[G0, ..., GL]`` with ``G0 = x`` (as float32) and ``G[i] = reduce(G[i-1])`` (docs/method.md §4).
 
     Parameters
     ----------
-    x:
-        ``[z, y, x]`` or ``[y, x]`` array (or with a leading channel axis: give ``nspatial``).
-    levels:
-        Number of reductions ``L`` (``L + 1`` entries); at most :func:`max_levels` of the shape.
+    x : numpy.ndarray or torch.Tensor
+        ``[z, y, x]`` or ``[y, x]``, or either with a leading channel axis.
+    levels : int, optional
+        Number of reductions ``L`` (``L + 1`` entries); at most :func:`max_levels` of the shape, else
+        :class:`InputError`.
+    nspatial : {2, 3}, optional
+        The number of trailing spatial axes.
 
     Returns
     -------
-    A list of ``levels + 1`` arrays of the input's kind; level ``i`` has spatial shape
-    ``ceil(shape / 2**i)`` per axis.
+    list of numpy.ndarray or torch.Tensor
+        ``L + 1`` float32 arrays of the kind of ``x`` (``G0`` may share its memory); level ``i`` has
+        spatial shape ``ceil(shape / 2**i)`` per axis.
     """
     t, nspatial = _prepare(x, "x", nspatial)
     levels = check_levels(t.shape[-nspatial:], levels)
@@ -310,6 +342,20 @@ def laplacian_pyramid(
 
     Unlike scikit-image's ``pyramid_laplacian``, this pyramid keeps the low-pass residual and expands
     to the exact finer size, so :func:`collapse_pyramid` returns the input (to float32 rounding).
+
+    Parameters
+    ----------
+    x : numpy.ndarray or torch.Tensor
+        ``[z, y, x]`` or ``[y, x]``, or either with a leading channel axis.
+    levels : int, optional
+        Number of reductions ``L``; at most :func:`max_levels` of the shape, else :class:`InputError`.
+    nspatial : {2, 3}, optional
+        The number of trailing spatial axes.
+
+    Returns
+    -------
+    list of numpy.ndarray or torch.Tensor
+        ``L + 1`` float32 arrays of the kind of ``x``, ``Lap[i]`` of the shape of ``G[i]``.
     """
     t, nspatial = _prepare(x, "x", nspatial)
     levels = check_levels(t.shape[-nspatial:], levels)
@@ -322,7 +368,26 @@ def laplacian_pyramid(
 
 
 def collapse_pyramid(pyramid: Sequence[ArrayLike], *, nspatial: Optional[int] = None) -> ArrayLike:
-    """``Y[L] = Lap[L]; Y[i] = Lap[i] + expand(Y[i+1])``; returns ``Y[0]`` (method.md §4)."""
+    """``Y[L] = Lap[L]; Y[i] = Lap[i] + expand(Y[i+1])``; returns ``Y[0]`` (docs/method.md §4).
+
+    Parameters
+    ----------
+    pyramid : sequence of numpy.ndarray or torch.Tensor
+        ``[Lap0, ..., LapL]``, finest first (:func:`laplacian_pyramid`); on the device of its first
+        tensor. Each level's spatial shape must be ``ceil(n / 2)`` of the finer one, else ``ValueError``.
+    nspatial : {2, 3}, optional
+        The number of trailing spatial axes.
+
+    Returns
+    -------
+    numpy.ndarray or torch.Tensor
+        ``Y0``: float32, of the shape of ``Lap0`` and of the kind of ``pyramid[0]``.
+
+    Raises
+    ------
+    InputError
+        The pyramid is empty.
+    """
     if len(pyramid) == 0:
         raise InputError("an empty pyramid cannot be collapsed")
     device = _device_of(*pyramid)

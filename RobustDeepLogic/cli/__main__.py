@@ -1,4 +1,8 @@
-"""``python -m RobustDeepLogic.cli`` (as ``torchrun -m RobustDeepLogic.cli train ...`` runs it): the command line."""
+"""``python -m RobustDeepLogic.cli``: the ``robustdeep`` command line.
+
+``torchrun -m RobustDeepLogic.cli train ...`` runs multi-process training this way; ``python -m
+RobustDeepLogic`` (:mod:`RobustDeepLogic.__main__`) is the same command line.
+"""
 
 import sys
 

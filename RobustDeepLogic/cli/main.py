@@ -1,4 +1,15 @@
-"""The ``robustdeep`` command line (entry point :func:`main`)."""
+"""The ``robustdeep`` command line: the entry point :func:`main`, and :func:`run_command`.
+
+:func:`run_command` runs one command the same way for every command: it parses the arguments,
+resolves the configuration (:func:`RobustDeepLogic.core.config.resolve`), creates the output folder,
+sets up the log (``robustdeep.log`` there, and the terminal or ``log`` events), saves the resolved
+configuration beside the outputs, runs the command and reports its result. Exit statuses: 0 done,
+2 bad input (:class:`~RobustDeepLogic.core.errors.InputError`), 1 any other failure (its traceback in
+the log), 130 interrupted.
+
+What a command declares, and the parser, are in :mod:`RobustDeepLogic.cli.frame`; the commands are in
+:mod:`RobustDeepLogic.cli.commands`.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +36,18 @@ from RobustDeepLogic.core.progress import Progress, make_progress
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """The ``robustdeep`` entry point: run one command of the command line.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments, without the program's name; None: ``sys.argv[1:]``.
+
+    Returns
+    -------
+    int
+        The exit status (see :func:`run_command`).
+    """
     return run_command(argv)
 
 
@@ -61,7 +84,30 @@ class _ProgressLogHandler(logging.Handler):
 
 
 def run_command(argv: Optional[Sequence[str]] = None, commands: Optional[Sequence[Command]] = None) -> int:
-    """Parse ``argv``, run the command, report; returns the exit status (0, 1 or 2)."""
+    """Parse ``argv``, run the command, report; returns the exit status (0, 1, 2 or 130).
+
+    With ``--progress json`` the result or the error is a JSON event on stdout; otherwise the
+    summary and outputs are printed on stdout and an error on stderr.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments, without the program's name; None: ``sys.argv[1:]``.
+    commands : sequence of Command, optional
+        The commands to offer (default: :func:`~RobustDeepLogic.cli.commands.all_commands`).
+
+    Returns
+    -------
+    int
+        0 when the command succeeded, 2 for an ``InputError``, 1 for any other exception, 130 when
+        interrupted (Ctrl-C).
+
+    Raises
+    ------
+    SystemExit
+        From ``argparse``: after ``--help`` or ``--version`` (status 0), or for arguments it cannot
+        parse (status 2).
+    """
     if commands is None:
         commands = all_commands()
     parser = build_parser(commands)

@@ -1,7 +1,7 @@
 """A cohort on disk: the manifest of patients and modalities, the fixed scaling constants,
 import from other layouts, checks, patient-level folds, and the translation tasks.
 
-Modules: :mod:`.manifest` (``Cohort``, ``Patient``), :mod:`.scaling` (``Scaling``: physical units to
+Modules: :mod:`.manifest` (``Cohort``), :mod:`.patient` (``Patient``), :mod:`.scaling` (``Scaling``: physical units to
 [0, 1]), :mod:`.importer` (``robustdeep cohort import``), :mod:`.check` (``robustdeep cohort check``),
 :mod:`.folds` (cross-validation folds without leakage), :mod:`.tasks` (LD -> FD, ...).
 """
@@ -34,10 +34,9 @@ from RobustDeepLogic.cohort.manifest import (
     MANIFEST_NAME,
     MANIFEST_VERSION,
     SPACES,
-    SPLITS,
     Cohort,
-    Patient,
 )
+from RobustDeepLogic.cohort.patient import SPLITS, Patient
 from RobustDeepLogic.cohort.scaling import DEFAULT_SCALING, Scaling
 from RobustDeepLogic.cohort.tasks import BUILTIN_TASKS, Task, get_task, load_tasks
 

@@ -1,9 +1,10 @@
 """Validation of a cohort on disk (``robustdeep cohort check``). Reads, never writes.
 
 Each problem names its patient, modality and file. Errors make a cohort unusable as it is; warnings
-are worth a look. Checked:
+are worth a look (every check below reports errors). The manifest is read by the caller
+(:meth:`RobustDeepLogic.cohort.manifest.Cohort.load`). Checked:
 
-- the manifest: readable, no duplicate patient ids, paths that exist;
+- the manifest: no duplicate patient ids, images listed for every patient, paths that exist;
 - every volume: readable, 3D scalar, no NaN or Inf voxels;
 - the modalities each declared task needs (``--task`` or the manifest's ``tasks``);
 - the PET family (FD, LD, NAC, MAC) of a patient shares one grid;
@@ -26,18 +27,32 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 import SimpleITK as sitk
 
-from RobustDeepLogic.cohort.manifest import Cohort, Patient
+from RobustDeepLogic.cohort.manifest import Cohort
+from RobustDeepLogic.cohort.patient import Patient
 from RobustDeepLogic.cohort.tasks import Task, get_task, load_tasks
 from RobustDeepLogic.core.errors import InputError
 from RobustDeepLogic.core.modalities import PET_FAMILY
 from RobustDeepLogic.core.progress import Progress
 from RobustDeepLogic.io.volumes import Grid, read_volume
 
+#: Plausible CT values, HU: a CT outside this range is reported.
 HU_RANGE = (-1100.0, 4000.0)
 
 
 @dataclass(frozen=True)
 class Problem:
+    """One problem found in a cohort; ``str(problem)`` is the line shown to users.
+
+    Attributes
+    ----------
+    severity : {'error', 'warning'}
+        An error makes the cohort unusable as it is; a warning is worth a look.
+    message : str
+        What is wrong.
+    patient, modality, file : str, optional
+        Where, when it applies.
+    """
+
     severity: str  # "error" or "warning"
     message: str
     patient: Optional[str] = None
@@ -50,12 +65,38 @@ class Problem:
         return f"{self.severity}: {where + ': ' if where else ''}{self.message}{loc}"
 
     def as_event(self) -> dict:
+        """The problem as a JSON ``error`` event (the protocol of :mod:`RobustDeepLogic.core.progress`).
+
+        Returns
+        -------
+        dict
+            ``kind`` is ``"check-error"`` or ``"check-warning"``; ``modality`` is added to the usual keys.
+        """
         return {"event": "error", "kind": f"check-{self.severity}", "message": self.message,
                 "file": self.file, "patient": self.patient, "hint": None, "modality": self.modality}
 
 
 @dataclass
 class VolumeFacts:
+    """What the check learnt from reading one volume.
+
+    Attributes
+    ----------
+    grid : Grid or None
+        Its geometry; None when it could not be read.
+    digest : str
+        A hash of a sample of about a million stored voxels, to find duplicated images.
+    minimum, maximum : float
+        The range of its finite values in the file's units (NIfTI ``scl_slope`` / ``scl_inter``
+        applied); NaN when unknown.
+    n_nonfinite : int
+        NaN and Inf voxels.
+    n_negative : int
+        Voxels below the negative threshold the check was given (PET only).
+    problem : str or None
+        Why it could not be read, or None.
+    """
+
     grid: object = None
     digest: str = ""
     minimum: float = float("nan")
@@ -73,8 +114,24 @@ def nifti_voxels(path: Path) -> Optional[Tuple[np.ndarray, float, float]]:
     """The stored voxels of a NIfTI-1/-2 file as a flat array, with ``scl_slope`` and ``scl_inter``.
 
     Read from the raw bytes (memory-mapped when uncompressed) because ITK's NIfTI reader turns NaN
-    into 0, which would hide them from the check. None for data types this does not handle (the
-    caller then falls back to SimpleITK).
+    into 0, which would hide them from the check.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        A ``.nii`` or ``.nii.gz`` file (gzip when the name ends in ``.gz``).
+
+    Returns
+    -------
+    tuple of (numpy.ndarray, float, float) or None
+        The stored values in file order, in their stored type; ``scl_slope`` and ``scl_inter`` (1 and 0
+        when the slope is 0 or not finite). None for a header, data type or size this does not handle
+        (the caller then falls back to SimpleITK).
+
+    Raises
+    ------
+    OSError, EOFError
+        The file cannot be opened or read, or a compressed file is cut short.
     """
     compressed = str(path).lower().endswith(".gz")
     with (gzip.open if compressed else open)(path, "rb") as f:
@@ -178,7 +235,32 @@ def check_cohort(
     workers: int = 2,
     progress: Optional[Progress] = None,
 ) -> List[Problem]:
-    """All problems found in ``cohort`` (an empty list means it is usable)."""
+    """All problems found in ``cohort`` (an empty list means it is usable); see the module doc.
+
+    Parameters
+    ----------
+    cohort : Cohort
+        The cohort, as loaded from its manifest; its volumes are read, never written.
+    tasks : sequence of str, optional
+        Tasks whose modalities every patient needs; by default the cohort's declared tasks. Tasks of
+        the manifest's ``meta["tasks_defined"]`` are known besides the built-in ones.
+    negative_suv_tolerance : float, optional
+        PET voxels below ``-negative_suv_tolerance`` SUV count as negative.
+    workers : int, optional
+        Volumes read at once, in threads (at least 1).
+    progress : Progress, optional
+        Receives a ``check volumes`` stage with one step per volume; silent by default.
+
+    Returns
+    -------
+    list of Problem
+        The problems, in the order found; empty when the cohort is usable.
+
+    Raises
+    ------
+    InputError
+        A task is unknown, or a task of ``meta["tasks_defined"]`` is malformed.
+    """
     progress = progress or Progress()
     problems: List[Problem] = []
     known_tasks = load_tasks(cohort.meta.get("tasks_defined"), source=str(cohort.manifest_path))
@@ -267,9 +349,27 @@ def check_cohort(
 
 
 def summarise(problems: Iterable[Problem]) -> Tuple[int, int]:
+    """Count errors and warnings.
+
+    Parameters
+    ----------
+    problems : iterable of Problem
+        The problems, e.g. from :func:`check_cohort`.
+
+    Returns
+    -------
+    errors, warnings : int
+        How many of each severity.
+    """
     problems = list(problems)
     return (sum(p.severity == "error" for p in problems), sum(p.severity == "warning" for p in problems))
 
 
 def default_workers() -> int:
+    """The default number of volumes to read at once: the CPU count, between 1 and 4.
+
+    Returns
+    -------
+    int
+    """
     return max(1, min(4, os.cpu_count() or 1))

@@ -1,4 +1,4 @@
-"""Patient-level cross-validation folds and a held-out test set, with no leakage (method.md §2, §6).
+"""Patient-level cross-validation folds and a held-out test set, with no leakage (docs/method.md §2, §6).
 
 Splitting is by real patient, never by slice: every slice of a patient lies on one side. A synthetic
 subject belongs to the training set of a fold only when *all* its parents are training patients of
@@ -26,6 +26,14 @@ class FoldPlan:
 
     ``folds[k]`` lists the validation patients of fold ``k``; its training patients are all the other
     non-test patients.
+
+    Attributes
+    ----------
+    test : tuple of str
+        The held-out test patients.
+    folds : tuple of tuple of str
+        The validation patients of each fold; with a single fold, its patients are the training set
+        and there is no validation.
     """
 
     test: tuple
@@ -33,6 +41,7 @@ class FoldPlan:
 
     @property
     def k(self) -> int:
+        """The number of folds."""
         return len(self.folds)
 
     @property
@@ -41,28 +50,93 @@ class FoldPlan:
         return [pid for fold in self.folds for pid in fold]
 
     def validation(self, fold: int) -> List[str]:
+        """Validation patients of a fold.
+
+        Parameters
+        ----------
+        fold : int
+            Fold index, 0 to ``k - 1``.
+
+        Returns
+        -------
+        list of str
+            ``folds[fold]`` (with ``k == 1``, the training patients: see :meth:`held_out`).
+        """
         return list(self.folds[fold])
 
     def training(self, fold: int) -> List[str]:
-        """Real training patients of ``fold`` (every fold but ``fold``; all of them when k == 1)."""
+        """Real training patients of a fold: every fold but ``fold``; all of them when ``k == 1``.
+
+        Parameters
+        ----------
+        fold : int
+            Fold index, 0 to ``k - 1``.
+
+        Returns
+        -------
+        list of str
+            Patient ids.
+        """
         if self.k == 1:
             return list(self.folds[0])
         return [pid for i, f in enumerate(self.folds) if i != fold for pid in f]
 
     def held_out(self, fold: int) -> List[str]:
-        """Patients that must not reach training in ``fold``: its validation and the test patients."""
+        """Patients that must not reach training in a fold: its validation and the test patients.
+
+        Parameters
+        ----------
+        fold : int
+            Fold index, 0 to ``k - 1``.
+
+        Returns
+        -------
+        list of str
+            The fold's validation patients (none when ``k == 1``), then the test patients.
+        """
         return (self.validation(fold) if self.k > 1 else []) + list(self.test)
 
     def as_dict(self) -> Dict[str, list]:
+        """The plan for JSON or YAML.
+
+        Returns
+        -------
+        dict
+            ``{"test": [...], "folds": [[...], ...]}``.
+        """
         return {"test": list(self.test), "folds": [list(f) for f in self.folds]}
 
     @classmethod
     def from_dict(cls, data: Mapping) -> "FoldPlan":
+        """The plan from :meth:`as_dict`'s form.
+
+        Parameters
+        ----------
+        data : mapping
+            ``{"test": [...], "folds": [[...], ...]}``.
+
+        Returns
+        -------
+        FoldPlan
+        """
         return cls(tuple(data["test"]), tuple(tuple(f) for f in data["folds"]))
 
 
 def fold_seed(seed: int, fold: int) -> int:
-    """The seed of fold ``fold``'s synthetic subjects, from a study seed (the same on disk and on the fly)."""
+    """The seed of a fold's synthetic subjects, from a study seed (the same on disk and on the fly).
+
+    Parameters
+    ----------
+    seed : int
+        The study's seed.
+    fold : int
+        Fold index.
+
+    Returns
+    -------
+    int
+        ``seed + 7919 * fold``.
+    """
     return int(seed) + 7919 * int(fold)
 
 
@@ -80,17 +154,38 @@ def assign_folds(
 
     Parameters
     ----------
-    patient_ids:
-        Real patient ids (synthetic subjects are never split; they follow their parents).
-    k:
+    patient_ids : sequence of str
+        Real patient ids (synthetic subjects are never split; they follow their parents). Duplicates
+        are dropped.
+    k : int, optional
         Number of folds (5 in the study). ``k = 1`` trains on all development patients with no
         validation set.
-    test:
+    test : sequence of str, optional
         Explicit test patients; else the manifest's ``split == 'test'`` patients; else a seeded draw of
         ``round(test_fraction * n)`` patients (10 of 45 in the study).
-    preset_splits, preset_folds:
-        The manifest's ``split`` and ``fold`` per patient; used when every development patient has a
-        fold in ``0..k-1``.
+    test_fraction : float, optional
+        Fraction of the patients drawn for the test set when neither ``test`` nor a preset split
+        names one.
+    seed : int, optional
+        Seed of the draws (test set, then folds).
+    preset_splits, preset_folds : mapping, optional
+        The manifest's ``split`` and ``fold`` per patient id. The ``'test'`` splits give the test set
+        (see ``test``); the folds are used as they are when ``k > 1``, every development patient has a
+        fold in ``0..k-1`` and no fold is empty; otherwise the folds are a seeded draw.
+
+    Returns
+    -------
+    FoldPlan
+        The test patients, and ``k`` folds of development patients (each sorted when drawn).
+
+    Raises
+    ------
+    InputError
+        ``k < 1``; a test patient not in ``patient_ids``; fewer development patients than folds.
+
+    References
+    ----------
+    .. [1] docs/method.md §2 (35 training patients in 5 folds, 10 test patients) and §6.
     """
     ids = list(dict.fromkeys(str(p) for p in patient_ids))
     if k < 1:
@@ -125,10 +220,25 @@ def assign_folds(
 def allowed_synthetic(
     parents_of: Mapping[str, Sequence[str]], training: Iterable[str]
 ) -> tuple:
-    """Split synthetic subjects into (allowed, refused) for a training set of real patients.
+    """Split synthetic subjects into allowed and refused ones for a training set of real patients.
 
-    ``parents_of`` maps a synthetic subject id to its parents' ids. A subject is allowed when all of
-    its parents are in ``training``.
+    A subject is allowed when all of its parents are in ``training``; one with no parents is refused.
+
+    Parameters
+    ----------
+    parents_of : mapping of str to sequence of str
+        Synthetic subject id -> its parents' ids.
+    training : iterable of str
+        The real training patients.
+
+    Returns
+    -------
+    allowed, refused : list of str
+        Subject ids, in the order of ``parents_of``.
+
+    References
+    ----------
+    .. [1] docs/method.md §6, our rule on synthetic subjects and folds.
     """
     train = set(training)
     allowed, refused = [], []
@@ -141,6 +251,17 @@ def check_no_leakage(
     subject: str, parents: Sequence[str], held_out: Iterable[str], *, fold: Optional[int] = None
 ) -> None:
     """Refuse a training subject descending from a held-out (validation or test) patient.
+
+    Parameters
+    ----------
+    subject : str
+        The subject's id, named in the error.
+    parents : sequence of str
+        Its parents' ids (``[subject]`` for a real patient).
+    held_out : iterable of str
+        Patients that must not reach training (:meth:`FoldPlan.held_out`).
+    fold : int, optional
+        The fold, named in the error.
 
     Raises
     ------

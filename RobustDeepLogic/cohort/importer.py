@@ -12,7 +12,7 @@ Naming rule (case does not matter; the first that applies wins):
 
 Every volume is converted to its physical unit (PET DICOM to SUV, CT DICOM to HU; files are taken to
 be in SUV / HU already) and written as ``OUT/<patient>/<MODALITY>.nii.gz``; originals are only read.
-MR scaling constants are computed once from the imported patients (:func:`mr_scaling`) and stored.
+MR scaling constants are computed once from the cohort's real patients (:func:`mr_scaling`) and stored.
 Importing again into the same OUT resumes: volumes already there are kept.
 """
 
@@ -25,7 +25,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import SimpleITK as sitk
 
-from RobustDeepLogic.cohort.manifest import MANIFEST_NAME, Cohort, Patient
+from RobustDeepLogic.cohort.manifest import MANIFEST_NAME, Cohort
+from RobustDeepLogic.cohort.patient import Patient
 from RobustDeepLogic.cohort.scaling import DEFAULT_SCALING, Scaling
 from RobustDeepLogic.core.errors import InputError
 from RobustDeepLogic.core.files import strip_volume_suffix, volume_suffix
@@ -35,6 +36,7 @@ from RobustDeepLogic.core.types import PathLike
 from RobustDeepLogic.io.units import read_physical
 from RobustDeepLogic.io.volumes import read_volume, write_volume
 
+#: Accepted modality names in file and folder names (lower case) -> the modality.
 ALIASES: Dict[str, str] = {
     "fd": "FD", "fulldose": "FD", "full_dose": "FD", "fdpet": "FD", "pet_fd": "FD",
     "ld": "LD", "lowdose": "LD", "low_dose": "LD", "ldpet": "LD", "pet_ld": "LD",
@@ -50,11 +52,45 @@ _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 def modality_from_name(name: str) -> Optional[str]:
+    """The modality a file or folder name stands for (:data:`ALIASES`).
+
+    Parameters
+    ----------
+    name : str
+        A name without its volume ending (``'T1w'``, ``'lowdose'``), in any case.
+
+    Returns
+    -------
+    str or None
+        The modality (``'T1'``, ``'LD'`` ...), or None when the name is not an alias.
+    """
     return ALIASES.get(name.strip().lower())
 
 
 def discover(src: PathLike) -> Tuple[Dict[str, Dict[str, Path]], List[str]]:
-    """Find ``{patient: {modality: path}}`` under ``src`` by the naming rule; also what was skipped."""
+    """Find the patients' images under ``src`` by the naming rule of the module doc.
+
+    Names starting with ``.`` are ignored; patient ids may hold only letters, digits, ``.``, ``_`` and
+    ``-``. Data files of detached formats (``.raw``, ``.raw.gz``, ``.zraw``, ``.img``) inside a patient
+    folder are passed over silently.
+
+    Parameters
+    ----------
+    src : str or pathlib.Path
+        The folder to search (its children, and the children of its sub-folders).
+
+    Returns
+    -------
+    found : dict of str to dict of str to pathlib.Path
+        Patient id -> modality -> volume file or DICOM folder.
+    skipped : list of str
+        One line per entry not used, with the reason.
+
+    Raises
+    ------
+    InputError
+        ``src`` is not a folder, or one patient has two images of one modality.
+    """
     src = Path(src)
     if not src.is_dir():
         raise InputError("not a folder", file=src)
@@ -105,8 +141,23 @@ def mr_scaling(cohort: Cohort, patients: Optional[Sequence[Patient]] = None,
                percentile: float = 99.5) -> Dict[str, Scaling]:
     """Fixed MR constants: the median over patients of each one's ``percentile`` of non-zero voxels.
 
-    Computed once for a cohort (from its training patients, when given) and stored in the manifest;
-    every image is then divided by the same constant.
+    Computed once for a cohort and stored in the manifest; every image is then divided by the same
+    constant (docs/method.md §3.2). Synthetic subjects are not used.
+
+    Parameters
+    ----------
+    cohort : Cohort
+        The cohort whose T1 and T2 images are read.
+    patients : sequence of Patient, optional
+        The patients to use (e.g. the training patients); None for all of the cohort's.
+    percentile : float, optional
+        The percentile (0 to 100) of each image's non-zero voxels.
+
+    Returns
+    -------
+    dict of str to Scaling
+        ``"T1"`` and ``"T2"`` -> ``Scaling(constant, 0, unit)``, for the modalities that any patient
+        has; the unit is the cohort's (``"a.u."`` by default).
     """
     result = {}
     chosen = list(patients) if patients is not None else list(cohort.patients)
@@ -134,7 +185,36 @@ def import_cohort(
     tasks: Sequence[str] = (),
     progress: Optional[Progress] = None,
 ) -> Tuple[Cohort, List[str]]:
-    """Import ``src`` into a new cohort folder ``out`` (see module doc). Returns the cohort and skips."""
+    """Import ``src`` into a cohort folder ``out`` (see the module doc).
+
+    An existing cohort in ``out`` is extended, and its volumes already imported are kept. The manifest
+    is saved after each patient; at the end the scaling is the defaults, updated by the cohort's own
+    constants, updated by :func:`mr_scaling` over all its patients.
+
+    Parameters
+    ----------
+    src : str or pathlib.Path
+        The folder to import, laid out by the naming rule; only read.
+    out : str or pathlib.Path
+        The cohort folder to write; different from ``src``.
+    tasks : sequence of str, optional
+        Task names to add to the cohort's declared tasks.
+    progress : Progress, optional
+        Receives an ``import`` stage with one step per volume; silent by default.
+
+    Returns
+    -------
+    cohort : Cohort
+        The cohort, saved.
+    skipped : list of str
+        What :func:`discover` passed over, with the reason.
+
+    Raises
+    ------
+    InputError
+        No images found by the naming rule, ``out`` is ``src``, or a volume cannot be read or
+        converted to its physical unit (:func:`RobustDeepLogic.io.units.read_physical`).
+    """
     progress = progress or Progress()
     src, out = Path(src), Path(out)
     found, skipped = discover(src)

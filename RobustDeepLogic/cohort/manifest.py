@@ -13,7 +13,8 @@ cohort folder, its split (``train`` / ``test``) and cross-validation fold, and i
 (``{"kind": "real"}``, or for a synthetic subject ``{"kind": "synthetic", "parents": [...],
 "mask": ..., "levels": ..., "seed": ..., "method": ..., "version": ...}``). At cohort level it holds
 the space (``native`` or ``template``), the unit of every modality, the fixed scaling constants
-(:class:`Scaling`), the declared tasks, and free-form metadata (e.g. the simulation's true poses).
+(:class:`~RobustDeepLogic.cohort.scaling.Scaling`), the declared tasks, and free-form metadata (e.g. the
+simulation's true poses). Making a cohort from other layouts is :mod:`.importer`; checking one :mod:`.check`.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from typing import (
     Iterable,
     Iterator,
     List,
-    Mapping,
     Optional,
     Sequence,
     Union,
@@ -36,83 +36,53 @@ from typing import (
 
 import numpy as np
 
+from RobustDeepLogic.cohort.patient import Patient
 from RobustDeepLogic.cohort.scaling import DEFAULT_SCALING, Scaling
 from RobustDeepLogic.core.errors import InputError
-from RobustDeepLogic.core.files import atomic_write_text
+from RobustDeepLogic.core.files import atomic_write_text, json_default
 from RobustDeepLogic.core.modalities import UNITS, normalise_modality
 from RobustDeepLogic.core.types import PathLike
 from RobustDeepLogic.core.version import __version__
 from RobustDeepLogic.io.volumes import read_volume
 
+#: File name of the manifest in a cohort folder.
 MANIFEST_NAME = "manifest.json"
 
 
+#: The manifest's ``format`` value.
 MANIFEST_FORMAT = "robustdeep-cohort"
 
 
+#: The manifest version this code writes; a newer one is refused on loading.
 MANIFEST_VERSION = 1
 
 
+#: Where a cohort's images are: each patient's own frame, or template (MNI) space.
 SPACES = ("native", "template")
-
-
-SPLITS = ("train", "test")
-
-
-@dataclass
-class Patient:
-    """One subject of a cohort (real or synthetic)."""
-
-    id: str
-    modalities: Dict[str, str] = field(default_factory=dict)
-    split: Optional[str] = None
-    fold: Optional[int] = None
-    provenance: Dict[str, Any] = field(default_factory=lambda: {"kind": "real"})
-    meta: Dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def is_synthetic(self) -> bool:
-        return self.provenance.get("kind") == "synthetic"
-
-    @property
-    def parents(self) -> List[str]:
-        return list(self.provenance.get("parents", [])) if self.is_synthetic else [self.id]
-
-    def to_json(self) -> Dict[str, Any]:
-        return {
-            "id": self.id,
-            "split": self.split,
-            "fold": self.fold,
-            "modalities": dict(self.modalities),
-            "provenance": self.provenance,
-            "meta": self.meta,
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any], *, file: Optional[PathLike] = None) -> "Patient":
-        if "id" not in data:
-            raise InputError("a patient entry has no 'id'", file=file)
-        pid = str(data["id"])
-        mods = {}
-        for name, rel in (data.get("modalities") or {}).items():
-            mods[normalise_modality(name, file=file)] = str(rel)
-        split = data.get("split")
-        if split is not None and split not in SPLITS:
-            raise InputError(f"split must be one of {SPLITS}, got {split!r}", file=file, patient=pid)
-        fold = data.get("fold")
-        return cls(
-            id=pid,
-            modalities=mods,
-            split=split,
-            fold=None if fold is None else int(fold),
-            provenance=dict(data.get("provenance") or {"kind": "real"}),
-            meta=dict(data.get("meta") or {}),
-        )
 
 
 @dataclass
 class Cohort:
-    """A cohort folder and its manifest. Paths of modalities are relative to :attr:`root`."""
+    """A cohort folder and its manifest (``Cohort.load(folder)``, ``cohort.save()``).
+
+    Attributes
+    ----------
+    root : pathlib.Path
+        The cohort folder; relative modality paths start here.
+    patients : list of Patient
+        Real and synthetic subjects, in manifest order.
+    space : {'native', 'template'}
+        Whether the images are in each patient's frame or in template (MNI) space.
+    scaling : dict of str to Scaling
+        Fixed [0, 1] constant of each modality (docs/method.md §3.2); :data:`DEFAULT_SCALING` for a
+        new cohort, only the manifest's entries for a loaded one.
+    units : dict of str to str
+        Physical unit of each modality (:data:`RobustDeepLogic.core.modalities.UNITS` by default).
+    tasks : list of str
+        Names of the declared tasks.
+    meta : dict
+        Free-form data (``tasks_defined`` for extra tasks, a simulation's true poses ...).
+    """
 
     root: Path
     patients: List[Patient] = field(default_factory=list)
@@ -131,9 +101,26 @@ class Cohort:
 
     @property
     def ids(self) -> List[str]:
+        """The patients' ids, in manifest order."""
         return [p.id for p in self.patients]
 
     def patient(self, pid: str) -> Patient:
+        """The patient with id ``pid``.
+
+        Parameters
+        ----------
+        pid : str
+            A patient id.
+
+        Returns
+        -------
+        Patient
+
+        Raises
+        ------
+        InputError
+            No patient has this id.
+        """
         for p in self.patients:
             if p.id == pid:
                 return p
@@ -146,6 +133,26 @@ class Cohort:
         split: Optional[str] = None,
         synthetic: Optional[bool] = None,
     ) -> List[Patient]:
+        """The patients that meet all the given conditions.
+
+        Parameters
+        ----------
+        ids : iterable of str, optional
+            Only these patients, in this order; None for all, in manifest order.
+        split : str, optional
+            Only patients of this split (``"train"`` or ``"test"``).
+        synthetic : bool, optional
+            Only synthetic (True) or only real (False) subjects.
+
+        Returns
+        -------
+        list of Patient
+
+        Raises
+        ------
+        InputError
+            An id of ``ids`` is not in the cohort.
+        """
         chosen = self.patients if ids is None else [self.patient(i) for i in ids]
         if split is not None:
             chosen = [p for p in chosen if p.split == split]
@@ -155,9 +162,29 @@ class Cohort:
 
     @property
     def manifest_path(self) -> Path:
+        """``root / "manifest.json"``."""
         return self.root / MANIFEST_NAME
 
     def path(self, patient: Union[str, Patient], modality: str) -> Path:
+        """The file (or DICOM folder) of one modality of one patient.
+
+        Parameters
+        ----------
+        patient : str or Patient
+            The patient or its id.
+        modality : str
+            The modality, in any case.
+
+        Returns
+        -------
+        pathlib.Path
+            Under :attr:`root`, unless the manifest holds an absolute path.
+
+        Raises
+        ------
+        InputError
+            Unknown patient or modality, or the patient has no image of that modality.
+        """
         p = patient if isinstance(patient, Patient) else self.patient(patient)
         modality = normalise_modality(modality)
         if modality not in p.modalities:
@@ -166,11 +193,45 @@ class Cohort:
         return rel if rel.is_absolute() else self.root / rel
 
     def read(self, patient: Union[str, Patient], modality: str, dtype=np.float32):
-        """The SimpleITK image of one modality of one patient (float32 by default)."""
+        """Read the image of one modality of one patient, in the cohort's unit for it (:attr:`units`).
+
+        Parameters
+        ----------
+        patient, modality
+            As for :meth:`path`.
+        dtype : type, optional
+            float32 (the default), or None for the stored type.
+
+        Returns
+        -------
+        SimpleITK.Image
+            The volume with its geometry.
+
+        Raises
+        ------
+        InputError
+            As :meth:`path`, or the volume cannot be read (:func:`RobustDeepLogic.io.volumes.read_volume`).
+        """
         pid = patient.id if isinstance(patient, Patient) else patient
         return read_volume(self.path(patient, modality), patient=pid, dtype=dtype)
 
     def scaling_for(self, modality: str) -> Scaling:
+        """The fixed [0, 1] scaling of a modality (docs/method.md §3.2).
+
+        Parameters
+        ----------
+        modality : str
+            The modality, in any case.
+
+        Returns
+        -------
+        Scaling
+
+        Raises
+        ------
+        InputError
+            Unknown modality, or the manifest has no constant for it.
+        """
         modality = normalise_modality(modality)
         if modality not in self.scaling:
             raise InputError(
@@ -183,6 +244,20 @@ class Cohort:
 
     # -- changes --------------------------------------------------------------------------------
     def add(self, patient: Patient, *, replace: bool = False) -> None:
+        """Add a patient at the end, or replace the one with its id in place; :meth:`save` writes it.
+
+        Parameters
+        ----------
+        patient : Patient
+            The patient.
+        replace : bool, optional
+            Replace a patient with the same id instead of refusing it.
+
+        Raises
+        ------
+        InputError
+            A patient with this id exists and ``replace`` is False.
+        """
         for i, existing in enumerate(self.patients):
             if existing.id == patient.id:
                 if not replace:
@@ -192,7 +267,19 @@ class Cohort:
         self.patients.append(patient)
 
     def copy_for(self, root: PathLike, *, patients: Sequence[Patient] = ()) -> "Cohort":
-        """An empty cohort at ``root`` with the same cohort-level settings (and ``patients``)."""
+        """A new cohort at ``root`` with copies of this one's space, scaling, units, tasks and meta.
+
+        Parameters
+        ----------
+        root : str or pathlib.Path
+            The new cohort's folder (nothing is written).
+        patients : sequence of Patient, optional
+            Patients to put in it (deep copies); none by default.
+
+        Returns
+        -------
+        Cohort
+        """
         return Cohort(
             root=Path(root),
             patients=[copy.deepcopy(p) for p in patients],
@@ -205,6 +292,12 @@ class Cohort:
 
     # -- persistence ----------------------------------------------------------------------------
     def to_json(self) -> Dict[str, Any]:
+        """The manifest as a dict ready for JSON.
+
+        Returns
+        -------
+        dict
+        """
         return {
             "format": MANIFEST_FORMAT,
             "version": MANIFEST_VERSION,
@@ -218,14 +311,36 @@ class Cohort:
         }
 
     def save(self) -> Path:
-        """Write the manifest atomically (the volumes are written by whoever makes them)."""
+        """Write the manifest atomically (the volumes are written by whoever makes them).
+
+        Returns
+        -------
+        pathlib.Path
+            :attr:`manifest_path`.
+        """
         self.root.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(self.to_json(), indent=1, default=_json_default)
+        text = json.dumps(self.to_json(), indent=1, default=json_default)
         return atomic_write_text(self.manifest_path, text + "\n")
 
     @classmethod
     def load(cls, root: PathLike) -> "Cohort":
-        """Read ``root/manifest.json`` (``root`` may also be the manifest file itself)."""
+        """Read a cohort's manifest.
+
+        Parameters
+        ----------
+        root : str or pathlib.Path
+            The cohort folder, or its manifest file.
+
+        Returns
+        -------
+        Cohort
+
+        Raises
+        ------
+        InputError
+            No folder or manifest, unreadable JSON, not a RobustDeep manifest or a newer version, an
+            unknown space, a bad or zero scaling constant, or a bad patient entry.
+        """
         root = Path(root)
         manifest = root if root.is_file() else root / MANIFEST_NAME
         if manifest.is_file():
@@ -275,13 +390,3 @@ class Cohort:
             tasks=list(data.get("tasks") or []),
             meta=dict(data.get("meta") or {}),
         )
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"cannot store {type(value).__name__} in a manifest")

@@ -1,4 +1,11 @@
-"""TODO docstring (RobustDeepLogic.cohort)."""
+"""The fixed scaling of each modality from physical units to [0, 1] (docs/method.md §3.2).
+
+A cohort's manifest (:class:`RobustDeepLogic.cohort.manifest.Cohort`) stores one :class:`Scaling` per
+modality; the network sees scaled volumes, and predictions are scaled back with the same constants.
+The physical units themselves (SUV, HU) come from :mod:`RobustDeepLogic.io.units`; the MR constants,
+which have no physical unit, are computed from a cohort by
+:func:`RobustDeepLogic.cohort.importer.mr_scaling`.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +18,23 @@ from typing import (
 
 @dataclass(frozen=True)
 class Scaling:
-    """A fixed affine map from physical units to the network's [0, 1] range (method.md §3.2).
+    """A fixed affine map from physical units to the network's [0, 1] range (docs/method.md §3.2).
 
     ``scaled = (value - offset) / scale`` and back exactly; never per-image min-max, which would
     destroy quantitation. Values outside [0, 1] are kept, not clipped.
+
+    Attributes
+    ----------
+    scale : float
+        Physical units per scaled unit (non-zero), e.g. 15 SUV or 3000 HU.
+    offset : float, optional
+        The physical value that maps to 0 (-1000 HU for CT); 0 by default.
+    unit : str, optional
+        The physical unit (``"SUV"``, ``"HU"``, ``"a.u."``), for records and messages.
+
+    References
+    ----------
+    .. [1] docs/method.md §3.2.
     """
 
     scale: float
@@ -22,19 +42,51 @@ class Scaling:
     unit: str = ""
 
     def to_scaled(self, value):
+        """Physical values to the scaled units.
+
+        Parameters
+        ----------
+        value : float or numpy.ndarray
+            Values in :attr:`unit` (anything that supports ``-`` and ``/`` with floats).
+
+        Returns
+        -------
+        float or numpy.ndarray
+            ``(value - offset) / scale``, not clipped.
+        """
         return (value - self.offset) / self.scale
 
     def to_physical(self, scaled):
+        """Scaled values back to physical units (the inverse of :meth:`to_scaled`).
+
+        Parameters
+        ----------
+        scaled : float or numpy.ndarray
+            Values in the scaled units.
+
+        Returns
+        -------
+        float or numpy.ndarray
+            ``scaled * scale + offset``, in :attr:`unit`.
+        """
         return scaled * self.scale + self.offset
 
     def as_dict(self) -> Dict[str, Any]:
+        """The manifest entry.
+
+        Returns
+        -------
+        dict
+            ``{"scale": ..., "offset": ..., "unit": ...}``.
+        """
         return {"scale": self.scale, "offset": self.offset, "unit": self.unit}
 
 
 #: Documented default constants. PET: SUV / 15 (brain FDG SUV rarely exceeds 15); NAC: / 5 (no
 #: attenuation correction, values about a third of MAC); CT: (HU + 1000) / 3000, so air is 0 and
-#: dense bone about 1. MR has no physical unit: its constant is the 99.5th percentile of the training
-#: patients' head voxels, computed once (:func:`mr_scaling_from_cohort`) and stored, never per image.
+#: dense bone about 1. MR has no physical unit and no default: its constant is the median over the
+#: cohort's real patients of each one's 99.5th percentile of non-zero voxels, computed once
+#: (:func:`RobustDeepLogic.cohort.importer.mr_scaling`) and stored, never per image.
 DEFAULT_SCALING: Dict[str, Scaling] = {
     "FD": Scaling(15.0, 0.0, "SUV"),
     "LD": Scaling(15.0, 0.0, "SUV"),

@@ -24,7 +24,23 @@ from RobustDeepLogic.core.version import __version__
 
 
 def load_yaml(path: os.PathLike | str) -> Dict[str, Any]:
-    """Read a YAML mapping; an unreadable or non-mapping file is an :class:`InputError`."""
+    """Read a YAML file that holds a mapping.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The YAML file (UTF-8).
+
+    Returns
+    -------
+    dict
+        The file's top-level mapping; an empty dict for an empty file.
+
+    Raises
+    ------
+    InputError
+        The file cannot be read, is not valid YAML, or holds something other than a mapping.
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -42,7 +58,26 @@ def load_yaml(path: os.PathLike | str) -> Dict[str, Any]:
 
 
 def parse_override(text: str) -> tuple[str, Any]:
-    """``key=value`` with the value parsed as YAML (``levels=5`` gives the integer 5)."""
+    """Parse one ``--set key=value`` override, the value as YAML (``levels=5`` gives the integer 5).
+
+    Parameters
+    ----------
+    text : str
+        ``key=value``; the text is split at the first ``=``.
+
+    Returns
+    -------
+    key : str
+        The key, stripped, with ``-`` replaced by ``_`` (``train-steps`` gives ``train_steps``).
+    value : object
+        The value parsed by ``yaml.safe_load``; None for an empty value; the raw text when it is not
+        valid YAML.
+
+    Raises
+    ------
+    InputError
+        ``text`` has no ``=``.
+    """
     if "=" not in text:
         raise InputError(f"--set expects key=value, got {text!r}")
     key, _, raw = text.partition("=")
@@ -63,10 +98,41 @@ def resolve(
     all_commands: Iterable[str] = (),
     positionals: Iterable[str] = (),
 ) -> Dict[str, Any]:
-    """Merge defaults, YAML files, command-line values and ``--set`` overrides (see module doc).
+    """Merge defaults, YAML files, command-line values and ``--set`` overrides (see the module doc).
 
-    Keys of positional arguments are accepted in files (so a saved config can be read back) but the
-    command line's positional values always win.
+    Keys of positional arguments are accepted in files, so that a saved configuration can be read
+    back; the command line (:func:`RobustDeepLogic.cli.main.run_command`) applies the positional
+    values after this function, so they win over the files.
+
+    Parameters
+    ----------
+    command : str
+        The command's name: the per-command section of a file that applies, and the name in messages.
+    defaults : mapping of str to object
+        The command's declared defaults; their keys are the known keys.
+    config_files : iterable of str or os.PathLike, optional
+        YAML files (``--config``), applied in order. Top-level keys apply to every command; a key
+        named after a command is that command's section; other commands' sections are ignored.
+    cli_values : mapping of str to object, optional
+        Options given on the command line; applied after the files, keys not checked.
+    overrides : iterable of str, optional
+        ``key=value`` texts (``--set``), applied last, in order (see :func:`parse_override`).
+    all_commands : iterable of str, optional
+        Names of every command, so that their sections in a shared file are recognised as sections.
+    positionals : iterable of str, optional
+        Keys of the command's positional arguments, accepted in files and overrides.
+
+    Returns
+    -------
+    dict
+        The resolved configuration: ``defaults`` updated by the files, ``cli_values`` and
+        ``overrides``, keys with ``-`` replaced by ``_``.
+
+    Raises
+    ------
+    InputError
+        A file cannot be read or is not a mapping, this command's section is not a mapping, or a file
+        or an override names an unknown key (the message lists the known keys).
     """
     known = set(defaults) | set(positionals)
     sections = set(all_commands) | {command}
@@ -101,7 +167,19 @@ def resolve(
 
 
 def plain_value(value: Any) -> Any:
-    """``value`` with paths as strings, tuples as lists and numpy scalars as Python numbers (for YAML/JSON)."""
+    """Convert a value to plain Python types that YAML and JSON can write.
+
+    Parameters
+    ----------
+    value : object
+        Any value; dicts, lists and tuples are converted recursively.
+
+    Returns
+    -------
+    object
+        ``value`` with paths as strings, dict keys as strings, tuples as lists and numpy scalars
+        (0-dimensional values with ``.item()``) as Python numbers; anything else unchanged.
+    """
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, dict):
@@ -114,9 +192,25 @@ def plain_value(value: Any) -> Any:
 
 
 def save_resolved(path: os.PathLike | str, command: str, config: Mapping[str, Any]) -> Path:
-    """Write the resolved config with the version, time and command line, atomically.
+    """Write a resolved configuration as YAML, atomically, with its provenance in comments.
 
-    The file is itself a valid ``--config`` for the same command: provenance lives in comments.
+    The header comments give the command, the RobustDeep and Python versions, the platform, the time
+    and the command line; the body is the configuration with sorted keys. The file is itself a valid
+    ``--config`` for the same command.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to write (replaced if it exists).
+    command : str
+        The command's name, for the header.
+    config : mapping of str to object
+        The resolved configuration (see :func:`resolve`); values are converted by :func:`plain_value`.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
     """
     header = (
         f"# robustdeep {command}: resolved configuration\n"

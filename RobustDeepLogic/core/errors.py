@@ -1,4 +1,4 @@
-"""Errors that reach users.
+"""The errors that reach users: :class:`RobustDeepError` and :class:`InputError`.
 
 An :class:`InputError` is a problem with what the user gave us (a file, a patient, a parameter); the
 command line turns it into exit status 2 and a JSON ``error`` event that names the file or patient and
@@ -13,22 +13,36 @@ from RobustDeepLogic.core.types import PathLike
 
 
 class RobustDeepError(Exception):
-    """Base class of RobustDeep's own errors."""
+    """Base class of RobustDeep's own errors.
+
+    Parameters
+    ----------
+    *args : object
+        As for :class:`Exception`.
+    """
 
 
 class InputError(RobustDeepError, ValueError):
     """Bad input: a file, a patient, a mask or a parameter that cannot be used as given.
 
+    The text of the exception is ``"patient P: FILE: message (hint: ...)"``, each part present only
+    when given. Being a :class:`ValueError` too, it is caught by code that expects one.
+
     Parameters
     ----------
-    message:
+    message : str
         What is wrong, in the user's words.
-    file:
-        The file or folder concerned, if any.
-    patient:
+    file : str or pathlib.Path, optional
+        The file or folder concerned, if any; stored as a string.
+    patient : str, optional
         The patient (subject) identifier concerned, if any.
-    hint:
+    hint : str, optional
         What to do about it.
+
+    Attributes
+    ----------
+    message, file, patient, hint
+        The arguments, ``file`` as a string or None.
     """
 
     def __init__(
@@ -57,7 +71,14 @@ class InputError(RobustDeepError, ValueError):
         return text
 
     def as_event(self) -> dict:
-        """The JSON ``error`` event of the progress protocol."""
+        """The JSON ``error`` event of the progress protocol (:mod:`RobustDeepLogic.core.progress`).
+
+        Returns
+        -------
+        dict
+            ``{"event": "error", "kind": "input", "message": ..., "file": ..., "patient": ...,
+            "hint": ...}``, with None for the parts not given.
+        """
         return {
             "event": "error",
             "kind": "input",

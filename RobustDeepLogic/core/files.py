@@ -1,4 +1,10 @@
-"""TODO docstring (RobustDeepLogic.volumes)."""
+"""Files on disk: the file endings of volume formats, and atomic writes.
+
+The engine writes its outputs through :func:`atomic_path` (or :func:`atomic_write_bytes` /
+:func:`atomic_write_text`): the data go to a temporary file beside the destination, which is renamed
+over it once complete, so a crash never leaves a half-written file under the final name. Reading and
+writing volumes themselves is :mod:`RobustDeepLogic.io.volumes`.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,9 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterator, Optional, Tuple
+from typing import Any, Iterator, Optional, Tuple
+
+import numpy as np
 
 from RobustDeepLogic.core.types import PathLike
 
@@ -19,7 +27,18 @@ DETACHED_SUFFIXES: Tuple[str, ...] = (".nhdr", ".mhd")
 
 
 def volume_suffix(path: PathLike) -> Optional[str]:
-    """The volume format ending of ``path`` (``'.nii.gz'``, ``'.nrrd'`` ...), or None."""
+    """The volume format ending of a file name (``'.nii.gz'``, ``'.nrrd'`` ...).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A file name or path; only its last component is looked at, case-insensitively.
+
+    Returns
+    -------
+    str or None
+        The matching entry of :data:`VOLUME_SUFFIXES` (lower case), or None when there is none.
+    """
     name = Path(path).name.lower()
     for suffix in VOLUME_SUFFIXES:
         if name.endswith(suffix):
@@ -28,7 +47,18 @@ def volume_suffix(path: PathLike) -> Optional[str]:
 
 
 def strip_volume_suffix(path: PathLike) -> str:
-    """The file name of ``path`` without its volume ending (``'FD.nii.gz'`` -> ``'FD'``)."""
+    """The file name of ``path`` without its volume ending (``'FD.nii.gz'`` -> ``'FD'``).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A file name or path.
+
+    Returns
+    -------
+    str
+        The last component of ``path`` without its volume ending; the whole name when it has none.
+    """
     name = Path(path).name
     suffix = volume_suffix(name)
     return name[: -len(suffix)] if suffix else name
@@ -39,9 +69,22 @@ def strip_volume_suffix(path: PathLike) -> str:
 # --------------------------------------------------------------------------------------------------
 @contextlib.contextmanager
 def atomic_path(path: PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path`` with the same ending; rename it over ``path`` on success.
+    """Context manager: a temporary path beside ``path``, renamed over ``path`` on success.
 
-    On an exception the temporary file is removed and ``path`` is untouched.
+    The temporary file is created empty in ``path``'s folder (made if missing), hidden (its name
+    starts with a dot) and with ``path``'s ending, so that writers that choose a format by ending
+    work. On leaving the block it gets the usual permissions (``0o666`` less the umask) and replaces
+    ``path`` in one rename. On an exception it is removed and ``path`` is untouched.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The final destination.
+
+    Yields
+    ------
+    pathlib.Path
+        The temporary file to write to.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -65,10 +108,68 @@ def _umask() -> int:
 
 
 def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
+    """Write bytes to a file atomically (see :func:`atomic_path`).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The destination; its folder is made if missing.
+    data : bytes
+        The content.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return Path(path)
 
 
 def atomic_write_text(path: PathLike, text: str) -> Path:
+    """Write text to a file atomically, encoded as UTF-8 (see :func:`atomic_path`).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The destination; its folder is made if missing.
+    text : str
+        The content.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def json_default(value: Any) -> Any:
+    """The JSON form of values ``json.dumps`` does not know: paths, NumPy scalars and arrays.
+
+    Pass it as ``json.dumps(data, default=json_default)``.
+
+    Parameters
+    ----------
+    value : object
+        A value that ``json`` cannot serialise itself.
+
+    Returns
+    -------
+    str, int, float, bool or list
+        ``str(value)`` for a path, the Python scalar for a NumPy scalar, nested lists for an array.
+
+    Raises
+    ------
+    TypeError
+        For any other type (as ``json.dumps`` expects of a ``default`` function).
+    """
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"cannot store {type(value).__name__} as JSON")
+

@@ -26,6 +26,7 @@ import threading
 import time
 from typing import Any, Dict, Optional, TextIO
 
+#: The ``--progress`` modes of the command line (see the module doc).
 MODES = ("bar", "json", "none")
 
 
@@ -45,7 +46,17 @@ def _jsonable(value: Any) -> Any:
 
 
 class Progress:
-    """A progress sink. ``Progress()`` is silent; see :func:`make_progress` for the others."""
+    """A progress sink; ``Progress()`` itself is silent (see :func:`make_progress` for the others).
+
+    Subclasses override :meth:`emit` and the private hooks that a stage calls when it advances and
+    when it closes. The constructor makes a lock, which :class:`JsonProgress` holds while it writes,
+    since events may come from several threads.
+
+    Attributes
+    ----------
+    mode : str
+        The mode's name, one of :data:`MODES` (``"none"`` here).
+    """
 
     mode = "none"
 
@@ -54,20 +65,68 @@ class Progress:
 
     # -- events ---------------------------------------------------------------------------------
     def emit(self, event: Dict[str, Any]) -> None:
-        """Send one protocol event (ignored by the silent sink)."""
+        """Send one protocol event (ignored by the silent sink).
+
+        Parameters
+        ----------
+        event : dict
+            An event of the protocol in the module doc (``{"event": "log", ...}`` ...).
+        """
 
     def log(self, level: str, message: str) -> None:
+        """Send a ``log`` event.
+
+        Parameters
+        ----------
+        level : str
+            A :mod:`logging` level name: ``"DEBUG"``, ``"INFO"``, ``"WARNING"``, ``"ERROR"`` ...
+        message : str
+            The text of the message.
+        """
         self.emit({"event": "log", "level": level, "message": message})
 
     def result(self, command: str, outputs: Dict[str, Any], figures: Dict[str, Any]) -> None:
+        """Send the ``result`` event of a command that has finished.
+
+        Parameters
+        ----------
+        command : str
+            The command's name.
+        outputs : dict
+            Name of each output -> its path.
+        figures : dict
+            Name of each figure of merit -> its number (non-finite numbers become null in JSON).
+        """
         self.emit({"event": "result", "command": command, "outputs": outputs, "figures": figures})
 
     def error(self, event: Dict[str, Any]) -> None:
+        """Send an ``error`` event.
+
+        Parameters
+        ----------
+        event : dict
+            The event, for example :meth:`RobustDeepLogic.core.errors.InputError.as_event`.
+        """
         self.emit(event)
 
     # -- stages ---------------------------------------------------------------------------------
     def stage(self, name: str, total: Optional[int] = None, message: str = "") -> "Stage":
-        """A context manager for one stage of ``total`` steps; call ``advance`` on it."""
+        """A stage of ``total`` steps, to use as a context manager; call ``advance`` on it.
+
+        Parameters
+        ----------
+        name : str
+            The stage's name, shown on the bar and sent as ``stage`` in progress events.
+        total : int, optional
+            The number of steps; None when it is not known.
+        message : str, optional
+            The initial message.
+
+        Returns
+        -------
+        Stage
+            The stage; it reports 0 steps done on entering the ``with`` block and closes on leaving it.
+        """
         return Stage(self, name, total, message)
 
     def _update(self, stage: "Stage", message: str) -> None:
@@ -86,7 +145,24 @@ class Progress:
 
 
 class Stage:
-    """One stage of a job: ``done`` out of ``total`` steps."""
+    """One stage of a job: ``done`` out of ``total`` steps (made by :meth:`Progress.stage`).
+
+    Parameters
+    ----------
+    progress : Progress
+        The sink that receives the stage's events.
+    name : str
+        The stage's name.
+    total : int or None
+        The number of steps; None when it is not known.
+    message : str
+        The current message, sent with each progress event.
+
+    Attributes
+    ----------
+    done : int
+        Steps done so far (0 at first).
+    """
 
     def __init__(self, progress: Progress, name: str, total: Optional[int], message: str) -> None:
         self.progress = progress
@@ -100,6 +176,15 @@ class Stage:
         return self
 
     def advance(self, steps: int = 1, message: Optional[str] = None) -> None:
+        """Count ``steps`` more steps done and report.
+
+        Parameters
+        ----------
+        steps : int, optional
+            Steps just done (default 1).
+        message : str, optional
+            A new message; None keeps the current one.
+        """
         self.done += steps
         if message is not None:
             self.message = message
@@ -110,7 +195,18 @@ class Stage:
 
 
 class JsonProgress(Progress):
-    """One JSON object per line on ``stream`` (stdout by default), flushed at once."""
+    """One JSON object per line on ``stream`` (stdout by default), flushed at once.
+
+    Numpy scalars become numbers, paths strings and non-finite floats null.
+
+    Parameters
+    ----------
+    stream : file-like, optional
+        A text stream; None means ``sys.stdout`` (at the time the sink is made).
+    min_interval : float, optional
+        Least time in seconds between two progress events; the first and last event of a stage are
+        always sent. 0 (the default) sends every one.
+    """
 
     mode = "json"
 
@@ -121,6 +217,13 @@ class JsonProgress(Progress):
         self._last = 0.0
 
     def emit(self, event: Dict[str, Any]) -> None:
+        """Write ``event`` as one JSON line and flush.
+
+        Parameters
+        ----------
+        event : dict
+            An event of the protocol in the module doc.
+        """
         line = json.dumps(_jsonable(event), sort_keys=False)
         with self._lock:
             self.stream.write(line + "\n")
@@ -135,7 +238,16 @@ class JsonProgress(Progress):
 
 
 class BarProgress(Progress):
-    """A tqdm bar per stage on stderr; log events go to stderr as plain lines."""
+    """A tqdm bar per stage on ``stream`` (stderr by default); warnings and errors as plain lines.
+
+    Of the log events only ``WARNING`` and ``ERROR`` are shown; ``result`` and ``error`` events are not
+    (the command line reports those itself). Needs tqdm.
+
+    Parameters
+    ----------
+    stream : file-like, optional
+        A text stream; None means ``sys.stderr`` (at the time the sink is made).
+    """
 
     mode = "bar"
 
@@ -145,6 +257,13 @@ class BarProgress(Progress):
         self._bars: Dict[int, Any] = {}
 
     def emit(self, event: Dict[str, Any]) -> None:
+        """Show a ``WARNING`` or ``ERROR`` log event as a line above the bars; ignore the rest.
+
+        Parameters
+        ----------
+        event : dict
+            An event of the protocol in the module doc.
+        """
         if event.get("event") == "log" and event.get("level") in ("WARNING", "ERROR"):
             from tqdm import tqdm
 
@@ -170,7 +289,25 @@ class BarProgress(Progress):
 
 
 def make_progress(mode: str) -> Progress:
-    """The sink for a command-line ``--progress`` mode (``bar`` falls back to silent off a TTY)."""
+    """The sink for a command-line ``--progress`` mode.
+
+    Parameters
+    ----------
+    mode : str
+        One of :data:`MODES`: ``"json"`` gives a :class:`JsonProgress` on stdout; ``"bar"`` a
+        :class:`BarProgress` when stderr is a terminal, a silent :class:`Progress` otherwise;
+        ``"none"`` a silent :class:`Progress`.
+
+    Returns
+    -------
+    Progress
+        The sink.
+
+    Raises
+    ------
+    ValueError
+        ``mode`` is not one of :data:`MODES`.
+    """
     if mode == "json":
         return JsonProgress()
     if mode == "bar":

@@ -1,16 +1,16 @@
 """Training data for a task (docs/method.md §3, §7): volume sources and axial 2D windows.
 
-Modules: :mod:`.sources` (subjects of a cohort or blended on the fly, on one grid), :mod:`.windows`
+Modules: :mod:`.sources` (subjects of a cohort, on one grid), :mod:`.on_the_fly` (subjects blended
+on the fly), :mod:`.windows`
 (random training windows, the epoch sampler, validation volumes).
 """
 
+from RobustDeepLogic.data.on_the_fly import TorchDatasetSource, on_the_fly_source
 from RobustDeepLogic.data.sources import (
     CohortSource,
     ConcatSource,
     SubjectVolumes,
-    TorchDatasetSource,
     VolumeSource,
-    on_the_fly_source,
     resample_onto,
 )
 from RobustDeepLogic.data.windows import (

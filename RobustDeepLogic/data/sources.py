@@ -1,11 +1,9 @@
-"""Training data for a task: volume sources, head masks, and axial 2D windows (method.md §3, §7).
+"""Volume sources: the subjects a network trains on, one at a time, on one grid (docs/method.md §3, §7).
 
-Two layers:
-
-*Volume sources* yield one subject at a time as a :class:`SubjectVolumes`: a dict of 3D float32
-``[z, y, x]`` arrays in scaled units (the cohort's fixed constants, never per-image min-max), a head
-mask, and the subject's parents (itself for a real patient). Any object with ``ids``,
-``parents(id)`` and ``load(id)`` is a source (:class:`VolumeSource`); two are provided:
+A source yields one subject at a time as a :class:`SubjectVolumes`: a dict of 3D float32 ``[z, y, x]``
+arrays in scaled units (the cohort's fixed constants, docs/method.md §3.2, never per-image min-max), a
+head mask, and the subject's parents (itself for a real patient). Any object with ``ids``,
+``parents(id)`` and ``load(id)`` is a source (:class:`VolumeSource`); this module provides:
 
 - :class:`CohortSource` reads a cohort folder. The first modality of ``modalities`` (the task's
   target) is the reference grid; another modality on a different grid (T1 / T2 beside PET in native
@@ -13,13 +11,13 @@ mask, and the subject's parents (itself for a real patient). Any object with ``i
 - :class:`TorchDatasetSource` wraps a map-style torch ``Dataset`` whose items are
   ``{modality: float32 tensor [z, y, x], ...}`` (optionally also ``"id"``, ``"parents"``,
   ``"head"``), e.g. on-the-fly Laplacian-blended pairs from the synthesis stage.
+- :class:`ConcatSource` offers several sources as one.
+- :func:`on_the_fly_source` makes a :class:`TorchDatasetSource` of synthetic subjects blended when
+  they are loaded (:class:`~RobustDeepLogic.synthesis.dataset.BlendedDataset`), with no disk.
 
-*Windows*: :class:`WindowDataset` draws, for every axial slice of the head of every subject, one
-window of ``window = (rows, columns)`` voxels (112 x 96 by default: rows along y, columns along x),
-placed at random so that it covers the slice's head bounding box when that fits. Item ``i`` of epoch
-``e`` is a deterministic function of ``(seed, e, i)``, so a resumed run draws the same windows.
-:class:`EpochSampler` orders the items (subjects shuffled in blocks that fit the cache, slices shuffled
-inside a block) and shards them over distributed ranks.
+The head mask of a subject is :func:`RobustDeepLogic.io.headmask.head_mask` of its scaled volumes. The
+2D training windows cut from these subjects, their sampler and the validation volumes are in
+:mod:`RobustDeepLogic.data.windows`.
 """
 
 from __future__ import annotations
@@ -27,7 +25,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import (
     Any,
-    Callable,
     Dict,
     Mapping,
     Optional,
@@ -38,13 +35,10 @@ from typing import (
 
 import numpy as np
 import SimpleITK as sitk
-import torch
 
 from RobustDeepLogic.core.errors import InputError
 from RobustDeepLogic.io.headmask import head_mask
 from RobustDeepLogic.io.volumes import Grid, array_from_image
-from RobustDeepLogic.synthesis.dataset import BlendedDataset
-from RobustDeepLogic.synthesis.pairs import choose_pairs
 
 
 # --------------------------------------------------------------------------------------------------
@@ -52,7 +46,23 @@ from RobustDeepLogic.synthesis.pairs import choose_pairs
 # --------------------------------------------------------------------------------------------------
 @dataclass
 class SubjectVolumes:
-    """One subject: scaled float32 ``[z, y, x]`` arrays per modality on one grid, and a head mask."""
+    """One subject: scaled float32 ``[z, y, x]`` arrays per modality on one grid, and a head mask.
+
+    Attributes
+    ----------
+    id : str
+        Subject id (a patient id, or a synthetic subject's id).
+    arrays : dict of str to numpy.ndarray
+        Modality name (``"FD"``, ``"CT"``, ...) to a float32 ``[z, y, x]`` array in scaled units (the
+        cohort's fixed constants, docs/method.md §3.2). All arrays share one grid.
+    head : numpy.ndarray
+        Boolean ``[z, y, x]`` head mask on the same grid.
+    parents : tuple of str
+        The real patients the subject descends from: ``(id,)`` for a real patient, the blended
+        parents for a synthetic one; ``()`` when unknown.
+    grid : RobustDeepLogic.io.volumes.Grid or None
+        The geometry of the arrays when known (sources built on SimpleITK images set it).
+    """
 
     id: str
     arrays: Dict[str, np.ndarray]
@@ -61,7 +71,23 @@ class SubjectVolumes:
     grid: Any = None  # a volumes.Grid when known
 
     def stack(self, modalities: Sequence[str]) -> np.ndarray:
-        """``[C, z, y, x]`` float32 of ``modalities`` in order."""
+        """Stack the arrays of ``modalities``, in that order, into one channel-first array.
+
+        Parameters
+        ----------
+        modalities : sequence of str
+            Modality names, keys of :attr:`arrays`; the order gives the channel order.
+
+        Returns
+        -------
+        numpy.ndarray
+            float32 ``[C, z, y, x]`` with ``C = len(modalities)``, in scaled units.
+
+        Raises
+        ------
+        InputError
+            When the subject has no array for one of ``modalities``.
+        """
         missing = [m for m in modalities if m not in self.arrays]
         if missing:
             raise InputError(f"has no {', '.join(missing)} image", patient=self.id)
@@ -69,22 +95,68 @@ class SubjectVolumes:
 
 
 class VolumeSource(Protocol):
-    """Anything that lists subject ids and loads one subject (see the module doc)."""
+    """Anything that lists subject ids and loads one subject (see the module doc).
+
+    Attributes
+    ----------
+    ids : sequence of str
+        The subjects the source offers.
+    """
 
     ids: Sequence[str]
 
     def parents(self, subject: str) -> Tuple[str, ...]:
+        """The real patients a subject descends from, known without loading its volumes if possible.
+
+        Parameters
+        ----------
+        subject : str
+            One of :attr:`ids`.
+
+        Returns
+        -------
+        tuple of str
+            ``(subject,)`` for a real patient, the parents' ids for a synthetic subject.
+        """
         ...
 
     def load(self, subject: str) -> SubjectVolumes:
+        """Load one subject, scaled, on one grid.
+
+        Parameters
+        ----------
+        subject : str
+            One of :attr:`ids`.
+
+        Returns
+        -------
+        SubjectVolumes
+            The subject's arrays, head mask and parents.
+        """
         ...
 
 
 def resample_onto(image, reference, default_value: float = 0.0):
-    """``image`` (SimpleITK) resampled onto ``reference``'s grid with the header geometry alone.
+    """Resample ``image`` onto ``reference``'s grid with the header geometry alone.
 
-    Identity transform, linear interpolation; points outside ``image`` get ``default_value`` (in the
-    image's physical units). For modalities registered within a patient but on different grids.
+    Identity transform, linear interpolation; points outside ``image`` get ``default_value``. For
+    modalities registered within a patient but on different grids (T1 / T2 beside PET in native
+    space), whose headers already place them in one physical (LPS mm) frame.
+
+    Parameters
+    ----------
+    image : SimpleITK.Image
+        The volume to resample, in physical units (SUV, HU, MR a.u.).
+    reference : SimpleITK.Image
+        Gives the output grid (size, spacing, origin, direction); its voxels are not used.
+    default_value : float, optional
+        Value of output voxels that fall outside ``image``, in ``image``'s physical units (callers
+        pass the value that scales to 0, e.g. -1000 HU for CT).
+
+    Returns
+    -------
+    SimpleITK.Image
+        float32 image on ``reference``'s grid.
     """
     return sitk.Resample(image, reference, sitk.Transform(), sitk.sitkLinear, float(default_value),
                          sitk.sitkFloat32)
@@ -93,16 +165,26 @@ def resample_onto(image, reference, default_value: float = 0.0):
 class CohortSource:
     """Subjects of a cohort folder, scaled with the cohort's constants, on the first modality's grid.
 
+    A modality on another grid than the first one is resampled onto it with :func:`resample_onto`
+    (outside its field of view it takes the value that scales to 0). The head mask is
+    :func:`~RobustDeepLogic.io.headmask.head_mask` of the scaled arrays.
+
     Parameters
     ----------
-    cohort:
-        A :class:`~RobustDeepLogic.cohort.Cohort`.
-    ids:
-        Subjects to offer (real or synthetic).
-    modalities:
+    cohort : RobustDeepLogic.cohort.Cohort
+        The cohort whose volumes are read.
+    ids : sequence of str
+        Subjects to offer (real or synthetic), ids of ``cohort``.
+    modalities : sequence of str
         Modalities to load; the first is the reference grid (put the task's target first).
-    scaling:
-        Constants per modality; default ``cohort.scaling_for``.
+    scaling : mapping of str to RobustDeepLogic.cohort.Scaling, optional
+        Constants per modality; default ``cohort.scaling_for(modality)`` for each of ``modalities``.
+
+    Raises
+    ------
+    InputError
+        When a subject of ``ids`` is not in the cohort or lacks one of ``modalities``, or (without
+        ``scaling``) the cohort has no scaling constant for one of them.
     """
 
     def __init__(self, cohort, ids: Sequence[str], modalities: Sequence[str],
@@ -120,9 +202,34 @@ class CohortSource:
                                  file=cohort.manifest_path, patient=pid)
 
     def parents(self, subject: str) -> Tuple[str, ...]:
+        """The real patients ``subject`` descends from, from the cohort's manifest.
+
+        Parameters
+        ----------
+        subject : str
+            A subject id of the cohort.
+
+        Returns
+        -------
+        tuple of str
+            ``(subject,)`` for a real patient, the recorded parents for a synthetic subject.
+        """
         return tuple(self.cohort.patient(subject).parents)
 
     def load(self, subject: str) -> SubjectVolumes:
+        """Read, resample and scale one subject's volumes.
+
+        Parameters
+        ----------
+        subject : str
+            A subject id of the cohort.
+
+        Returns
+        -------
+        SubjectVolumes
+            float32 ``[z, y, x]`` arrays in scaled units on the grid of the first modality (also
+            stored as its ``grid``), the head mask, and the parents.
+        """
         reference = self.cohort.read(subject, self.modalities[0])
         grid = Grid.of(reference)
         arrays: Dict[str, np.ndarray] = {}
@@ -135,72 +242,19 @@ class CohortSource:
                               self.parents(subject), grid)
 
 
-class TorchDatasetSource:
-    """A map-style torch ``Dataset`` of subjects (``{modality: tensor [z, y, x]}``) as a source.
+class ConcatSource:
+    """Several sources as one (ids must be unique across them).
 
     Parameters
     ----------
-    dataset:
-        Items are dicts of float tensors ``[z, y, x]`` per modality; optional keys ``"id"`` (str),
-        ``"parents"`` (list of patient ids), ``"head"`` (bool ``[z, y, x]``) and ``"provenance"`` (a
-        dict, e.g. from :class:`~RobustDeepLogic.synthesis.BlendedDataset`, whose ``"parents"`` are
-        used when the item has none of its own).
-    scaling:
-        Constants to scale physical values to [0, 1]; None when the items are already scaled.
-    parents:
-        ``parents(index) -> ids`` when items do not carry ``"parents"``; this is needed before loading
-        (to refuse subjects of held-out patients) and is called with the item index.
-    prefix:
-        Subject ids are ``f"{prefix}{index:05d}"``.
+    sources : sequence of VolumeSource
+        The sources; :attr:`ids` lists their ids in order.
+
+    Raises
+    ------
+    InputError
+        When the same subject id appears in two sources.
     """
-
-    #: Item keys that are not images.
-    NOT_IMAGES = frozenset({"id", "parents", "head", "provenance"})
-
-    def __init__(self, dataset, *, scaling: Optional[Mapping[str, Any]] = None,
-                 parents: Optional[Callable[[int], Sequence[str]]] = None,
-                 prefix: str = "otf") -> None:
-        self.dataset = dataset
-        self.scaling = dict(scaling) if scaling is not None else None
-        self._parents = parents
-        self.prefix = prefix
-        self.ids = [f"{prefix}{i:05d}" for i in range(len(dataset))]
-        self._index = {sid: i for i, sid in enumerate(self.ids)}
-
-    @staticmethod
-    def _item_parents(item: Mapping[str, Any]) -> Tuple[str, ...]:
-        parents = item.get("parents") or (item.get("provenance") or {}).get("parents") or ()
-        return tuple(str(p) for p in parents)
-
-    def parents(self, subject: str) -> Tuple[str, ...]:
-        i = self._index[subject]
-        if self._parents is not None:
-            return tuple(str(p) for p in self._parents(i))
-        dataset_pairs = getattr(self.dataset, "pair_of", None)
-        if callable(dataset_pairs):  # a BlendedDataset knows an item's parents without blending it
-            return tuple(str(p) for p in dataset_pairs(i)[0])
-        return self._item_parents(self.dataset[i])
-
-    def load(self, subject: str) -> SubjectVolumes:
-        item = self.dataset[self._index[subject]]
-        arrays = {}
-        for key, value in item.items():
-            if key in self.NOT_IMAGES:
-                continue
-            a = value.detach().cpu().numpy() if torch.is_tensor(value) else np.asarray(value)
-            a = a.astype(np.float32, copy=False)
-            if self.scaling is not None and key in self.scaling:
-                a = np.asarray(self.scaling[key].to_scaled(a), np.float32)
-            arrays[str(key).upper()] = a
-        head = item.get("head")
-        head = (np.asarray(head.cpu() if torch.is_tensor(head) else head, bool) if head is not None
-                else head_mask(list(arrays.values())))
-        parents = self._item_parents(item) or self.parents(subject)
-        return SubjectVolumes(str(item.get("id", subject)), arrays, head, parents)
-
-
-class ConcatSource:
-    """Several sources as one (ids must be unique across them)."""
 
     def __init__(self, sources: Sequence[Any]) -> None:
         self.sources = list(sources)
@@ -213,49 +267,33 @@ class ConcatSource:
         self.ids = list(self._owner)
 
     def parents(self, subject: str) -> Tuple[str, ...]:
+        """The parents of ``subject``, from the source that offers it.
+
+        Parameters
+        ----------
+        subject : str
+            One of :attr:`ids`.
+
+        Returns
+        -------
+        tuple of str
+            What that source's ``parents`` returns.
+        """
         return self._owner[subject].parents(subject)
 
     def load(self, subject: str) -> SubjectVolumes:
+        """Load ``subject`` from the source that offers it.
+
+        Parameters
+        ----------
+        subject : str
+            One of :attr:`ids`.
+
+        Returns
+        -------
+        SubjectVolumes
+            What that source's ``load`` returns.
+        """
         return self._owner[subject].load(subject)
 
 
-# --------------------------------------------------------------------------------------------------
-# Windows
-# --------------------------------------------------------------------------------------------------
-def on_the_fly_source(
-    cohort,
-    parents: Sequence[str],
-    modalities: Sequence[str],
-    *,
-    count: int,
-    masks: Any = None,
-    method: str = "laplacian",
-    levels: int = 4,
-    seed: int = 0,
-    device: Any = "cpu",
-    prefix: Optional[str] = None,
-) -> TorchDatasetSource:
-    """``count`` synthetic subjects of ``parents`` blended when loaded, as a training source (no disk).
-
-    With one mask (or none: ``'mixup'``, ``'cutmix'``), the pairs are exactly those
-    :func:`~RobustDeepLogic.synthesis.synthesize` would choose with ``patients=parents, count=count,
-    seed=seed``, so an on-the-fly arm and an on-disk one can share their parents. With K masks,
-    ``ceil(count / K)`` pairs are chosen and each is blended with every mask, ``count`` subjects in all.
-    ``count`` may not exceed K N (N - 1) for N parents. ``method`` is ``'laplacian'``, ``'naive'``,
-    ``'mixup'`` or ``'cutmix'`` (the last two take no mask). Volumes are scaled with the cohort's
-    constants. ``cohort`` is a registered :class:`~RobustDeepLogic.cohort.Cohort`.
-    """
-    pool = sorted({str(p) for p in parents})
-    mask_list = [] if masks is None else (list(masks) if isinstance(masks, (list, tuple)) else [masks])
-    if method in ("mixup", "cutmix") and mask_list:
-        raise InputError(f"{method} takes no mask", hint="give masks only to laplacian or naive blending")
-    k = max(1, len(mask_list))
-    n_pairs = -(-int(count) // k)
-    if int(count) < 1 or n_pairs > len(pool) * (len(pool) - 1):
-        raise InputError(f"{count} subjects need {n_pairs} ordered pairs; {len(pool)} parents give "
-                         f"{len(pool) * (len(pool) - 1)}", hint="ask for fewer synthetic subjects")
-    pairs = choose_pairs(pool, count=n_pairs, seed=int(seed))
-    dataset = BlendedDataset(cohort, pool, mask_list or None, levels=levels, modalities=list(modalities),
-                             seed=int(seed), method=method, pairs=pairs, device=device, length=int(count))
-    scaling = {m: cohort.scaling_for(m) for m in dataset.modalities}
-    return TorchDatasetSource(dataset, scaling=scaling, prefix=prefix or f"otf-{method}-")

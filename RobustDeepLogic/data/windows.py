@@ -1,4 +1,17 @@
-"""TODO docstring (RobustDeepLogic.datasets)."""
+"""Axial 2D training windows and whole validation volumes cut from volume sources (docs/method.md §7).
+
+:class:`WindowDataset` draws, for every axial slice of the head of every subject, one window of
+``window = (rows, columns)`` voxels (112 x 96 by default: rows along y, columns along x), placed at
+random so that it covers the slice's head bounding box when that fits, and lies inside it otherwise.
+Item ``i`` of epoch ``e`` is a deterministic function of ``(seed, e, i)``, so a resumed run draws the
+same windows. Subjects are kept in memory cropped to their head slices and head bounding box plus
+:data:`CROP_MARGIN` voxels (least recently used dropped beyond the cache size); the parts of a window
+outside that crop are zero. :class:`EpochSampler` orders the items (subjects shuffled in blocks that
+fit the cache, slices shuffled inside a block) and shards them over distributed ranks.
+:func:`validation_volumes` loads the validation subjects whole.
+
+The subjects come from a volume source (:mod:`RobustDeepLogic.data.sources`).
+"""
 
 from __future__ import annotations
 
@@ -20,7 +33,7 @@ from RobustDeepLogic.core.errors import InputError
 from RobustDeepLogic.core.progress import Progress
 from RobustDeepLogic.data.sources import SubjectVolumes
 
-#: Default training window (rows along y, columns along x), method.md §7.
+#: Default training window (rows along y, columns along x), docs/method.md §7.
 DEFAULT_WINDOW: Tuple[int, int] = (112, 96)
 
 
@@ -67,7 +80,22 @@ def _start(lo: int, hi: int, size: int, rng: np.random.Generator) -> int:
 
 
 def cut_window(slice_stack: np.ndarray, y0: int, x0: int, window: Tuple[int, int]) -> np.ndarray:
-    """``slice_stack[:, y0:y0+h, x0:x0+w]`` with zeros where the window leaves the array."""
+    """Cut ``slice_stack[:, y0:y0+h, x0:x0+w]``, with zeros where the window leaves the array.
+
+    Parameters
+    ----------
+    slice_stack : numpy.ndarray
+        ``[C, y, x]`` channels of one axial slice.
+    y0, x0 : int
+        Corner of the window in voxels; may be negative or let the window pass the far edge.
+    window : tuple of int
+        ``(h, w)``: rows (along y) and columns (along x) of the window.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``[C, h, w]``, a copy.
+    """
     c, ny, nx = slice_stack.shape
     h, w = window
     out = np.zeros((c, h, w), np.float32)
@@ -81,22 +109,38 @@ def cut_window(slice_stack: np.ndarray, y0: int, x0: int, window: Tuple[int, int
 class WindowDataset(torch.utils.data.Dataset):
     """One random window per head slice per subject, per epoch (see the module doc).
 
-    Items are ``(x, y)``: ``x`` float32 ``[C, rows, cols]`` (the task's inputs, scaled), ``y`` float32
-    ``[1, rows, cols]`` (the target, scaled).
+    Items are ``(x, y)`` torch tensors: ``x`` float32 ``[C, rows, cols]`` (the task's inputs, scaled),
+    ``y`` float32 ``[1, rows, cols]`` (the target, scaled). Item ``i`` is slice ``items[i]``; its window
+    is drawn with ``numpy.random.default_rng([seed, epoch, i])``. Every subject is loaded once when
+    the dataset is built, to index its head slices.
 
     Parameters
     ----------
-    source:
-        A :class:`VolumeSource` offering every id in ``ids``.
-    ids:
+    source : VolumeSource
+        Offers every id in ``ids`` (:mod:`RobustDeepLogic.data.sources`).
+    ids : sequence of str
         Training subjects (already checked for leakage).
-    inputs, target:
-        Modalities of the task.
-    slices_per_subject:
+    inputs : sequence of str
+        Input modalities of the task, in channel order.
+    target : str
+        Target modality of the task.
+    window : tuple of int, optional
+        ``(rows, cols)`` of a window in voxels; default :data:`DEFAULT_WINDOW` (112, 96).
+    seed : int, optional
+        Seed of the window draws.
+    slices_per_subject : int, optional
         Use at most this many head slices per subject (evenly spaced; None: all), for reduced
         CPU profiles.
-    cache_bytes:
-        Memory for subjects held in memory (least recently used are dropped).
+    cache_bytes : int, optional
+        Bytes of cropped subjects held in memory (least recently used are dropped, the last one is
+        always kept); default 4 GiB.
+    progress : RobustDeepLogic.core.progress.Progress, optional
+        Reports the stage ``"index training subjects"``.
+
+    Raises
+    ------
+    InputError
+        When a subject has no head voxels or lacks one of the modalities.
     """
 
     def __init__(self, source, ids: Sequence[str], inputs: Sequence[str], target: str, *,
@@ -128,12 +172,31 @@ class WindowDataset(torch.utils.data.Dataset):
                 st.advance()
 
     def set_epoch(self, epoch: int) -> None:
+        """Set the epoch whose windows the items draw.
+
+        Parameters
+        ----------
+        epoch : int
+            Epoch number (the training loop counts from 1).
+        """
         self.epoch = int(epoch)
 
     def __len__(self) -> int:
         return len(self.items)
 
     def subject_of(self, index: int) -> int:
+        """The subject of item ``index``.
+
+        Parameters
+        ----------
+        index : int
+            Item index.
+
+        Returns
+        -------
+        int
+            Position of the item's subject in :attr:`ids`.
+        """
         return self.items[index][0]
 
     def _get(self, sid: str) -> _Stored:
@@ -165,7 +228,21 @@ class EpochSampler(torch.utils.data.Sampler):
 
     Subjects are shuffled, grouped into blocks of ``block_subjects`` (as many as the cache holds), and
     the slices of a block are shuffled together: with a cache large enough for all subjects this is a
-    full shuffle.
+    full shuffle. The order is drawn with ``numpy.random.default_rng([seed, epoch, 7919])``, the same on
+    every rank; rank ``r`` takes every ``world``-th item from position ``r``.
+
+    Parameters
+    ----------
+    dataset : WindowDataset
+        The items to order.
+    seed : int, optional
+        Seed of the order.
+    rank : int, optional
+        This process's rank, ``0 <= rank < world``.
+    world : int, optional
+        Number of processes.
+    block_subjects : int, optional
+        Subjects per shuffled block; None (default): all subjects in one block.
     """
 
     def __init__(self, dataset: WindowDataset, *, seed: int = 0, rank: int = 0, world: int = 1,
@@ -178,9 +255,23 @@ class EpochSampler(torch.utils.data.Sampler):
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
+        """Set the epoch whose order :meth:`order` and iteration give.
+
+        Parameters
+        ----------
+        epoch : int
+            Epoch number.
+        """
         self.epoch = int(epoch)
 
     def order(self) -> List[int]:
+        """This rank's item indices for the current epoch, in order.
+
+        Returns
+        -------
+        list of int
+            ``len(dataset) // world`` indices into ``dataset``.
+        """
         rng = np.random.default_rng([self.seed, self.epoch, 7919])
         by_subject: Dict[int, List[int]] = {}
         for i, (s, _) in enumerate(self.dataset.items):
@@ -206,7 +297,19 @@ class EpochSampler(torch.utils.data.Sampler):
 # --------------------------------------------------------------------------------------------------
 @dataclass
 class ValidationVolume:
-    """A validation subject: inputs ``[C, z, y, x]``, target ``[z, y, x]``, head mask, all scaled."""
+    """A validation subject: inputs ``[C, z, y, x]``, target ``[z, y, x]``, head mask, all scaled.
+
+    Attributes
+    ----------
+    id : str
+        Subject id.
+    inputs : numpy.ndarray
+        float32 ``[C, z, y, x]``: the task's inputs in scaled units, in channel order.
+    target : numpy.ndarray
+        float32 ``[z, y, x]``: the target in scaled units.
+    head : numpy.ndarray
+        Boolean ``[z, y, x]`` head mask.
+    """
 
     id: str
     inputs: np.ndarray
@@ -216,7 +319,31 @@ class ValidationVolume:
 
 def validation_volumes(source, ids: Sequence[str], inputs: Sequence[str], target: str,
                        progress=None) -> List[ValidationVolume]:
-    """Load the validation subjects whole (scaled)."""
+    """Load the validation subjects whole (scaled).
+
+    Parameters
+    ----------
+    source : VolumeSource
+        Offers every id in ``ids`` (:mod:`RobustDeepLogic.data.sources`).
+    ids : sequence of str
+        Validation subjects.
+    inputs : sequence of str
+        Input modalities of the task, in channel order.
+    target : str
+        Target modality of the task.
+    progress : RobustDeepLogic.core.progress.Progress, optional
+        Reports the stage ``"load validation subjects"``.
+
+    Returns
+    -------
+    list of ValidationVolume
+        One per id, in the order of ``ids``.
+
+    Raises
+    ------
+    InputError
+        When a subject lacks one of ``inputs`` (or the source cannot load it).
+    """
     progress = progress or Progress()
     out = []
     with progress.stage("load validation subjects", total=len(ids)) as st:

@@ -1,10 +1,14 @@
 """Evaluation on held-out patients (docs/method.md §8): metrics, maps, figures, statistics.
 
-Modules: :mod:`.metrics` (RMSE, PSNR, global SSIM, the head mask of a reference), :mod:`.ssim`
-(windowed SSIM), :mod:`.maps` (error maps, joint histograms, linear fits), :mod:`.regions` (metrics
-per region), :mod:`.cases` (what to evaluate), :mod:`.reference` (a case's reference side),
-:mod:`.slices` (stored slices for figures), :mod:`.evaluation` (``robustdeep evaluate``),
-:mod:`.results` (metrics CSV), :mod:`.figures`, :mod:`.statistics` (paired tests).
+Modules: :mod:`.metrics` (RMSE, MAE, PSNR, the paper's global SSIM, the default head mask of a
+reference), :mod:`.ssim` (windowed SSIM), :mod:`.maps` (error maps, joint histograms, linear fits),
+:mod:`.regions` (all metrics of one region), :mod:`.cases` (what to evaluate: cases, options, case
+tables, predictions folders), :mod:`.reference` (a case's reference side), :mod:`.slices` (the
+stored slices the figures draw), :mod:`.evaluation` (a case evaluated; ``robustdeep evaluate``),
+:mod:`.results` (``metrics.csv``), :mod:`.figures` (bias-map and joint-histogram PNGs of a case),
+:mod:`.statistics` (mean +- SD, paired t-tests, relative improvement). The package re-exports their
+public names. The report built from an evaluation is :mod:`RobustDeepLogic.report`; the outputs
+and options are described in docs/evaluation.md.
 """
 
 from RobustDeepLogic.evaluate.cases import (

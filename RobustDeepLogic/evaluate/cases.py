@@ -1,4 +1,13 @@
-"""TODO docstring (RobustDeepLogic.evaluate)."""
+"""What an evaluation evaluates: cases, the options, and the names of its output files.
+
+A :class:`Case` is one prediction (task, scenario, patient, epoch) with the paths of its reference
+and, optionally, its input, head mask and label volume. Cases come from a case table
+(:func:`load_cases`) or from a predictions folder and a cohort (:func:`cases_from_predictions`).
+:class:`EvaluationOptions` holds the settings of an evaluation; the constants name the output files
+and the columns of ``metrics.csv`` (docs/evaluation.md). Evaluating the cases is
+:mod:`RobustDeepLogic.evaluate.evaluation`'s work; writing and reading ``metrics.csv`` is
+:mod:`RobustDeepLogic.evaluate.results`'.
+"""
 
 from __future__ import annotations
 
@@ -24,12 +33,15 @@ from RobustDeepLogic.evaluate.maps import (
 )
 from RobustDeepLogic.evaluate.metrics import HEAD_THRESHOLD
 
+#: ``format`` of metrics.json.
 EVALUATION_FORMAT = "robustdeep-evaluation"
 
 
+#: ``version`` of metrics.json.
 EVALUATION_VERSION = 1
 
 
+#: File names of the metrics table and of its JSON form, in the evaluation folder.
 METRICS_CSV = "metrics.csv"
 
 
@@ -58,7 +70,37 @@ CASE_COLUMNS: Tuple[str, ...] = (
 
 @dataclass
 class Case:
-    """One prediction to evaluate. Paths are absolute or relative to the current folder."""
+    """One prediction to evaluate. Paths are absolute or relative to the current folder.
+
+    Attributes
+    ----------
+    task : str
+        Task name, e.g. ``'ld2fd'`` (a built-in task or any other name).
+    scenario : str
+        Scenario name, e.g. ``'PR'`` or ``'PM2'`` (``'input'`` for the input itself).
+    patient : str
+        Patient id.
+    reference : pathlib.Path
+        The reference volume (the task's target), in physical units (SUV, HU) or scaled units as
+        :attr:`EvaluationOptions.units` says.
+    prediction : pathlib.Path
+        The predicted volume, on the reference's grid and in the reference's units.
+    input : pathlib.Path, optional
+        The network input volume (for a task with several inputs, its first input modality), on the
+        reference's grid; None if not given.
+    epoch : int, optional
+        The training epoch of a per-epoch prediction; None for the final prediction.
+    mask : pathlib.Path, optional
+        A head-mask volume (voxels > 0) on the reference's grid; None computes the default head mask
+        from the reference (:func:`RobustDeepLogic.evaluate.metrics.head_mask`).
+    labels : pathlib.Path, optional
+        An integer label volume on the reference's grid; each non-zero label adds a region.
+    modality : str, optional
+        The reference's modality (``'FD'``, ``'MAC'``, ``'CT'`` ...), which selects its scaling
+        constant.
+    input_modality : str, optional
+        The input's modality, e.g. ``'LD'``.
+    """
 
     task: str
     scenario: str
@@ -74,6 +116,7 @@ class Case:
 
     @property
     def stem(self) -> str:
+        """File-name stem of the case's outputs: the patient id, with ``_epoch<k>`` for an epoch."""
         return self.patient if self.epoch is None else f"{self.patient}_epoch{self.epoch}"
 
 
@@ -81,15 +124,35 @@ class Case:
 class EvaluationOptions:
     """Settings of an evaluation (all documented in docs/evaluation.md).
 
-    ``units``: what the files hold, ``'physical'`` (SUV, HU: the default) or ``'scaled'``.
-    ``mask_threshold`` / ``mask_closing``: the default head mask (:func:`metrics.head_mask`).
-    ``relative_floor``: floor on the scaled reference of relative-error maps.
-    ``ssim_data_range``: ``'nominal'`` (D = 1 in scaled units, D = the scaling constant in physical
-    units; the default, the same for every patient) or ``'reference'`` (the reference's range over
-    the head mask), or a number in scaled units.
-    ``input_metrics``: ``'auto'`` (when the input has the reference's physical unit), ``'always'``,
-    ``'never'``. ``maps`` / ``pngs``: write bias-map volumes / PNG figures. ``hist_bins``,
-    ``hist_max``: joint-histogram bins on [0, hist_max] in scaled units.
+    Attributes
+    ----------
+    units : {'physical', 'scaled'}
+        What the volume files hold: ``'physical'`` (SUV, HU: the default) or ``'scaled'`` (the [0, 1]
+        units of the scaling constants).
+    mask_threshold : float
+        Threshold of the default head mask in scaled units (default
+        :data:`~RobustDeepLogic.evaluate.metrics.HEAD_THRESHOLD`; see
+        :func:`RobustDeepLogic.evaluate.metrics.head_mask`).
+    mask_closing : int
+        Radius in voxels of the closing of the default head mask (default 2; 0: none).
+    relative_floor : float
+        Positive floor on the scaled reference of relative-error maps (default
+        :data:`~RobustDeepLogic.evaluate.maps.RELATIVE_ERROR_FLOOR`).
+    ssim_data_range : str or float
+        D of the windowed SSIM: ``'nominal'`` (D = 1 in scaled units, D = the scaling constant in
+        physical units; the default, the same for every patient), ``'reference'`` (the scaled
+        reference's range over the head mask), or a positive number in scaled units.
+    input_metrics : {'auto', 'always', 'never'}
+        Whether the input itself is evaluated as scenario ``'input'``: ``'auto'`` (default: when the
+        input has the reference's physical unit, SUV or HU), ``'always'`` or ``'never'``.
+    maps : bool
+        Write the relative- and absolute-error volumes (default True).
+    pngs : bool
+        Write the PNG figures of each case (default True).
+    hist_bins : int
+        Number of joint-histogram bins along each axis (default 128; at least 2).
+    hist_max : float
+        Upper end of the joint-histogram range [0, hist_max], in scaled units (default 1.0).
     """
 
     units: str = "physical"
@@ -104,6 +167,15 @@ class EvaluationOptions:
     hist_max: float = 1.0
 
     def check(self) -> None:
+        """Check the settings; a numeric string ``ssim_data_range`` is converted to a float in place.
+
+        Raises
+        ------
+        InputError
+            If ``units``, ``input_metrics`` or ``ssim_data_range`` has an unknown value, or
+            ``relative_floor``, a numeric ``ssim_data_range``, ``hist_max`` is not positive, or
+            ``hist_bins`` is below 2.
+        """
         if self.units not in ("physical", "scaled"):
             raise InputError(f"units must be 'physical' or 'scaled', got {self.units!r}")
         if self.input_metrics not in ("auto", "always", "never"):
@@ -186,7 +258,29 @@ def _case_from_mapping(row: Mapping[str, Any], base: Path, source: Path, line: s
 def load_cases(path: PathLike) -> List[Case]:
     """Read a case table: CSV with a header row, or YAML (a list of mappings, or ``{cases: [...]}``).
 
-    Relative paths in the table are relative to the table's folder. Columns: :data:`CASE_COLUMNS`.
+    Relative paths in the table are relative to the table's folder. Columns: :data:`CASE_COLUMNS`, of
+    which ``task``, ``scenario``, ``patient``, ``reference`` and ``prediction`` are required (column
+    names are case-insensitive, empty cells count as missing). For a built-in task, ``modality``
+    defaults to its target and ``input_modality`` to its first input.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A ``.csv`` or ``.tsv`` file with a header row, or a ``.yaml``, ``.yml`` or ``.json`` file
+        (read as YAML).
+
+    Returns
+    -------
+    list of Case
+        One case per row, in the table's order.
+
+    Raises
+    ------
+    InputError
+        If the file is missing, is not valid YAML or not a list of mappings, has another ending, has
+        no rows; or if a row has an unknown column, lacks a required one, has an epoch that is not a
+        number, an unknown modality, or no ``modality`` for a task that is not built in; or if a
+        (task, scenario, patient, epoch) is repeated.
     """
     path = Path(path)
     if not path.is_file():
@@ -233,7 +327,29 @@ def cases_from_predictions(predictions: PathLike, cohort: Cohort) -> List[Case]:
     as ``robustdeep predict`` names its outputs, is read as ``<patient>`` too), optionally
     ``PRED/<task>/<scenario>/epoch_<k>/<patient>.nii.gz`` for per-epoch predictions. ``<task>``
     must be a built-in task (ld2fd, ldmr2fd, nac2mac, mr2ct): its target modality is the reference,
-    its first input modality the input, both read from the cohort.
+    its first input modality the input (when the patient has it), both read from the cohort. Files
+    that are not volumes, and ``epoch_*`` folders whose suffix is not an integer, are skipped.
+
+    Parameters
+    ----------
+    predictions : str or os.PathLike
+        The predictions folder ``PRED``.
+    cohort : RobustDeepLogic.cohort.manifest.Cohort
+        The cohort whose images are the references and inputs (the predictions must be on their
+        grids).
+
+    Returns
+    -------
+    list of Case
+        In sorted order of the task and scenario folders, then of the file and ``epoch_<k>`` folder
+        names.
+
+    Raises
+    ------
+    InputError
+        If the folder is missing, a task folder is not a built-in task, a patient is not in the
+        cohort or has no image of the task's target, no prediction is found, or a
+        (task, scenario, patient, epoch) is repeated.
     """
     root = Path(predictions)
     if not root.is_dir():

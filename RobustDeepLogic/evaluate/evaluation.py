@@ -1,9 +1,12 @@
 """Evaluation of predicted volumes against references: metrics, bias maps, joint histograms.
 
-The input is a list of :class:`Case` rows (task, scenario, patient, reference path, prediction path,
-optional input path, optional epoch), made from a CSV or YAML table (:func:`load_cases`), from a
-predictions folder laid out by task and scenario plus a cohort (:func:`cases_from_predictions`), or
-for one pair directly. :func:`evaluate_cases` writes, under an output folder (docs/evaluation.md)::
+The input is a list of :class:`~RobustDeepLogic.evaluate.cases.Case` rows (task, scenario,
+patient, reference path, prediction path, optional input path, optional epoch), made from a CSV or
+YAML table (:func:`~RobustDeepLogic.evaluate.cases.load_cases`), from a predictions folder laid out
+by task and scenario plus a cohort (:func:`~RobustDeepLogic.evaluate.cases.cases_from_predictions`),
+or for one pair directly. :func:`evaluate_case` evaluates one of them; :func:`evaluate_cases`
+evaluates them all (``robustdeep evaluate``) and writes, under an output folder
+(docs/evaluation.md)::
 
     OUT/metrics.csv                   one row per task / scenario / patient / epoch / units / region
     OUT/metrics.json                  the same rows, the options, scaling and provenance
@@ -16,9 +19,15 @@ for one pair directly. :func:`evaluate_cases` writes, under an output folder (do
 
 ``stem`` is the patient id, with ``_epoch<k>`` appended for a row that names an epoch. Inputs are
 read in physical units (SUV, HU; ``units='scaled'`` if the files hold scaled values) and converted
-with the cohort's fixed :class:`~RobustDeepLogic.cohort.Scaling` constants. When a case has an input
-volume in the same physical unit as the reference (LD for FD, NAC for MAC), the input itself is
-evaluated once per task and patient as scenario ``input`` (the paper's "LD input" row).
+with the fixed :class:`~RobustDeepLogic.cohort.scaling.Scaling` constants (the cohort's, or the
+defaults). When a case has an input volume in the same physical unit as the reference (LD for FD,
+NAC for MAC), the input itself is evaluated once per task and patient as scenario ``input`` (the
+paper's "LD input" row; :attr:`~RobustDeepLogic.evaluate.cases.EvaluationOptions.input_metrics`).
+
+The metrics (docs/method.md §8) are in :mod:`RobustDeepLogic.evaluate.regions` and the modules it
+draws on, the reference side of a case in :mod:`RobustDeepLogic.evaluate.reference`, the CSV in
+:mod:`RobustDeepLogic.evaluate.results`, the slices files in :mod:`RobustDeepLogic.evaluate.slices`,
+the PNGs in :mod:`RobustDeepLogic.evaluate.figures`.
 """
 
 from __future__ import annotations
@@ -89,7 +98,18 @@ from RobustDeepLogic.io.volumes import (
 
 @dataclass
 class CaseResult:
-    """Rows of one evaluated case and the files written for it."""
+    """Rows of one evaluated case and the files written for it.
+
+    Attributes
+    ----------
+    rows : list of dict
+        One ``metrics.csv`` row per units (``'scaled'``, ``'physical'``) and region (``'head'``, then
+        ``'label_<k>'``), keyed by the names of
+        :data:`~RobustDeepLogic.evaluate.cases.CSV_COLUMNS`.
+    files : dict of str to str
+        Paths written, by kind: ``mask``, ``relerr``, ``abserr``, ``slices``, ``bias_png``,
+        ``jointhist_png`` (those that were written).
+    """
 
     rows: List[Dict[str, Any]]
     files: Dict[str, str] = field(default_factory=dict)
@@ -104,8 +124,36 @@ def evaluate_case(
 ) -> CaseResult:
     """Evaluate one prediction (or input) against its reference; write maps and figures to ``out_dir``.
 
-    Returns the metric rows (one per units x region) and the paths written. Raises
-    :class:`InputError` for a missing file, a grid that differs from the reference's, an empty mask.
+    The prediction is read in ``options.units``, converted to the other unit set with ``scaling``, and
+    scored over the head mask and over each non-zero label of the label volume (inside the head
+    mask), in both unit sets (:func:`RobustDeepLogic.evaluate.regions.region_metrics`).
+
+    Parameters
+    ----------
+    case : Case
+        The case; its ``modality`` should match ``scaling``.
+    scaling : RobustDeepLogic.cohort.scaling.Scaling
+        The fixed scaling constant of the reference's modality.
+    options : EvaluationOptions, optional
+        Settings; None uses the defaults. They are not checked here
+        (:meth:`~RobustDeepLogic.evaluate.cases.EvaluationOptions.check`).
+    out_dir : str or os.PathLike, optional
+        The evaluation folder: the mask, the maps (``options.maps``), the slices file and the PNGs
+        (``options.pngs``) go under it (see the module docstring). None writes nothing.
+    reference : _Reference, optional
+        The reference side already read (:mod:`RobustDeepLogic.evaluate.reference`), shared by the
+        cases of one patient; None reads it (and writes its mask under ``out_dir``).
+
+    Returns
+    -------
+    CaseResult
+        The metric rows (one per units x region) and the paths written.
+
+    Raises
+    ------
+    InputError
+        For a missing or unreadable file, a grid that differs from the reference's, an empty head
+        mask, or NaN or infinite predicted values inside the head mask.
     """
     options = options or EvaluationOptions()
     out = Path(out_dir) if out_dir is not None else None
@@ -245,23 +293,47 @@ def evaluate_cases(
 ) -> Dict[str, Any]:
     """Evaluate every case; write ``metrics.csv``, ``metrics.json``, maps, PNGs and slices.
 
+    Cases that share a reference (task, patient, reference, mask, labels) reuse it when they are
+    consecutive. As ``options.input_metrics`` says
+    (:class:`~RobustDeepLogic.evaluate.cases.EvaluationOptions`), the input of a case is also
+    evaluated, once per task, patient and input, as scenario ``input``.
+
     Parameters
     ----------
-    cases:
-        From :func:`load_cases`, :func:`cases_from_predictions` or built directly.
-    out_dir:
+    cases : sequence of Case
+        From :func:`~RobustDeepLogic.evaluate.cases.load_cases`,
+        :func:`~RobustDeepLogic.evaluate.cases.cases_from_predictions` or built directly.
+    out_dir : str or os.PathLike
         The evaluation folder (created).
-    scaling:
-        Scaling constants by modality (default: the cohort's, else :data:`cohort.DEFAULT_SCALING`).
-    options:
-        :class:`EvaluationOptions`.
-    config:
+    scaling : mapping of str to Scaling, optional
+        Scaling constants by modality (default: the cohort's, else
+        :data:`RobustDeepLogic.cohort.scaling.DEFAULT_SCALING`).
+    options : EvaluationOptions, optional
+        Settings, checked here; None uses the defaults.
+    cohort : RobustDeepLogic.cohort.manifest.Cohort, optional
+        The cohort of the references: its scaling constants (when ``scaling`` is None) and its root,
+        size, space and test patients, recorded in the provenance of metrics.json.
+    progress : Progress, optional
+        Reports one step per case (stage ``evaluate``); None is silent.
+    config : mapping, optional
         The resolved command configuration, stored in metrics.json for provenance.
 
     Returns
     -------
     dict
-        ``{"rows": [...], "files": {...}, "csv": path, "json": path}``.
+        ``{"rows": [...], "files": {...}, "csv": path, "json": path}``: all metric rows, the files
+        of each case by ``"<task>/<scenario>/<stem>"``, and the paths of ``metrics.csv`` and
+        ``metrics.json`` (:class:`pathlib.Path`).
+
+    Raises
+    ------
+    InputError
+        For invalid options, a repeated (task, scenario, patient, epoch), a case whose modality is
+        unknown or has no scaling constant, and any error of :func:`evaluate_case`.
+
+    References
+    ----------
+    .. [1] docs/method.md §8.
     """
     options = options or EvaluationOptions()
     options.check()

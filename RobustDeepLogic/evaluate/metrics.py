@@ -1,34 +1,34 @@
-"""Image-quality metrics of a predicted volume against its reference, in the head region.
+"""Scalar image-quality metrics of a prediction against its reference, and the default head mask.
 
 Everything here works on numpy ``[z, y, x]`` arrays that share one grid (array-only functions: the
-caller checks the geometry, see :mod:`RobustDeepLogic.evaluate`). All metrics are computed over the
-voxels of a boolean head mask (``mask=None`` means every voxel). Definitions (method.md section 8):
+caller checks the geometry, as :func:`RobustDeepLogic.evaluate.evaluation.evaluate_case` does). All
+metrics are computed over the voxels of a boolean head mask (``mask=None`` means every voxel) and are
+in the units of the arrays. Definitions (docs/method.md §8), with R the reference, P the prediction
+and L the number of mask voxels:
 
 ``rmse``
-    ``sqrt(sum((R - P)^2) / L)``, L = number of mask voxels; in the units of the arrays.
+    ``sqrt(sum((R - P)^2) / L)``.
+``mae``
+    ``sum(abs(R - P)) / L``.
 ``psnr``
     ``20 log10(Max / RMSE)`` in dB, Max = the larger of ``max(R)`` and ``max(P)`` over the mask
-    (the paper's definition; note that it changes with a unit offset such as HU).
+    (the paper's definition; note that it changes with a unit offset such as HU's).
 ``ssim_global``
     the paper's SSIM: ONE global statistic over the mask voxels,
     ``(2 mR mP + c1)(2 sRP + c2) / ((mR^2 + mP^2 + c1)(sR^2 + sP^2 + c2))`` with the population
     (1/L) variances and covariance, and the paper's constants c1 = 0.01, c2 = 0.02 (meant for data
     in the scaled [0, 1] units; pass ``constants_scale=s**2`` to express them in physical units).
-``ssim`` (windowed)
-    the standard SSIM of Wang et al. (2004): local statistics under a Gaussian window
-    (sigma 1.5 voxels, truncated at 3.5 sigma: 11 taps), ``c1 = (0.01 D)^2``, ``c2 = (0.03 D)^2``
-    with D the data range, population covariance. The SSIM map is computed on the whole grid
-    (boundary: half-sample symmetric reflection, scipy's ``mode='reflect'``), then averaged over the
-    mask voxels. ``mode='3d'`` filters along z, y and x; ``mode='2d'`` filters along y and x only,
-    i.e. an SSIM map per axial slice, still averaged over all mask voxels of the volume (a
-    voxel-weighted mean of the per-slice SSIMs). With ``mask=None, crop_border=True`` the mean is
-    taken over the grid minus a 5-voxel border, which reproduces
-    ``skimage.metrics.structural_similarity(gaussian_weights=True, sigma=1.5,
-    use_sample_covariance=False, data_range=D)`` exactly.
+
+The constants of the windowed SSIM of Wang et al. (2004) are defined here (:data:`SSIM_SIGMA`,
+:data:`SSIM_TRUNCATE`, :data:`SSIM_K1`, :data:`SSIM_K2`); the windowed SSIM itself is in
+:mod:`RobustDeepLogic.evaluate.ssim`. Voxel-wise error maps, joint histograms and linear fits are in
+:mod:`RobustDeepLogic.evaluate.maps`; all metrics of one region at once in
+:mod:`RobustDeepLogic.evaluate.regions`.
 
 References
 ----------
-Sanaat A. et al., "Robust-Deep", J Digit Imaging 35:469-481 (2022), doi:10.1007/s10278-021-00536-0.
+Sanaat A. et al., "Robust-Deep", J Digit Imaging 35:469-481 (2022), doi:10.1007/s10278-021-00536-0;
+restated in docs/method.md §8.
 Wang Z., Bovik A.C., Sheikh H.R., Simoncelli E.P., "Image quality assessment: from error visibility
 to structural similarity", IEEE TIP 13:600-612 (2004), doi:10.1109/TIP.2003.819861.
 """
@@ -99,23 +99,25 @@ def head_mask(
 ) -> np.ndarray:
     """The default head region of a reference volume.
 
-    The foreground is ``reference > threshold`` (scaled units); :func:`RobustDeepLogic.io.headmask.clean_head`
-    closes it with a ball of ``closing_radius`` voxels, keeps the largest connected component
-    (26-connectivity) and fills holes in 3D and then in every axial slice.
+    The foreground is ``reference_scaled > threshold``;
+    :func:`RobustDeepLogic.io.headmask.clean_head` closes it with a ball of ``closing_radius`` voxels,
+    keeps the largest connected component (26-connectivity) and fills holes in 3D and then in every
+    axial slice.
 
     Parameters
     ----------
-    reference_scaled:
+    reference_scaled : numpy.ndarray
         ``[z, y, x]`` reference in the scaled [0, 1] units.
-    threshold:
-        Scaled-unit threshold (default :data:`HEAD_THRESHOLD`).
-    closing_radius:
-        Ball radius in voxels; 0 skips the closing.
+    threshold : float, optional
+        Foreground threshold in scaled units (default :data:`HEAD_THRESHOLD`: 0.3 SUV for FD and MAC,
+        0.1 SUV for NAC, -940 HU for CT with the default scaling constants).
+    closing_radius : int, optional
+        Radius in voxels of the ball of the closing; 0 skips the closing.
 
     Returns
     -------
-    np.ndarray
-        Boolean ``[z, y, x]``; may be empty (all False) if nothing exceeds the threshold.
+    numpy.ndarray
+        Boolean ``[z, y, x]`` mask; empty (all False) if no voxel exceeds the threshold.
     """
     return clean_head(np.asarray(reference_scaled) > threshold, closing_radius=closing_radius,
                       full_connectivity=True)
@@ -125,20 +127,88 @@ def head_mask(
 # Simple metrics
 # --------------------------------------------------------------------------------------------------
 def rmse(reference: np.ndarray, prediction: np.ndarray, mask: Optional[np.ndarray] = None) -> float:
-    """Root-mean-square error over the mask voxels, in the units of the arrays (method.md §8)."""
+    """Root-mean-square error over the mask voxels, in the units of the arrays.
+
+    Parameters
+    ----------
+    reference : numpy.ndarray
+        Reference R, ``[z, y, x]`` (any shape works).
+    prediction : numpy.ndarray
+        Prediction P, the shape of ``reference``, in the same units.
+    mask : numpy.ndarray, optional
+        Boolean mask of the voxels to use, the shape of ``reference``; None uses every voxel.
+
+    Returns
+    -------
+    float
+        ``sqrt(sum((R - P)^2) / L)`` over the L mask voxels.
+
+    Raises
+    ------
+    ValueError
+        If the shapes differ or the mask is empty.
+
+    References
+    ----------
+    .. [1] docs/method.md §8.
+    """
     reference, prediction, mask = _pair(reference, prediction, mask)
     d = _voxels(prediction, mask) - _voxels(reference, mask)
     return float(math.sqrt(np.mean(d * d)))
 
 
 def mae(reference: np.ndarray, prediction: np.ndarray, mask: Optional[np.ndarray] = None) -> float:
-    """Mean absolute error over the mask voxels, in the units of the arrays."""
+    """Mean absolute error over the mask voxels, in the units of the arrays.
+
+    Parameters
+    ----------
+    reference : numpy.ndarray
+        Reference R, ``[z, y, x]`` (any shape works).
+    prediction : numpy.ndarray
+        Prediction P, the shape of ``reference``, in the same units.
+    mask : numpy.ndarray, optional
+        Boolean mask of the voxels to use, the shape of ``reference``; None uses every voxel.
+
+    Returns
+    -------
+    float
+        ``sum(abs(R - P)) / L`` over the L mask voxels.
+
+    Raises
+    ------
+    ValueError
+        If the shapes differ or the mask is empty.
+    """
     reference, prediction, mask = _pair(reference, prediction, mask)
     return float(np.mean(np.abs(_voxels(prediction, mask) - _voxels(reference, mask))))
 
 
 def psnr_peak(reference: np.ndarray, prediction: np.ndarray, mask: Optional[np.ndarray] = None) -> float:
-    """The paper's PSNR peak: the larger of the two maxima over the mask voxels."""
+    """The paper's PSNR peak: the larger of the two maxima over the mask voxels.
+
+    Parameters
+    ----------
+    reference : numpy.ndarray
+        Reference R, ``[z, y, x]`` (any shape works).
+    prediction : numpy.ndarray
+        Prediction P, the shape of ``reference``, in the same units.
+    mask : numpy.ndarray, optional
+        Boolean mask of the voxels to use, the shape of ``reference``; None uses every voxel.
+
+    Returns
+    -------
+    float
+        ``max(max(R), max(P))`` over the mask voxels, in the units of the arrays.
+
+    Raises
+    ------
+    ValueError
+        If the shapes differ or the mask is empty.
+
+    References
+    ----------
+    .. [1] docs/method.md §8.
+    """
     reference, prediction, mask = _pair(reference, prediction, mask)
     return float(max(_voxels(reference, mask).max(), _voxels(prediction, mask).max()))
 
@@ -146,7 +216,29 @@ def psnr_peak(reference: np.ndarray, prediction: np.ndarray, mask: Optional[np.n
 def psnr(reference: np.ndarray, prediction: np.ndarray, mask: Optional[np.ndarray] = None) -> float:
     """Peak signal-to-noise ratio in dB: ``20 log10(Max / RMSE)``, Max = :func:`psnr_peak`.
 
-    Returns ``inf`` for identical images and ``nan`` when Max <= 0.
+    Parameters
+    ----------
+    reference : numpy.ndarray
+        Reference R, ``[z, y, x]`` (any shape works).
+    prediction : numpy.ndarray
+        Prediction P, the shape of ``reference``, in the same units.
+    mask : numpy.ndarray, optional
+        Boolean mask of the voxels to use, the shape of ``reference``; None uses every voxel.
+
+    Returns
+    -------
+    float
+        The PSNR in dB; ``inf`` for identical images (RMSE = 0) and ``nan`` when Max <= 0. Max and
+        RMSE are both taken in the units of the arrays, so a unit offset (HU) changes the value.
+
+    Raises
+    ------
+    ValueError
+        If the shapes differ or the mask is empty.
+
+    References
+    ----------
+    .. [1] docs/method.md §8.
     """
     peak = psnr_peak(reference, prediction, mask)
     error = rmse(reference, prediction, mask)
@@ -167,13 +259,39 @@ def ssim_global(
 ) -> float:
     """The paper's global SSIM: one statistic over all mask voxels (see the module docstring).
 
+    ``(2 mR mP + c1)(2 sRP + c2) / ((mR^2 + mP^2 + c1)(sR^2 + sP^2 + c2))`` with the means m, the
+    population (1/L) variances s^2 and covariance sRP of the mask voxels. This is not the windowed
+    SSIM of :func:`RobustDeepLogic.evaluate.ssim.ssim`.
+
     Parameters
     ----------
-    c1, c2:
-        The paper's constants (0.01, 0.02), meant for the scaled [0, 1] units.
-    constants_scale:
+    reference : numpy.ndarray
+        Reference R, ``[z, y, x]`` (any shape works).
+    prediction : numpy.ndarray
+        Prediction P, the shape of ``reference``, in the same units.
+    mask : numpy.ndarray, optional
+        Boolean mask of the voxels to use, the shape of ``reference``; None uses every voxel.
+    c1, c2 : float, optional
+        The paper's constants (default :data:`SSIM_GLOBAL_C1` = 0.01, :data:`SSIM_GLOBAL_C2` = 0.02),
+        meant for the scaled [0, 1] units.
+    constants_scale : float, optional
         Multiplies c1 and c2: ``s**2`` expresses them in physical units for a scaling constant ``s``
         (e.g. ``15**2`` for SUV/15), so that an offset-free rescaling leaves the value unchanged.
+        Default 1 (arrays in scaled units).
+
+    Returns
+    -------
+    float
+        The global SSIM; 1 for identical images.
+
+    Raises
+    ------
+    ValueError
+        If the shapes differ or the mask is empty.
+
+    References
+    ----------
+    .. [1] docs/method.md §8.
     """
     reference, prediction, mask = _pair(reference, prediction, mask)
     r = _voxels(reference, mask)

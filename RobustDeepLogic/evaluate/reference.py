@@ -1,4 +1,13 @@
-"""TODO docstring (RobustDeepLogic.evaluate)."""
+"""The reference side of a case, read once and shared by the cases of a patient (private helpers).
+
+``_Reference`` reads the reference volume, converts it to both unit sets with the modality's
+scaling constant, and makes its head mask (a mask file, or
+:func:`RobustDeepLogic.evaluate.metrics.head_mask` of the scaled reference), its optional label
+volume, the centre of the mask where the figures' slices cross, and the mask file written to the
+evaluation folder. The module also holds the checks that every other volume of a case lies on the
+reference's grid and the choice of the windowed SSIM's data range. It has no public names; it is
+used by :mod:`RobustDeepLogic.evaluate.evaluation` and :mod:`RobustDeepLogic.evaluate.slices`.
+"""
 
 from __future__ import annotations
 
@@ -46,7 +55,15 @@ def _centre_index(mask: np.ndarray) -> Tuple[int, int, int]:
 
 
 class _Reference:
-    """A reference volume with its mask, read once per (task, patient, reference, mask)."""
+    """A reference volume with its mask, read once per (task, patient, reference, mask, labels).
+
+    Attributes: ``grid`` (:class:`~RobustDeepLogic.io.volumes.Grid`), ``physical`` and ``scaled``
+    (``[z, y, x]`` float32 arrays), ``mask`` (boolean ``[z, y, x]``), ``mask_source`` (text for the
+    ``mask_source`` column), ``labels`` (int64 ``[z, y, x]`` or None), ``centre`` (``(z, y, x)`` index
+    of the mask's centroid) and ``mask_file`` (the mask written under ``out_dir``, or None).
+    Raises :class:`~RobustDeepLogic.core.errors.InputError` for a missing file, a mask or label volume
+    on another grid, or an empty head mask.
+    """
 
     def __init__(self, case: Case, scaling: Scaling, options: EvaluationOptions, out_dir: Optional[Path]):
         image = _read(case.reference, "reference", case.patient)

@@ -1,4 +1,11 @@
-"""TODO docstring (RobustDeepLogic.evaluate)."""
+"""The metrics table on disk: ``metrics.csv`` written and read back.
+
+:func:`write_metrics_csv` writes the rows of an evaluation with the columns of
+:data:`~RobustDeepLogic.evaluate.cases.CSV_COLUMNS` (docs/evaluation.md); :func:`read_metrics_csv`
+reads such a table back for the report. The module also converts values to plain JSON types for
+``metrics.json`` and the report's provenance (private). The rows themselves are made by
+:mod:`RobustDeepLogic.evaluate.evaluation`.
+"""
 
 from __future__ import annotations
 
@@ -43,7 +50,22 @@ def _format(value: Any) -> str:
 
 
 def write_metrics_csv(rows: Sequence[Mapping[str, Any]], path: PathLike) -> Path:
-    """Write rows as a tidy CSV with :data:`CSV_COLUMNS` (atomically)."""
+    """Write rows as a tidy CSV with :data:`~RobustDeepLogic.evaluate.cases.CSV_COLUMNS` (atomically).
+
+    Parameters
+    ----------
+    rows : sequence of mapping
+        Rows keyed by column name; a missing key gives an empty cell, keys outside the columns are
+        left out. Floats are written exactly (``repr``), non-finite ones as ``nan``, ``inf``,
+        ``-inf``; None as an empty cell.
+    path : str or os.PathLike
+        The CSV file; its folder is created if needed.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
@@ -59,7 +81,26 @@ _NUMERIC = set(CSV_COLUMNS) - {"task", "scenario", "patient", "units", "unit", "
 def read_metrics_csv(path: PathLike) -> List[Dict[str, Any]]:
     """Read a metrics.csv back: numbers as floats, ``epoch`` as int or None, other columns as text.
 
-    Extra columns are kept (as text, or floats where they parse); missing optional columns are None.
+    Columns outside :data:`~RobustDeepLogic.evaluate.cases.CSV_COLUMNS` are kept, as floats where
+    they parse and as text otherwise. An empty numeric cell reads as NaN. A table without a ``units``,
+    ``region`` or ``epoch`` column gets ``'scaled'``, ``'head'`` and None for it; other missing columns
+    are absent from the rows.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The ``metrics.csv`` file.
+
+    Returns
+    -------
+    list of dict
+        One dict per row, keyed by column name.
+
+    Raises
+    ------
+    InputError
+        If the file is missing or lacks one of the columns ``task``, ``scenario``, ``patient``,
+        ``rmse``, ``psnr``.
     """
     path = Path(path)
     if not path.is_file():

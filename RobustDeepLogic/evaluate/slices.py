@@ -1,4 +1,13 @@
-"""TODO docstring (RobustDeepLogic.evaluate)."""
+"""The slices file of an evaluated case: what the case's figures and the report draw.
+
+``OUT/slices/<task>/<scenario>/<stem>.npz`` holds three orthogonal slices (axial, coronal,
+sagittal) through the centre of the head mask of the reference, the prediction, the relative-error
+map and the mask (and of the input, added when the case has one), the joint histogram and its
+range, the sums of the linear fit, the spacing, the centre, the scaling constant and a little
+metadata; so figures are drawn without reading the volumes again. Writing it is private to
+:mod:`RobustDeepLogic.evaluate.evaluation`; :func:`load_slices` reads it back. The figures are in
+:mod:`RobustDeepLogic.evaluate.figures` and :mod:`RobustDeepLogic.report.figures`.
+"""
 
 from __future__ import annotations
 
@@ -51,7 +60,33 @@ def _write_slices(path: Path, case: Case, ref: _Reference, p_phys: np.ndarray, r
 
 
 def load_slices(path: PathLike) -> Dict[str, Any]:
-    """The content of a ``slices/...npz`` file (see :func:`evaluate_case`) as a dict."""
+    """The content of a ``slices/...npz`` file as a dict.
+
+    The files are written by :func:`RobustDeepLogic.evaluate.evaluation.evaluate_case`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The ``.npz`` file.
+
+    Returns
+    -------
+    dict
+        Arrays by name: ``reference_<view>``, ``prediction_<view>`` (physical units, SUV or HU),
+        ``relerr_<view>`` (relative error, a fraction), ``mask_<view>`` (uint8) and, when the case has
+        an input, ``input_<view>`` (physical units; MR in its own units), for each view ``axial``
+        (``[y, x]``), ``coronal`` (``[z, x]``) and ``sagittal`` (``[z, y]``); ``hist`` (float32
+        ``[bins, bins]`` joint histogram, scaled units), ``hist_range`` (``[0, hist_max]``), ``fit``
+        (the six sums of a :class:`~RobustDeepLogic.evaluate.maps.LinearFit`, in field order),
+        ``spacing`` (``(x, y, z)`` in mm), ``centre`` (``(z, y, x)`` voxel index of the slices),
+        ``scaling`` (``(scale, offset)``); and ``meta``, a dict with ``task``, ``scenario``,
+        ``patient``, ``epoch``, ``modality``, ``unit`` and ``relative_floor``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    """
     with np.load(path, allow_pickle=False) as data:
         out: Dict[str, Any] = {k: data[k] for k in data.files}
     out["meta"] = json.loads(str(out["meta"]))

@@ -1,4 +1,25 @@
-"""TODO docstring (RobustDeepLogic.metrics)."""
+"""The windowed SSIM of Wang et al. (2004): its map and its mean over a mask.
+
+Local statistics under a Gaussian window (sigma 1.5 voxels, truncated at 3.5 sigma: 11 taps),
+``c1 = (0.01 D)^2``, ``c2 = (0.03 D)^2`` with D the data range, population covariance. The SSIM map
+is computed on the whole grid (boundary: half-sample symmetric reflection, scipy's ``mode='reflect'``),
+then averaged over the mask voxels. ``mode='3d'`` filters along z, y and x; ``mode='2d'`` filters
+along y and x only, i.e. an SSIM map per axial slice, still averaged over all mask voxels of the
+volume (a voxel-weighted mean of the per-slice SSIMs). With ``mask=None, crop_border=True`` the mean
+is taken over the grid minus a 5-voxel border, which reproduces
+``skimage.metrics.structural_similarity(gaussian_weights=True, sigma=1.5,
+use_sample_covariance=False, data_range=D)`` exactly. The separable filtering runs on a small
+thread pool (scipy.ndimage releases the GIL).
+
+The window and constants are defined in :mod:`RobustDeepLogic.evaluate.metrics`, which also holds
+the paper's global SSIM (:func:`RobustDeepLogic.evaluate.metrics.ssim_global`, one statistic over
+the mask, docs/method.md §8).
+
+References
+----------
+Wang Z., Bovik A.C., Sheikh H.R., Simoncelli E.P., "Image quality assessment: from error visibility
+to structural similarity", IEEE TIP 13:600-612 (2004), doi:10.1109/TIP.2003.819861.
+"""
 
 from __future__ import annotations
 
@@ -32,7 +53,24 @@ def _pool() -> ThreadPoolExecutor:
 
 
 def gaussian_window(sigma: float = SSIM_SIGMA, truncate: float = SSIM_TRUNCATE) -> np.ndarray:
-    """The normalised 1D Gaussian taps (radius ``int(truncate * sigma + 0.5)``, as scipy.ndimage)."""
+    """The normalised 1D Gaussian taps of the SSIM window.
+
+    The radius is ``int(truncate * sigma + 0.5)``, as in scipy.ndimage.
+
+    Parameters
+    ----------
+    sigma : float, optional
+        Standard deviation in voxels (default :data:`~RobustDeepLogic.evaluate.metrics.SSIM_SIGMA`,
+        1.5).
+    truncate : float, optional
+        Radius in units of ``sigma`` (default :data:`~RobustDeepLogic.evaluate.metrics.SSIM_TRUNCATE`,
+        3.5).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 taps, ``2 * radius + 1`` of them (11 with the defaults), summing to 1.
+    """
     radius = int(truncate * sigma + 0.5)
     t = np.arange(-radius, radius + 1, dtype=np.float64)
     w = np.exp(-0.5 * (t / sigma) ** 2)
@@ -83,13 +121,39 @@ def ssim_map(
 
     Gaussian window of ``sigma`` voxels truncated at 3.5 sigma, population covariance,
     ``c1 = (k1 * data_range)^2``, ``c2 = (k2 * data_range)^2``, half-sample symmetric boundary.
-    ``mode='2d'`` filters a 3D array along y and x only (one SSIM map per axial slice).
     Computed in float32 on values shifted by the reference mean (for accuracy in e.g. HU).
+
+    Parameters
+    ----------
+    reference : numpy.ndarray
+        Reference, ``[z, y, x]`` or ``[y, x]``.
+    prediction : numpy.ndarray
+        Prediction, the shape of ``reference``, in the same units.
+    data_range : float
+        D in the constants, in the units of the arrays (1.0 for the scaled [0, 1] units); positive.
+    mode : {'3d', '2d'}, optional
+        ``'3d'`` (default) filters along z, y and x; ``'2d'`` filters a 3D array along y and x only
+        (one SSIM map per axial slice). A 2D array is always filtered in 2D.
+    sigma : float, optional
+        Standard deviation of the Gaussian window in voxels (default 1.5).
+    k1, k2 : float, optional
+        The constants of Wang et al. (defaults 0.01 and 0.03).
 
     Returns
     -------
-    np.ndarray
-        float32 map of the input shape.
+    numpy.ndarray
+        float32 SSIM map of the input shape.
+
+    Raises
+    ------
+    ValueError
+        If the shapes differ, ``mode`` is not ``'2d'`` or ``'3d'``, ``data_range`` is not positive, or
+        the arrays are neither 2D nor 3D.
+
+    References
+    ----------
+    .. [1] Wang Z., Bovik A.C., Sheikh H.R., Simoncelli E.P., "Image quality assessment: from error
+       visibility to structural similarity", IEEE TIP 13:600-612 (2004), doi:10.1109/TIP.2003.819861.
     """
     reference = np.asarray(reference)
     prediction = np.asarray(prediction)
@@ -154,19 +218,38 @@ def ssim(
 
     Parameters
     ----------
-    reference, prediction:
-        ``[z, y, x]`` arrays (or 2D).
-    mask:
-        Boolean head mask; None averages over all voxels.
-    data_range:
-        D in the constants, in the units of the arrays (1.0 for the scaled [0, 1] units).
-    mode:
-        ``'3d'`` or ``'2d'`` (per axial slice).
-    crop_border:
+    reference : numpy.ndarray
+        Reference, ``[z, y, x]`` (or 2D ``[y, x]``).
+    prediction : numpy.ndarray
+        Prediction, the shape of ``reference``, in the same units.
+    mask : numpy.ndarray, optional
+        Boolean head mask, the shape of ``reference``; None averages over all voxels.
+    data_range : float, optional
+        D in the constants, in the units of the arrays (default 1.0, for the scaled [0, 1] units).
+    mode : {'3d', '2d'}, optional
+        ``'3d'`` (default) or ``'2d'`` (per axial slice); see :func:`ssim_map`.
+    crop_border : bool, optional
         Only with ``mask=None``: drop a border of the window's radius (5 voxels) along the filtered
-        axes, as scikit-image does.
-    ssim_values:
-        A precomputed :func:`ssim_map` to average (skips the computation).
+        axes, as scikit-image does. Default False.
+    ssim_values : numpy.ndarray, optional
+        A precomputed :func:`ssim_map` of the two arrays to average (skips the computation; then
+        ``data_range`` is not used).
+
+    Returns
+    -------
+    float
+        The mean SSIM over the mask voxels (or the whole, possibly cropped, grid).
+
+    Raises
+    ------
+    ValueError
+        If the shapes differ, the mask is empty, or :func:`ssim_map` refuses its arguments.
+
+    References
+    ----------
+    .. [1] Wang Z., Bovik A.C., Sheikh H.R., Simoncelli E.P., "Image quality assessment: from error
+       visibility to structural similarity", IEEE TIP 13:600-612 (2004), doi:10.1109/TIP.2003.819861.
+    .. [2] docs/method.md §8 (our rule: the windowed SSIM is reported beside the paper's global one).
     """
     reference, prediction, mask = _pair(reference, prediction, mask)
     s = ssim_values if ssim_values is not None else ssim_map(reference, prediction, data_range, mode)

@@ -1,9 +1,10 @@
 """Reading and writing medical images with their geometry: volumes (NIfTI, NRRD, MetaImage),
 DICOM series (PET to SUV, CT to HU), ITK transform files, and head masks of volumes.
 
-Modules: :mod:`.volumes` (``Grid``, ``read_volume``, ``write_volume``), :mod:`.dicom`,
-:mod:`.units` (SUV and HU from DICOM), :mod:`.transforms` (ITK ``.tfm`` / ``.h5`` files),
-:mod:`.headmask` (the head region of a volume).
+Modules: :mod:`.volumes` (``Grid``, ``read_volume``, ``write_volume``), :mod:`.dicom` (reading a
+series; writing PET, CT and MR series), :mod:`.units` (SUV and HU from DICOM), :mod:`.transforms`
+(ITK ``.tfm`` / ``.h5`` files), :mod:`.headmask` (the head region of a volume). Scaling to [0, 1] is
+not here but in :mod:`RobustDeepLogic.cohort.scaling`.
 """
 
 from RobustDeepLogic.io.dicom import (

@@ -1,11 +1,10 @@
-"""DICOM series: reading with exact geometry and per-slice rescale, and writing PET / CT series.
+"""DICOM series: reading with exact geometry and per-slice rescale, and writing PET / CT / MR series.
 
-Reading uses pydicom for headers, geometry and pixels (falling back to SimpleITK/GDCM to decode
-compressed pixel data that pydicom cannot), because PET series carry a different rescale slope on
-every slice and a reader that takes its pixel type from the first slice can truncate the others.
-Geometry: the slice order and spacing come from ImagePositionPatient projected on the slice normal
-(the cross product of the ImageOrientationPatient cosines); unequal slice gaps are an error.
-Physical units are handled in :mod:`RobustDeepLogic.units`.
+Reading uses pydicom for headers, geometry and pixels (falling back to SimpleITK/GDCM to decode compressed
+pixel data that pydicom cannot), because PET series carry a different rescale slope on every slice and a
+reader that takes its pixel type from the first slice can truncate the others. Geometry: the slice order and
+spacing come from ImagePositionPatient projected on the slice normal (the cross product of the
+ImageOrientationPatient cosines); unequal slice gaps are an error. Units: :mod:`RobustDeepLogic.io.units`.
 """
 
 from __future__ import annotations
@@ -24,20 +23,24 @@ import SimpleITK as sitk
 from RobustDeepLogic.core.errors import InputError
 from RobustDeepLogic.core.types import PathLike
 
+# SOP Class UIDs of PET, CT and MR Image Storage.
 PET_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.128"
-
-
 CT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.2"
-
-
 MR_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.4"
 
 
 @dataclass
 class DicomSeries:
-    """One series read from a folder: the image (rescale applied, float32) and the slice headers.
+    """One series read from a folder by :func:`read_dicom_series`.
 
-    ``headers`` are pydicom datasets without pixel data, in slice order (increasing along the normal).
+    Attributes
+    ----------
+    image : SimpleITK.Image
+        The 3D float32 image, each slice's rescale applied, with the series' geometry (LPS mm).
+    headers : list of pydicom.dataset.Dataset
+        Slice headers without pixel data, in slice order (increasing along the normal).
+    folder : pathlib.Path
+        The folder the series was read from.
     """
 
     image: sitk.Image
@@ -46,10 +49,12 @@ class DicomSeries:
 
     @property
     def first(self):
+        """The header of the first slice."""
         return self.headers[0]
 
     @property
     def modality(self) -> str:
+        """The DICOM Modality in upper case (``"PT"``, ``"CT"``, ``"MR"``), or ``""``."""
         return str(getattr(self.first, "Modality", "")).upper()
 
 
@@ -77,8 +82,24 @@ def read_dicom_series(
 ) -> DicomSeries:
     """Read the one DICOM image series in ``folder`` (or the one with ``series_uid``).
 
-    Returns a float32 image in the units of the stored values after each slice's RescaleSlope and
-    RescaleIntercept (Bq/ml for PET with Units BQML, HU for CT).
+    Parameters
+    ----------
+    folder : str or pathlib.Path
+        The series' folder; its files, sub-folders included, that are not image slices are passed over.
+    patient, series_uid : str, optional
+        Named in error messages; the SeriesInstanceUID to read when there are several series.
+
+    Returns
+    -------
+    DicomSeries
+        The float32 image, each slice's RescaleSlope and RescaleIntercept applied (Bq/ml for PET
+        with Units BQML, HU for CT), and the headers in slice order.
+
+    Raises
+    ------
+    InputError
+        No image slices; several series (without ``series_uid``) or none with ``series_uid``; slices
+        of different orientations or sizes, or at one position; unequal slice gaps (missing slices).
     """
     import pydicom
 
@@ -151,9 +172,6 @@ def read_dicom_series(
     return DicomSeries(image=image, headers=headers, folder=folder)
 
 
-# --------------------------------------------------------------------------------------------------
-# Writing
-# --------------------------------------------------------------------------------------------------
 def _dt_parts(value: _dt.datetime) -> tuple:
     return value.strftime("%Y%m%d"), value.strftime("%H%M%S.%f")[:13]
 
@@ -240,10 +258,32 @@ def write_pet_series(
 ) -> Path:
     """Write a 3D SUV image as a PET DICOM series in Bq/ml (Units BQML), one int16 slice per file.
 
-    The activity concentration is ``SUV * decayed_dose / weight_g`` with the dose decayed from
-    injection to the series time (``decay_correction='START'``) or not (``'ADMIN'``). Each slice gets
-    its own RescaleSlope, as scanners write them, so :func:`RobustDeepLogic.units.suv_from_dicom`
-    recovers the SUV to int16 quantisation. Default half-life: 18F, 6586.2 s.
+    The activity concentration is ``SUV * decayed_dose / weight_g`` with the dose decayed from injection to
+    the series time (``decay_correction='START'``) or not (``'ADMIN'``). Each slice has its own RescaleSlope,
+    as scanners write them: :func:`RobustDeepLogic.io.units.suv_from_dicom` recovers SUV to int16 precision.
+
+    Parameters
+    ----------
+    image_suv : SimpleITK.Image
+        3D image in body-weight SUV, with the series' geometry.
+    folder : str or pathlib.Path
+        A new or empty folder (``slice0001.dcm`` ...), filled beside it and then renamed into place.
+    weight_kg, injected_dose_bq, half_life_s : float
+        PatientWeight (kg), RadionuclideTotalDose (Bq), RadionuclideHalfLife (s; default 6586.2 s, 18F).
+    injection_datetime, series_datetime : datetime.datetime
+        Injection time; series time (also the study and acquisition time).
+    patient_id, radiopharmaceutical, decay_correction : str, optional
+        PatientID and PatientName (default ANON); Radiopharmaceutical; DecayCorrection, START or ADMIN.
+
+    Returns
+    -------
+    pathlib.Path
+        ``folder``.
+
+    Raises
+    ------
+    ValueError
+        ``decay_correction`` is not START or ADMIN; an :class:`InputError` when ``folder`` is not empty.
     """
     from pydicom.dataset import Dataset
     from pydicom.uid import generate_uid
@@ -287,7 +327,22 @@ def write_pet_series(
 def write_ct_series(image_hu: sitk.Image, folder: PathLike, *, patient_id: str = "ANON",
                     series_datetime: Optional[_dt.datetime] = None, rescale_intercept: float = -1024.0,
                     rescale_slope: float = 1.0) -> Path:
-    """Write a 3D HU image as a CT DICOM series (int16 stored values, slope/intercept rescale)."""
+    """Write a 3D HU image as a CT DICOM series (int16 stored values, slope/intercept rescale).
+
+    Parameters
+    ----------
+    image_hu : SimpleITK.Image
+        3D image in HU, with the series' geometry.
+    folder, patient_id, series_datetime
+        As for :func:`write_pet_series`; ``series_datetime`` None gives 2020-01-01 12:00.
+    rescale_intercept, rescale_slope : float, optional
+        ``HU = stored * slope + intercept``; stored values are rounded and clipped to int16.
+
+    Returns
+    -------
+    pathlib.Path
+        ``folder``; an existing folder that is not empty raises :class:`InputError`.
+    """
     from pydicom.uid import generate_uid
 
     when = series_datetime or _dt.datetime(2020, 1, 1, 12, 0, 0)
@@ -310,8 +365,20 @@ def write_ct_series(image_hu: sitk.Image, folder: PathLike, *, patient_id: str =
 
 def write_mr_series(image: sitk.Image, folder: PathLike, *, patient_id: str = "ANON",
                     series_datetime: Optional[_dt.datetime] = None) -> Path:
-    """Write a 3D MR image as an MR DICOM series: int16 stored values with one rescale for the series
-    (``value = stored * slope + intercept``, chosen to span the image's range)."""
+    """Write a 3D MR image as an MR DICOM series (int16 stored values, one rescale spanning its range).
+
+    Parameters
+    ----------
+    image : SimpleITK.Image
+        3D image in any unit, with the series' geometry.
+    folder, patient_id, series_datetime
+        As for :func:`write_ct_series`.
+
+    Returns
+    -------
+    pathlib.Path
+        ``folder``; an existing folder that is not empty raises :class:`InputError`.
+    """
     from pydicom.uid import generate_uid
 
     when = series_datetime or _dt.datetime(2020, 1, 1, 12, 0, 0)

@@ -6,8 +6,10 @@ own units, and is then cleaned by :func:`clean_head` in one fixed order:
 1. an opening, which cuts thin bridges to a couch or a head holder (optional);
 2. a closing with a ball, computed on a padded copy so the grid's edge does not erode it (optional);
 3. the largest connected component;
-4. a regrowth of that component inside the foreground, which restores the edge the opening took;
-5. holes filled in 3D, then in every axial slice (cavities that open towards the neck).
+4. a regrowth of that component inside the foreground, which restores the edge the opening took
+   (optional);
+5. holes filled in 3D, then in every axial slice, which also fills cavities that open towards the neck
+   (each optional).
 
 Where the stages differ is the foreground rule, which is theirs to choose:
 
@@ -30,7 +32,19 @@ from scipy import ndimage
 
 
 def ball(radius: int) -> np.ndarray:
-    """A 3D ball structuring element of ``radius`` voxels (bool ``[2r+1]*3``)."""
+    """A 3D ball structuring element.
+
+    Parameters
+    ----------
+    radius : int
+        Radius in voxels.
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean array of shape ``(2r + 1, 2r + 1, 2r + 1)``, True where the distance to the centre is
+        at most ``radius``.
+    """
     r = int(radius)
     zz, yy, xx = np.mgrid[-r : r + 1, -r : r + 1, -r : r + 1]
     return (zz * zz + yy * yy + xx * xx) <= r * r
@@ -43,7 +57,7 @@ def largest_component(mask: np.ndarray, *, full_connectivity: bool = False) -> n
     ----------
     mask : numpy.ndarray
         Boolean mask of any dimension.
-    full_connectivity : bool
+    full_connectivity : bool, optional
         Voxels touching by a corner are connected (26-connectivity in 3D); default: by a face (6).
 
     Returns
@@ -62,10 +76,24 @@ def largest_component(mask: np.ndarray, *, full_connectivity: bool = False) -> n
 
 
 def fill_holes(mask: np.ndarray, *, volume: bool = True, slices: bool = True) -> np.ndarray:
-    """Holes of a ``[z, y, x]`` mask filled in 3D (``volume``) and then within each axial slice (``slices``).
+    """Fill the holes of a ``[z, y, x]`` mask in 3D, then within each axial slice.
 
     A hole of a slice is background that no path within that slice connects to the slice's border:
     the skull's cavity of an MR, which opens towards the neck in 3D, is one.
+
+    Parameters
+    ----------
+    mask : numpy.ndarray
+        Boolean ``[z, y, x]`` mask (a 2D mask gets only the ``volume`` filling).
+    volume : bool, optional
+        Fill holes in 3D (face connectivity).
+    slices : bool, optional
+        Then fill holes within each axial slice ``mask[z]``.
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean mask of the same shape; ``mask`` itself when both fillings are off.
     """
     if volume:
         mask = ndimage.binary_fill_holes(mask)
@@ -91,17 +119,17 @@ def clean_head(
     Parameters
     ----------
     foreground : numpy.ndarray
-        Boolean ``[z, y, x]`` map of voxels above the caller's threshold.
-    opening : int
+        ``[z, y, x]`` map of voxels above the caller's threshold (cast to bool).
+    opening : int, optional
         Iterations of a binary opening (face-connected structure); 0 skips it. When the opening
         removes everything, the unopened map is used.
-    closing_radius : int
+    closing_radius : int, optional
         Radius in voxels of a ball closing (on a padded copy); 0 skips it.
-    full_connectivity : bool
+    full_connectivity : bool, optional
         Connectivity of the largest-component step (see :func:`largest_component`).
-    regrow : int
+    regrow : int, optional
         Iterations of a dilation of the component, kept inside ``foreground``; 0 skips it.
-    fill_volume, fill_slices : bool
+    fill_volume, fill_slices : bool, optional
         Which hole filling to apply (see :func:`fill_holes`).
 
     Returns
@@ -137,15 +165,16 @@ def head_mask(arrays: Sequence[np.ndarray], fraction: float = 0.05, sigma: float
     ----------
     arrays : sequence of numpy.ndarray
         Volumes on one grid, in the scaled [0, 1] units of the network.
-    fraction : float
+    fraction : float, optional
         Threshold as a fraction of each volume's 99th percentile.
-    sigma : float
+    sigma : float, optional
         Gaussian smoothing in voxels before thresholding; 0 skips it.
 
     Returns
     -------
     numpy.ndarray
-        Boolean ``[z, y, x]`` mask; all False when no volume has signal.
+        Boolean ``[z, y, x]`` mask; all False when no volume has signal, of shape ``(0, 0, 0)`` when
+        ``arrays`` is empty.
     """
     mask = None
     for a in arrays:

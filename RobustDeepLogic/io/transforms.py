@@ -23,7 +23,7 @@ def write_transform(tx: sitk.Transform, path: PathLike) -> Path:
     ----------
     tx : SimpleITK.Transform
         The transform to write.
-    path : str or os.PathLike
+    path : str or pathlib.Path
         The file; its ending chooses the format (``.tfm`` / ``.txt`` text, ``.h5`` HDF5, ``.mat``).
 
     Returns
@@ -49,7 +49,7 @@ def read_transform(path: PathLike) -> sitk.Transform:
 
     Parameters
     ----------
-    path : str or os.PathLike
+    path : str or pathlib.Path
         An ITK transform file (``.tfm``, ``.txt``, ``.h5``, ``.mat``), as the registration stage writes.
 
     Returns

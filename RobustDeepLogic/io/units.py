@@ -1,4 +1,4 @@
-"""Physical units: PET to body-weight SUV (QIBA rules), CT to HU, and the fixed [0, 1] scaling.
+"""Physical units (docs/method.md §3.1): PET DICOM to body-weight SUV (QIBA rules), CT DICOM to HU.
 
 SUV (body weight), following the QIBA FDG-PET/CT profile's vendor-neutral rules:
 
@@ -15,10 +15,11 @@ SUV (body weight), following the QIBA FDG-PET/CT profile's vendor-neutral rules:
   series date; the half-life RadionuclideHalfLife; the dose RadionuclideTotalDose; the weight
   PatientWeight (kg).
 
-A tag that is missing or empty is never guessed: :class:`~RobustDeepLogic.errors.InputError` names
-it. CT is converted to HU by each slice's RescaleSlope and RescaleIntercept (in
-:func:`RobustDeepLogic.dicom.read_dicom_series`). The fixed per-modality [0, 1] scaling is
-:class:`RobustDeepLogic.cohort.Scaling`.
+A tag that is missing or empty is never guessed: :class:`~RobustDeepLogic.core.errors.InputError`
+names it. CT is converted to HU by each slice's RescaleSlope and RescaleIntercept (in
+:func:`RobustDeepLogic.io.dicom.read_dicom_series`). :func:`read_physical` reads any volume in the unit
+of its modality (:data:`RobustDeepLogic.core.modalities.UNITS`). The fixed per-modality [0, 1] scaling
+that follows is :class:`RobustDeepLogic.cohort.scaling.Scaling` (docs/method.md §3.2).
 """
 
 from __future__ import annotations
@@ -41,7 +42,25 @@ from RobustDeepLogic.io.volumes import read_volume
 
 @dataclass(frozen=True)
 class SuvInfo:
-    """How an SUV factor was derived (kept in the manifest as provenance)."""
+    """How an SUV factor was derived (kept in the manifest as provenance).
+
+    Attributes
+    ----------
+    factor : float
+        The factor in g/Bq: ``SUV = factor * C`` with ``C`` in Bq/ml (``weight_g / decayed_dose_bq``).
+    weight_kg : float
+        PatientWeight, kg.
+    injected_dose_bq : float
+        RadionuclideTotalDose, Bq.
+    half_life_s : float
+        RadionuclideHalfLife, s.
+    injection_time, scan_time : str
+        ISO 8601 times of the injection and of the scan reference (equal under ADMIN).
+    decay_correction : str
+        The series' DecayCorrection: ``"START"`` or ``"ADMIN"``.
+    decayed_dose_bq : float
+        The injected dose decayed to the scan reference time, Bq.
+    """
 
     factor: float  # SUV = factor * Bq/ml
     weight_kg: float
@@ -53,6 +72,13 @@ class SuvInfo:
     decayed_dose_bq: float
 
     def as_dict(self) -> dict:
+        """The fields as a plain dict (for the manifest's JSON).
+
+        Returns
+        -------
+        dict
+            Field name -> value.
+        """
         return dict(self.__dict__)
 
 
@@ -87,14 +113,33 @@ def _parse_datetime(text: str) -> _dt.datetime:
 
 
 def suv_factor(ds: Any, *, acquisition_times: Optional[list] = None, patient: Optional[str] = None) -> SuvInfo:
-    """The factor that turns this PET series' Bq/ml into body-weight SUV (see module doc).
+    """The factor that turns this PET series' Bq/ml into body-weight SUV (the rules of the module doc).
 
     Parameters
     ----------
-    ds:
-        A pydicom dataset of the series (any slice).
-    acquisition_times:
-        ``datetime`` of every slice's acquisition, for the QIBA scan-time rule (optional).
+    ds : pydicom.dataset.Dataset
+        A header of the series (any slice).
+    acquisition_times : list of datetime.datetime, optional
+        Every slice's acquisition time, for the QIBA scan-time rule; None skips that rule.
+    patient : str, optional
+        Named in error messages.
+
+    Returns
+    -------
+    SuvInfo
+        The factor and the values it was derived from.
+
+    Raises
+    ------
+    InputError
+        A needed tag is missing or empty; Units is not BQML; CorrectedImage lacks ATTN or DECY;
+        weight, dose or half-life is not positive; DecayCorrection is neither START nor ADMIN; the scan
+        time is before the injection time.
+
+    References
+    ----------
+    .. [1] QIBA FDG-PET/CT Profile (Quantitative Imaging Biomarkers Alliance), its SUV calculation.
+    .. [2] docs/method.md §3.1.
     """
     file = getattr(ds, "filename", None)
     units = str(_tag(ds, "Units", file, patient, "pixel value units")).upper()
@@ -164,7 +209,27 @@ def suv_factor(ds: Any, *, acquisition_times: Optional[list] = None, patient: Op
 
 
 def suv_from_dicom(folder: PathLike, *, patient: Optional[str] = None) -> Tuple[sitk.Image, SuvInfo]:
-    """Read a PET DICOM series and return it in body-weight SUV, with how the factor was derived."""
+    """Read a PET DICOM series in body-weight SUV, with how the factor was derived.
+
+    Parameters
+    ----------
+    folder : str or pathlib.Path
+        A folder holding one PET series (see :func:`RobustDeepLogic.io.dicom.read_dicom_series`).
+    patient : str, optional
+        Named in error messages.
+
+    Returns
+    -------
+    image : SimpleITK.Image
+        The float32 image in SUV.
+    info : SuvInfo
+        The factor and its provenance (see :func:`suv_factor`).
+
+    Raises
+    ------
+    InputError
+        The series cannot be read, is not PET (Modality PT), or its SUV cannot be computed.
+    """
     series = read_dicom_series(folder, patient=patient)
     if series.modality != "PT":
         raise InputError(f"expected a PET series (Modality PT), found {series.modality or 'none'}",
@@ -179,7 +244,26 @@ def suv_from_dicom(folder: PathLike, *, patient: Optional[str] = None) -> Tuple[
 
 
 def hu_from_dicom(folder: PathLike, *, patient: Optional[str] = None) -> sitk.Image:
-    """Read a CT DICOM series in HU (each slice's rescale slope and intercept applied)."""
+    """Read a CT DICOM series in HU (each slice's rescale slope and intercept applied).
+
+    Parameters
+    ----------
+    folder : str or pathlib.Path
+        A folder holding one CT series.
+    patient : str, optional
+        Named in error messages.
+
+    Returns
+    -------
+    SimpleITK.Image
+        The float32 image in HU.
+
+    Raises
+    ------
+    InputError
+        The series cannot be read, is not CT (Modality CT), or its RescaleType is neither HU nor US
+        (a missing RescaleType is taken as HU).
+    """
     series = read_dicom_series(folder, patient=patient)
     if series.modality != "CT":
         raise InputError(f"expected a CT series (Modality CT), found {series.modality or 'none'}",
@@ -194,7 +278,32 @@ def read_physical(path: PathLike, modality: str, *, patient: Optional[str] = Non
     """Read a volume in the physical unit of ``modality`` (SUV for PET DICOM, HU for CT DICOM).
 
     Files (NIfTI, NRRD, MetaImage) carry no unit: they are taken to be in the unit the cohort
-    declares for the modality already. Returns the float32 image and provenance about the conversion.
+    declares for the modality already. A DICOM folder of FD, LD, NAC or MAC goes through
+    :func:`suv_from_dicom` and its checks (CorrectedImage with ATTN and DECY included); MR DICOM keeps
+    its stored values after rescale.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A volume file, or a folder holding one DICOM series.
+    modality : str
+        One of FD, LD, NAC, MAC, CT, T1, T2 (any case).
+    patient : str, optional
+        Named in error messages.
+
+    Returns
+    -------
+    image : SimpleITK.Image
+        The float32 image.
+    provenance : dict
+        How it was read: ``{"source": "file"}``, or for DICOM ``{"source": "dicom"}`` with ``"suv"``
+        (:meth:`SuvInfo.as_dict`) for PET or ``"rescale": "HU"`` for CT.
+
+    Raises
+    ------
+    InputError
+        Unknown modality; an unreadable volume; a DICOM series that cannot be converted (see
+        :func:`suv_from_dicom`, :func:`hu_from_dicom`).
     """
     modality = normalise_modality(modality, file=path)
     path = Path(path)

@@ -1,10 +1,12 @@
 """Reading and writing volumes, with their geometry, atomically.
 
 Formats: NIfTI (``.nii``, ``.nii.gz``), NRRD (``.nrrd``, ``.nhdr`` with a detached data file),
-MetaImage (``.mha``, ``.mhd`` with a detached data file), and DICOM series (a folder). Everything goes
-through SimpleITK, so geometry follows ITK conventions: physical points in LPS millimetres, the
-direction matrix maps index axes to LPS. numpy arrays from these images are indexed ``[z, y, x]``
-(SimpleITK's ``GetArrayFromImage`` order); functions that take arrays also take a :class:`Grid`.
+MetaImage (``.mha``, ``.mhd`` with a detached data file), and, for reading, DICOM series (a folder,
+read by :func:`RobustDeepLogic.io.dicom.read_dicom_series`). Everything goes through SimpleITK, so
+geometry follows ITK conventions: physical points in LPS millimetres, the direction matrix maps index
+axes to LPS. numpy arrays from these images are indexed ``[z, y, x]`` (SimpleITK's
+``GetArrayFromImage`` order); functions that take arrays also take a :class:`Grid`. The file endings
+are in :mod:`RobustDeepLogic.core.files`; physical units in :mod:`RobustDeepLogic.io.units`.
 
 Writes are atomic: data goes to a temporary file in the destination folder, which is then renamed over
 the destination, so a crash never leaves a half-written volume under the final name. Inputs are never
@@ -40,7 +42,17 @@ from RobustDeepLogic.io.dicom import read_dicom_series
 class Grid:
     """The sampling grid of a 3D image: size (x, y, z), spacing in mm, origin in LPS mm, direction.
 
-    ``direction`` is the row-major 3x3 matrix whose columns are the LPS directions of the index axes.
+    Attributes
+    ----------
+    size : tuple of 3 int
+        Voxels along x, y, z (SimpleITK's order; the numpy shape is :attr:`shape`).
+    spacing : tuple of 3 float
+        Voxel spacing along x, y, z, mm.
+    origin : tuple of 3 float
+        LPS position of the centre of voxel (0, 0, 0), mm.
+    direction : tuple of 9 float, optional
+        The row-major 3x3 matrix whose columns are the LPS directions of the index axes; identity by
+        default.
     """
 
     size: Tuple[int, int, int]
@@ -50,6 +62,18 @@ class Grid:
 
     @classmethod
     def of(cls, image: sitk.Image) -> "Grid":
+        """The grid of a SimpleITK image.
+
+        Parameters
+        ----------
+        image : SimpleITK.Image
+            A 3D image.
+
+        Returns
+        -------
+        Grid
+            Its size, spacing, origin and direction.
+        """
         return cls(
             tuple(int(s) for s in image.GetSize()),
             tuple(float(s) for s in image.GetSpacing()),
@@ -63,13 +87,39 @@ class Grid:
         return (self.size[2], self.size[1], self.size[0])
 
     def apply_to(self, image: sitk.Image) -> sitk.Image:
+        """Set this grid's spacing, origin and direction on ``image``, in place.
+
+        Parameters
+        ----------
+        image : SimpleITK.Image
+            A 3D image whose size is this grid's (not checked here).
+
+        Returns
+        -------
+        SimpleITK.Image
+            ``image`` itself.
+        """
         image.SetSpacing(self.spacing)
         image.SetOrigin(self.origin)
         image.SetDirection(self.direction)
         return image
 
     def matches(self, other: "Grid", tol: float = 1e-4) -> bool:
-        """Same size, and spacing, origin and direction equal within ``tol`` (relative to spacing)."""
+        """Whether ``other`` is the same grid: same size; spacing, origin and direction within ``tol``.
+
+        Parameters
+        ----------
+        other : Grid
+            The grid to compare with.
+        tol : float, optional
+            Relative tolerance of the spacing; the origin may differ by ``tol`` times the smallest
+            spacing (mm) and each direction cosine by ``tol``.
+
+        Returns
+        -------
+        bool
+            True when the grids match.
+        """
         if self.size != other.size:
             return False
         sp = np.asarray(self.spacing)
@@ -80,13 +130,38 @@ class Grid:
         )
 
     def describe(self) -> str:
+        """A short text for messages, e.g. ``'200x200x109 voxels of 2.03x2.03x2.2 mm'``.
+
+        Returns
+        -------
+        str
+            Size and spacing, x first.
+        """
         sz = "x".join(str(s) for s in self.size)
         sp = "x".join(f"{s:g}" for s in self.spacing)
         return f"{sz} voxels of {sp} mm"
 
 
 def image_from_array(array: np.ndarray, grid: Grid) -> sitk.Image:
-    """A SimpleITK image from a ``[z, y, x]`` array placed on ``grid``."""
+    """A SimpleITK image from a ``[z, y, x]`` array placed on ``grid``.
+
+    Parameters
+    ----------
+    array : numpy.ndarray
+        ``[z, y, x]`` voxels; their dtype is kept.
+    grid : Grid
+        The geometry; its :attr:`Grid.shape` must be the array's shape.
+
+    Returns
+    -------
+    SimpleITK.Image
+        A new image holding a copy of the voxels.
+
+    Raises
+    ------
+    ValueError
+        The array's shape is not the grid's.
+    """
     array = np.asarray(array)
     if array.shape != grid.shape:
         raise ValueError(f"array shape {array.shape} does not match the grid's {grid.shape}")
@@ -94,7 +169,20 @@ def image_from_array(array: np.ndarray, grid: Grid) -> sitk.Image:
 
 
 def array_from_image(image: sitk.Image, dtype=np.float32) -> np.ndarray:
-    """A ``[z, y, x]`` copy of the voxels of ``image`` as ``dtype``."""
+    """A ``[z, y, x]`` copy of the voxels of ``image`` as ``dtype``.
+
+    Parameters
+    ----------
+    image : SimpleITK.Image
+        A scalar image.
+    dtype : numpy dtype, optional
+        The array's type (float32 by default).
+
+    Returns
+    -------
+    numpy.ndarray
+        The voxels, indexed ``[z, y, x]``; the geometry is not kept (see :meth:`Grid.of`).
+    """
     return sitk.GetArrayFromImage(image).astype(dtype, copy=False)
 
 
@@ -128,19 +216,28 @@ def read_volume(
 ) -> sitk.Image:
     """Read a 3D scalar volume from a file or a DICOM series folder.
 
+    A 4D image with one volume along the fourth axis is taken as 3D.
+
     Parameters
     ----------
-    path:
+    path : str or pathlib.Path
         A NIfTI, NRRD or MetaImage file, or a folder holding one DICOM series.
-    patient:
+    patient : str, optional
         Named in error messages.
-    dtype:
-        ``np.float32`` to cast the voxels to 32-bit float; None keeps the stored type.
+    dtype : type or str, optional
+        ``np.float32`` (or ``"float32"``) to cast the voxels to 32-bit float; None, or any other value,
+        keeps the stored type.
+
+    Returns
+    -------
+    SimpleITK.Image
+        The 3D scalar image with its geometry; a DICOM series in float32 with its rescale applied.
 
     Raises
     ------
     InputError
-        Missing or unreadable file, not 3D, several DICOM series in one folder.
+        Missing or unreadable file, not 3D or not scalar, a DICOM folder that cannot be read as one
+        series (see :func:`RobustDeepLogic.io.dicom.read_dicom_series`).
     """
     path = Path(path)
     if not path.exists():
@@ -166,7 +263,27 @@ def read_volume(
 
 
 def read_array(path: PathLike, *, patient: Optional[str] = None) -> Tuple[np.ndarray, Grid]:
-    """A volume as a float32 ``[z, y, x]`` array and its grid."""
+    """Read a volume as a float32 ``[z, y, x]`` array and its grid.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A volume file or DICOM series folder (see :func:`read_volume`).
+    patient : str, optional
+        Named in error messages.
+
+    Returns
+    -------
+    array : numpy.ndarray
+        float32 ``[z, y, x]`` voxels.
+    grid : Grid
+        Their geometry.
+
+    Raises
+    ------
+    InputError
+        As :func:`read_volume`.
+    """
     image = read_volume(path, patient=patient)
     return array_from_image(image), Grid.of(image)
 
@@ -178,7 +295,26 @@ def write_volume(image: sitk.Image, path: PathLike, *, compress: bool = True) ->
     """Write ``image`` to ``path`` atomically; the format follows the ending of ``path``.
 
     Detached formats (``.nhdr``, ``.mhd``) are written into a temporary folder beside ``path`` and
-    moved into place data file first, header last.
+    moved into place data file first, header last. The folder of ``path`` is made if missing.
+
+    Parameters
+    ----------
+    image : SimpleITK.Image
+        The image, written with its pixel type and geometry.
+    path : str or pathlib.Path
+        The file; its ending is one of :data:`RobustDeepLogic.core.files.VOLUME_SUFFIXES`.
+    compress : bool, optional
+        Ask SimpleITK to compress the data where the format allows it.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    InputError
+        The ending of ``path`` is not a volume format.
     """
     path = Path(path)
     suffix = volume_suffix(path)
@@ -203,15 +339,62 @@ def write_volume(image: sitk.Image, path: PathLike, *, compress: bool = True) ->
 
 
 def write_array(array: np.ndarray, grid: Grid, path: PathLike, *, compress: bool = True) -> Path:
-    """Write a ``[z, y, x]`` array on ``grid`` atomically."""
+    """Write a ``[z, y, x]`` array on ``grid`` atomically (see :func:`write_volume`).
+
+    Parameters
+    ----------
+    array : numpy.ndarray
+        ``[z, y, x]`` voxels, written with their dtype.
+    grid : Grid
+        Their geometry; its shape must be the array's.
+    path : str or pathlib.Path
+        The file; its ending chooses the format.
+    compress : bool, optional
+        Compress the data where the format allows it.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    ValueError
+        The array's shape is not the grid's.
+    InputError
+        The ending of ``path`` is not a volume format.
+    """
     return write_volume(image_from_array(array, grid), path, compress=compress)
 
 
 def is_volume_path(path: PathLike) -> bool:
-    """A file with a volume ending, or a folder (a candidate DICOM series)."""
+    """Whether ``path`` may hold a volume: a file with a volume ending, or a folder (a DICOM series?).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The path; a file need not exist, a folder must.
+
+    Returns
+    -------
+    bool
+        True for an existing folder or a name with a volume ending.
+    """
     path = Path(path)
     return path.is_dir() or volume_suffix(path) is not None
 
 
 def geometry_summary(images: Sequence[sitk.Image]) -> str:
+    """The grids of several images, for messages (:meth:`Grid.describe` of each, ``;``-separated).
+
+    Parameters
+    ----------
+    images : sequence of SimpleITK.Image
+        3D images.
+
+    Returns
+    -------
+    str
+        One description per image, in order.
+    """
     return "; ".join(Grid.of(im).describe() for im in images)

@@ -1,8 +1,9 @@
 """Blending masks in template space (docs/method.md §4-5): 1 takes the first parent, 0 the second.
 
 Modules: :mod:`.geometry` (MNI coordinates and shapes), :mod:`.regions` (masks of MNI structures),
-:mod:`.presets` (the paper's masks and parametric generators, mask specs), :mod:`.files` (masks
-painted or saved by users: validation, loading, previews).
+:mod:`.presets` (the preset library, with stand-ins for the paper's masks #1 and #2, parametric
+generators, mask specs), :mod:`.files` (masks painted or saved by users: validation, loading,
+previews).
 """
 
 from RobustDeepLogic.masks.files import load_mask, save_preview, validate_mask

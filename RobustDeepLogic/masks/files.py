@@ -1,4 +1,12 @@
-"""TODO docstring (RobustDeepLogic.masks)."""
+"""Masks as files: validation, reading label volumes and Slicer segmentations, PNG previews.
+
+A user may paint a mask in 3D Slicer on the template volume and save it as a label volume or a
+segmentation (``.seg.nrrd``); :func:`load_mask` reads it back onto the template grid.
+:func:`validate_mask` checks any mask before it is used in a blend (the template grid's shape,
+values in [0, 1], neither empty nor full), and :func:`save_preview` draws one
+(``robustdeep masks preview``). The shapes and the preset library are in
+:mod:`RobustDeepLogic.masks.geometry` and :mod:`RobustDeepLogic.masks.presets`.
+"""
 
 from __future__ import annotations
 
@@ -40,9 +48,32 @@ def validate_mask(
 ) -> np.ndarray:
     """Check a mask and return it as float32 ``[z, y, x]`` clipped to [0, 1].
 
-    Raises :class:`InputError` (naming ``file`` or ``source``) when the shape differs from ``grid``, a
-    value is not finite or outside [0, 1] (beyond ``tol``), or the mask is empty (all 0: nothing from
-    parent 1) or full (all 1: nothing from parent 2).
+    Parameters
+    ----------
+    mask : numpy.ndarray
+        ``[z, y, x]`` weights; 1 takes parent 1.
+    grid : Grid, optional
+        The template grid (:class:`~RobustDeepLogic.io.volumes.Grid`) whose shape ``(z, y, x)`` the
+        mask must have; only the shape is compared (an array carries no geometry). None: any shape.
+    file : path-like, optional
+        The file the mask came from, named in errors.
+    source : str, optional
+        What the mask is (e.g. ``"preset simple"``), put before error messages when no ``file`` is
+        given.
+    tol : float, optional
+        Tolerance of the [0, 1] range and of the empty and full tests (default 1e-6).
+
+    Returns
+    -------
+    numpy.ndarray
+        The mask as float32 ``[z, y, x]``, clipped to [0, 1].
+
+    Raises
+    ------
+    InputError
+        (naming ``file`` or ``source``) The shape differs from ``grid``; a value is not finite or
+        outside [0, 1] (beyond ``tol``); or the mask is empty (all 0: nothing from parent 1) or full
+        (all 1: nothing from parent 2).
     """
     what = f"{source}: " if source and file is None else ""
     arr = np.asarray(mask, dtype=np.float32)
@@ -118,20 +149,31 @@ def load_mask(
 
     Parameters
     ----------
-    path:
+    path : path-like
         A volume (NIfTI, NRRD, MetaImage) or a Slicer segmentation ``.seg.nrrd`` (single- or
-        multi-layer; a segmentation cropped to its extent is placed back on the template grid).
-    grid:
-        The template grid the mask must be on (None: the file's own grid).
-    labels:
-        Label values that make the mask (1 there, 0 elsewhere). Without it, a volume whose values lie
-        in [0, 1] is taken as it is (a soft mask is allowed), and any other volume is an error.
-    segments:
-        For a ``.seg.nrrd``: segment names or IDs to take (default: all segments).
+        multi-layer).
+    grid : Grid, optional
+        The template grid (:class:`~RobustDeepLogic.io.volumes.Grid`) the mask must be on. A file on
+        a sub-box of it (same spacing and axes, whole-voxel offset, such as a segmentation cropped to
+        its extent) is placed back on it, with 0 around. None: the file's own grid.
+    labels : sequence of int, optional
+        For a label volume: the label values that make the mask (1 there, 0 elsewhere). Without it, a
+        volume whose values lie in [0, 1] is taken as it is (a soft mask is allowed), and any other
+        volume is an error. Ignored for a segmentation.
+    segments : sequence of str, optional
+        For a ``.seg.nrrd``: segment names or IDs to take (any case; default: all segments), united.
 
     Returns
     -------
-    float32 ``[z, y, x]`` on ``grid``, in [0, 1]; :class:`InputError` naming ``path`` otherwise.
+    numpy.ndarray
+        float32 ``[z, y, x]`` on ``grid`` (or the file's grid), in [0, 1], neither empty nor full.
+
+    Raises
+    ------
+    InputError
+        (naming ``path``) The file is missing, unreadable, not 3D or has several components without
+        segment information; a segment is not found; the file is not on ``grid`` nor on a sub-box of
+        it; or the mask fails :func:`validate_mask`.
     """
     path = Path(path)
     if not path.is_file():
@@ -199,10 +241,33 @@ def save_preview(
     title: str = "",
     dpi: int = 60,
 ) -> Path:
-    """A PNG with axial, coronal and sagittal cuts through the brain centre of ``mask``.
+    """Save a PNG with axial, coronal and sagittal cuts through the brain centre of ``mask``.
 
-    Parent 1 (mask 1) is red, parent 2 blue; outside ``head`` (when given) is dark grey. Axes are MNI
-    millimetres with +x (the subject's right) to the right of the picture: neurological view.
+    The cuts go through :data:`~RobustDeepLogic.masks.geometry.MNI_BRAIN_CENTRE`; a small mask (mean
+    below 0.1, such as a region mask) is cut through the centroid of its left part (``x_MNI < 0``)
+    instead, or of the whole mask when it has no left part. Parent 1 (mask 1) is red, parent 2 blue;
+    outside ``head`` (when given) is dark grey. Axes are MNI millimetres with +x (the subject's
+    right) to the right of the picture: neurological view. Needs matplotlib.
+
+    Parameters
+    ----------
+    mask : numpy.ndarray
+        ``[z, y, x]`` mask on ``grid``, values in [0, 1].
+    grid : Grid
+        The grid of ``mask`` (:class:`~RobustDeepLogic.io.volumes.Grid`).
+    path : path-like
+        The PNG file, written atomically.
+    head : numpy.ndarray, optional
+        ``[z, y, x]`` head mask on ``grid`` (voxels above 0.5 inside); None shows the whole grid.
+    title : str, optional
+        A title above the three cuts; empty (default) for none.
+    dpi : int, optional
+        Resolution of the 7.5 x 2.8 inch figure (default 60).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
     """
     import matplotlib
 

@@ -1,28 +1,14 @@
-"""Blending masks in template (MNI) space: presets, parametric generators, regions, user files.
+"""MNI coordinates of a template grid, and the geometric shapes that blending masks are made of.
 
-A mask is a float32 ``[z, y, x]`` array on a template :class:`~RobustDeepLogic.volumes.Grid`, with
-values in [0, 1]; 1 takes the first parent ``x1`` of a blend, 0 the second (method.md §4-5).
+A mask is a float32 ``[z, y, x]`` array on a template :class:`~RobustDeepLogic.io.volumes.Grid`, with
+values in [0, 1]; 1 takes the first parent ``x1`` of a blend, 0 the second (docs/method.md §4-5).
 Masks are generated from *MNI coordinates*, so they mean the same anatomy on any template grid:
 every voxel centre is mapped to LPS millimetres through the grid's origin, spacing and direction
 (any direction matrix, not only the identity), then to MNI (RAS) coordinates with
 ``x_MNI = -x_LPS``, ``y_MNI = -y_LPS``, ``z_MNI = z_LPS``.
 
-What is here
-------------
-- Presets (:data:`PRESETS`, :func:`make_preset`): ``simple`` (mask #1, a mid-sagittal split),
-  ``complex`` (mask #2, a multi-region pattern), ``coronal``, ``checkerboard``, ``blobs``, and the
-  disease-focused ``alzheimer`` and ``parkinson`` region masks. docs/masks.md shows each one.
-  The paper only draws its masks (its Fig. 1b); we do not claim that a preset equals a drawing.
-- Generators: :func:`half_space`, :func:`blocks`, :func:`ellipsoid` / :func:`sphere`,
-  :func:`stripes`, :func:`random_blobs`, :func:`region_mask` (named structures by MNI centre).
-- Files: :func:`load_mask` reads a label volume or a Slicer segmentation (``.seg.nrrd``) and
-  :func:`validate_mask` checks it (template grid, values in [0, 1], neither empty nor full).
-- Specs: :func:`mask_from_spec` turns a string such as ``simple``, ``sphere:center=0,-20,10;radius=30``
-  or a file path into a mask; the string is what synthesis records in provenance.
-
-Every generator takes an optional ``head`` (a ``[z, y, x]`` head or brain mask on the same grid): the
-patterns that have a centre (``complex``, ``checkerboard``) are then centred on its centroid, and
-``random_blobs`` measures its covered fraction inside it.
+Named structures are in :mod:`RobustDeepLogic.masks.regions`, the presets and mask specs in
+:mod:`RobustDeepLogic.masks.presets`, masks from files in :mod:`RobustDeepLogic.masks.files`.
 """
 
 from __future__ import annotations
@@ -57,14 +43,21 @@ MNI152_2MM_GRID = Grid(
 MNI_BRAIN_CENTRE: Vector = (0.0, -18.0, 10.0)
 
 
-# --------------------------------------------------------------------------------------------------
-# Coordinates
-# --------------------------------------------------------------------------------------------------
 def mni_coordinates(grid: Grid) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """MNI (RAS, mm) coordinates of every voxel centre of ``grid``: three float32 ``[z, y, x]`` arrays.
+    """MNI (RAS, mm) coordinates of every voxel centre of ``grid``.
 
     ``p_LPS = origin + D @ (spacing * index)`` with ``index = (i, j, k)`` along ``x, y, z`` and ``D``
     the grid's direction matrix; then ``x_MNI = -x_LPS``, ``y_MNI = -y_LPS``, ``z_MNI = z_LPS``.
+
+    Parameters
+    ----------
+    grid : Grid
+        The sampling grid; the arrays have its ``shape``, ``(z, y, x)``.
+
+    Returns
+    -------
+    x, y, z : tuple of three numpy.ndarray
+        float32 ``[z, y, x]``: the MNI x (+ right), y (+ anterior) and z (+ superior) in mm.
     """
     d = np.asarray(grid.direction, dtype=np.float64).reshape(3, 3)
     nx, ny, nz = grid.size
@@ -81,14 +74,45 @@ def mni_coordinates(grid: Grid) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def mni_to_index(grid: Grid, point_mni: Sequence[float]) -> np.ndarray:
-    """The continuous voxel index ``(i, j, k)`` (x, y, z order) of an MNI point on ``grid``."""
+    """The continuous voxel index ``(i, j, k)`` (x, y, z order) of an MNI point on ``grid``.
+
+    Parameters
+    ----------
+    grid : Grid
+        The sampling grid.
+    point_mni : sequence of 3 float
+        An MNI (RAS) point ``(x, y, z)`` in mm.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, shape ``(3,)``; not rounded, not clipped to the grid (the array element is ``[k, j, i]``).
+    """
     lps = np.array([-point_mni[0], -point_mni[1], point_mni[2]], dtype=np.float64)
     d = np.asarray(grid.direction, dtype=np.float64).reshape(3, 3)
     return np.linalg.solve(d, lps - np.asarray(grid.origin)) / np.asarray(grid.spacing)
 
 
 def head_centre(head: np.ndarray, grid: Grid) -> Vector:
-    """The MNI centroid (mm) of a ``[z, y, x]`` head or brain mask on ``grid``."""
+    """The MNI centroid (mm) of a ``[z, y, x]`` head or brain mask on ``grid``.
+
+    Parameters
+    ----------
+    head : numpy.ndarray
+        ``[z, y, x]`` head or brain mask on ``grid``; voxels above 0.5 are inside.
+    grid : Grid
+        The grid of ``head``.
+
+    Returns
+    -------
+    tuple of 3 float
+        The MNI ``(x, y, z)`` of the centroid, in mm.
+
+    Raises
+    ------
+    InputError
+        The mask has no voxel above 0.5.
+    """
     head = np.asarray(head) > 0.5
     if not head.any():
         raise InputError("the head mask is empty: cannot centre a pattern on it")
@@ -116,24 +140,49 @@ def _unit(v: Sequence[float], what: str) -> np.ndarray:
 def direction_from_angles(azimuth_deg: float, elevation_deg: float = 0.0) -> Vector:
     """A unit MNI direction: ``azimuth`` from +x (right) towards +y (anterior), ``elevation`` to +z.
 
-    ``direction_from_angles(0) = (1, 0, 0)``, ``(90) = (0, 1, 0)``, ``(0, 90) = (0, 0, 1)``.
+    Parameters
+    ----------
+    azimuth_deg : float
+        Angle in the axial plane, in degrees, from +x (the subject's right) towards +y (anterior).
+    elevation_deg : float, optional
+        Angle out of the axial plane towards +z (superior), in degrees (default 0).
+
+    Returns
+    -------
+    tuple of 3 float
+        The unit vector ``(x, y, z)`` in MNI coordinates: ``direction_from_angles(0) = (1, 0, 0)``,
+        ``(90) = (0, 1, 0)``, ``(0, 90) = (0, 0, 1)``.
     """
     a, e = np.radians(azimuth_deg), np.radians(elevation_deg)
     return (float(np.cos(e) * np.cos(a)), float(np.cos(e) * np.sin(a)), float(np.sin(e)))
 
 
-# --------------------------------------------------------------------------------------------------
-# Generators
-# --------------------------------------------------------------------------------------------------
 def half_space(
     grid: Grid,
     normal: Sequence[float] = (-1.0, 0.0, 0.0),
     point: Sequence[float] = (0.0, 0.0, 0.0),
 ) -> np.ndarray:
-    """1 where ``(p - point) . normal > 0`` in MNI coordinates (mm), else 0.
+    """1 where ``(p - point) . normal > 0`` (MNI, mm), else 0; by default the left (``x_MNI < 0``).
 
-    The default is the left hemisphere (``x_MNI < 0``). Any angle: pass a ``normal`` such as
-    :func:`direction_from_angles` ``(30, 10)``. Returns float32 ``[z, y, x]`` on ``grid``.
+    Parameters
+    ----------
+    grid : Grid
+        The template grid.
+    normal : sequence of 3 float, optional
+        MNI direction into the side that gets 1, of any length, e.g. :func:`direction_from_angles`
+        ``(30, 10)`` for an oblique plane (default ``(-1, 0, 0)``: the left).
+    point : sequence of 3 float, optional
+        An MNI point (mm) on the boundary plane (default: the MNI origin).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``[z, y, x]`` on ``grid``, in {0, 1}; voxel centres on the plane get 0.
+
+    Raises
+    ------
+    InputError
+        ``normal`` is not three finite numbers, not all zero.
     """
     n = _unit(normal, "normal")
     x, y, z = mni_coordinates(grid)
@@ -150,8 +199,27 @@ def blocks(
 ) -> np.ndarray:
     """A 3D checkerboard of blocks of ``size_mm`` (one number or x, y, z sizes in mm).
 
-    A block corner sits at ``centre`` (default: the head centroid, else :data:`MNI_BRAIN_CENTRE`).
-    Returns float32 ``[z, y, x]`` with 1 on the "white" blocks.
+    Parameters
+    ----------
+    grid : Grid
+        The template grid.
+    size_mm : float or sequence of 3 float, optional
+        Edge of a block in mm, or its sizes along MNI x, y, z (default 40).
+    head : numpy.ndarray, optional
+        ``[z, y, x]`` head or brain mask on ``grid``, whose centroid anchors the pattern.
+    centre : sequence of 3 float, optional
+        The MNI point (mm) where a block corner sits (default: the head centroid, else
+        :data:`MNI_BRAIN_CENTRE`).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``[z, y, x]``: 1 on the blocks whose indices along x, y, z have an even sum, else 0.
+
+    Raises
+    ------
+    InputError
+        A block size is not positive, or ``head`` is empty.
     """
     size = np.broadcast_to(np.asarray(size_mm, dtype=np.float64), (3,))
     if np.any(size <= 0):
@@ -164,7 +232,27 @@ def blocks(
 
 
 def ellipsoid(grid: Grid, centre: Sequence[float], radii_mm: Union[float, Sequence[float]]) -> np.ndarray:
-    """1 inside the axis-aligned ellipsoid of MNI ``centre`` and ``radii_mm`` (x, y, z), else 0."""
+    """1 inside the axis-aligned ellipsoid of MNI ``centre`` and ``radii_mm`` (x, y, z), else 0.
+
+    Parameters
+    ----------
+    grid : Grid
+        The template grid.
+    centre : sequence of 3 float
+        The MNI centre ``(x, y, z)`` in mm.
+    radii_mm : float or sequence of 3 float
+        Semi-axes along MNI x, y and z in mm; one number gives a ball.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``[z, y, x]`` in {0, 1}; voxel centres on the surface are inside.
+
+    Raises
+    ------
+    InputError
+        A radius is not positive.
+    """
     r = np.broadcast_to(np.asarray(radii_mm, dtype=np.float64), (3,))
     if np.any(r <= 0):
         raise InputError(f"radii must be positive, got {list(r)}")
@@ -174,7 +262,22 @@ def ellipsoid(grid: Grid, centre: Sequence[float], radii_mm: Union[float, Sequen
 
 
 def sphere(grid: Grid, centre: Sequence[float], radius_mm: float) -> np.ndarray:
-    """1 inside the ball of MNI ``centre`` and ``radius_mm``."""
+    """1 inside the ball of MNI ``centre`` and ``radius_mm``, else 0 (see :func:`ellipsoid`).
+
+    Parameters
+    ----------
+    grid : Grid
+        The template grid.
+    centre : sequence of 3 float
+        The MNI centre ``(x, y, z)`` in mm.
+    radius_mm : float
+        The radius in mm; :class:`InputError` if it is not positive.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``[z, y, x]`` in {0, 1}.
+    """
     return ellipsoid(grid, centre, radius_mm)
 
 
@@ -186,7 +289,29 @@ def stripes(
 ) -> np.ndarray:
     """Alternating slabs of ``width_mm`` along an MNI axis (``'x'``, ``'y'``, ``'z'``) or a direction.
 
-    A slab starts at ``phase_mm`` along the axis; 1 on the slabs ``[phase + 2k w, phase + (2k+1) w)``.
+    1 on the slabs ``[phase + 2k w, phase + (2k+1) w)`` for every integer ``k`` (``w = width_mm``;
+    positions in mm along the axis, from the MNI origin).
+
+    Parameters
+    ----------
+    grid : Grid
+        The template grid.
+    axis : {'x', 'y', 'z'} or sequence of 3 float, optional
+        The MNI axis (any case) or a direction (normalised); default ``'z'``, axial slabs.
+    width_mm : float, optional
+        Thickness of each slab in mm (default 20).
+    phase_mm : float, optional
+        Position along the axis, in mm, where a slab of 1 starts (default 0).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``[z, y, x]`` in {0, 1}.
+
+    Raises
+    ------
+    InputError
+        ``width_mm`` is not positive, or ``axis`` is neither x, y, z nor a non-zero direction.
     """
     if width_mm <= 0:
         raise InputError(f"stripe width must be positive, got {width_mm}")
@@ -214,6 +339,29 @@ def random_blobs(
 
     The threshold makes ``fraction`` of the voxels (of the head, when given) equal to 1. The same
     ``seed`` on the same grid gives the same mask (numpy's PCG64 generator).
+
+    Parameters
+    ----------
+    grid : Grid
+        The template grid.
+    seed : int, optional
+        Seed of the noise (default 0).
+    scale_mm : float, optional
+        Standard deviation of the smoothing in mm (default 12); it wraps around the grid's edges.
+    fraction : float, optional
+        Fraction of the voxels set to 1, strictly between 0 and 1 (default 0.5).
+    head : numpy.ndarray, optional
+        ``[z, y, x]`` head mask on ``grid``; the blobs still cover the whole grid.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``[z, y, x]`` in {0, 1}.
+
+    Raises
+    ------
+    InputError
+        ``fraction`` is not in (0, 1), ``scale_mm`` is not positive, or ``head`` is empty.
     """
     if not 0.0 < fraction < 1.0:
         raise InputError(f"fraction must lie strictly between 0 and 1, got {fraction}")
@@ -235,5 +383,18 @@ def ellipsoid_head(
     centre: Sequence[float] = (0.0, -18.0, 8.0),
     radii_mm: Sequence[float] = (75.0, 95.0, 80.0),
 ) -> np.ndarray:
-    """A simple ellipsoid head in MNI space (for previews and tests when no template is at hand)."""
+    """A simple ellipsoid head in MNI space (for previews and tests when no template is at hand).
+
+    Parameters
+    ----------
+    grid : Grid
+        The template grid.
+    centre, radii_mm : sequence of 3 float, optional
+        The MNI centre and the semi-axes along MNI x, y, z, in mm (``(0, -18, 8)``, ``(75, 95, 80)``).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``[z, y, x]``, 1 inside the ellipsoid and 0 outside.
+    """
     return ellipsoid(grid, centre, radii_mm)

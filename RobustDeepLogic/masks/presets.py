@@ -1,4 +1,17 @@
-"""TODO docstring (RobustDeepLogic.masks)."""
+"""The mask library: named presets, parametric generators, and mask specs (docs/method.md §5).
+
+- Presets (:data:`PRESETS`, :func:`make_preset`): ``simple`` (used as mask #1, a mid-sagittal split),
+  ``complex`` (used as mask #2, a multi-region pattern), ``coronal``, ``checkerboard``, ``blobs``, and
+  the disease-focused ``alzheimer`` and ``parkinson`` region masks. docs/masks.md shows each one.
+  The paper only draws its masks (its Fig. 1b); we do not claim that a preset equals a drawing.
+- Generators (:data:`GENERATORS`): the shapes of :mod:`RobustDeepLogic.masks.geometry` and the
+  structures of :mod:`RobustDeepLogic.masks.regions`, by name and with parameters.
+- Specs: :func:`mask_from_spec` turns a string such as ``simple``, ``sphere:center=0,-20,10;radius=30``
+  or a file path into a validated mask; the string is what synthesis records in provenance, together
+  with :func:`mask_tag` (a name for files) and :func:`mask_digest` (the SHA-256 of the voxels).
+
+Reading and validating mask files is in :mod:`RobustDeepLogic.masks.files`.
+"""
 
 from __future__ import annotations
 
@@ -74,6 +87,18 @@ def _parkinson(grid: Grid, head: Optional[np.ndarray] = None) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Preset:
+    """A named mask of the library: its description and the function that makes it.
+
+    Attributes
+    ----------
+    name : str
+        The preset's name, its key in :data:`PRESETS`.
+    description : str
+        One line shown by ``robustdeep masks list``.
+    make : callable
+        ``make(grid, head=None)``: the float32 ``[z, y, x]`` mask on ``grid``, in {0, 1}.
+    """
+
     name: str
     description: str
     make: Callable[..., np.ndarray]
@@ -99,7 +124,30 @@ PRESETS: Dict[str, Preset] = {
 
 
 def make_preset(name: str, grid: Grid, head: Optional[np.ndarray] = None) -> np.ndarray:
-    """The preset mask ``name`` (:data:`PRESETS`) on ``grid``: float32 ``[z, y, x]`` in {0, 1}."""
+    """The preset mask ``name`` (:data:`PRESETS`) on ``grid``.
+
+    Parameters
+    ----------
+    name : str
+        A preset name (any case, surrounding spaces ignored).
+    grid : Grid
+        The template grid (:class:`~RobustDeepLogic.io.volumes.Grid`).
+    head : numpy.ndarray, optional
+        ``[z, y, x]`` head or brain mask on ``grid``: ``complex`` and ``checkerboard`` are then centred
+        on its centroid, and ``blobs`` covers half of it; the other presets ignore it. Without it,
+        patterns are centred on :data:`~RobustDeepLogic.masks.geometry.MNI_BRAIN_CENTRE`.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``[z, y, x]`` on ``grid``, in {0, 1} (not passed through
+        :func:`~RobustDeepLogic.masks.files.validate_mask`).
+
+    Raises
+    ------
+    InputError
+        ``name`` is not a preset (or ``head`` is empty).
+    """
     key = name.strip().lower()
     if key not in PRESETS:
         raise InputError(f"unknown mask preset {name!r}", hint=f"presets: {', '.join(PRESETS)}")
@@ -116,6 +164,7 @@ def _floats(text: str, n: Optional[int] = None) -> List[float]:
     return values
 
 
+#: The mask generators of :func:`mask_from_spec`: name -> the ``key=value`` parameters it takes.
 GENERATORS: Dict[str, str] = {
     "half-space": "normal=NX,NY,NZ (MNI direction, default -1,0,0); point=X,Y,Z (mm); "
                   "or azimuth=DEG;elevation=DEG",
@@ -167,7 +216,28 @@ def _generate(name: str, params: Mapping[str, str], grid: Grid, head: Optional[n
 
 
 def parse_spec(spec: str) -> Tuple[str, Dict[str, str]]:
-    """``'sphere:centre=0,-20,10;radius=30'`` -> ``('sphere', {'centre': '0,-20,10', 'radius': '30'})``."""
+    """Split a mask spec into its name and its parameters.
+
+    ``'sphere:centre=0,-20,10;radius=30'`` -> ``('sphere', {'centre': '0,-20,10', 'radius': '30'})``.
+
+    Parameters
+    ----------
+    spec : str
+        ``NAME`` or ``NAME:key=value;key=value;...``.
+
+    Returns
+    -------
+    name : str
+        The name, stripped and lower-case.
+    params : dict of str to str
+        The parameters: keys stripped and lower-case, with ``center`` spelt ``centre``; values
+        stripped but not converted.
+
+    Raises
+    ------
+    InputError
+        A parameter has no ``=``.
+    """
     name, _, rest = spec.partition(":")
     params: Dict[str, str] = {}
     for part in filter(None, (s.strip() for s in rest.split(";"))):
@@ -179,6 +249,19 @@ def parse_spec(spec: str) -> Tuple[str, Dict[str, str]]:
 
 
 def looks_like_file(spec: str) -> bool:
+    """Whether a mask spec names a file rather than a preset or a generator.
+
+    Parameters
+    ----------
+    spec : str
+        A mask spec without its ``#`` selector.
+
+    Returns
+    -------
+    bool
+        True when ``spec`` has a volume file ending (``.nii.gz``, ``.nrrd``, ...), contains the path
+        separator, or names an existing path (relative to the current directory).
+    """
     return volume_suffix(spec) is not None or os.sep in spec or Path(spec).exists()
 
 
@@ -193,7 +276,35 @@ def mask_from_spec(
 
     ``spec`` is a preset name (``simple``), a generator with parameters (``sphere:centre=0,-20,10;
     radius=30``; see :data:`GENERATORS`), or a file (a label volume or a ``.seg.nrrd``; relative
-    paths are taken from ``base_dir``; ``FILE#label=3`` or ``FILE#segment=Hippocampus`` selects).
+    paths are taken from ``base_dir``; ``FILE#label=3`` or ``FILE#segment=Hippocampus`` selects,
+    ``+`` joins several: ``FILE#label=1+2``). ``blobs`` is both a preset and a generator: without
+    parameters it is the preset.
+
+    Parameters
+    ----------
+    spec : str
+        The mask spec.
+    grid : Grid
+        The template grid (:class:`~RobustDeepLogic.io.volumes.Grid`) the mask is made on, or that a
+        mask file must be on.
+    head : numpy.ndarray, optional
+        ``[z, y, x]`` head mask on ``grid``, passed to the presets and generators that use one (see
+        :func:`make_preset`); ignored for files.
+    base_dir : path-like, optional
+        The folder relative file paths are taken from. Default: the current directory.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``[z, y, x]`` on ``grid``, in [0, 1], neither empty nor full
+        (:func:`~RobustDeepLogic.masks.files.validate_mask`).
+
+    Raises
+    ------
+    InputError
+        The spec is empty or names nothing known; a generator parameter is unknown or not a number;
+        a selector is unknown; the file cannot be read or is not on ``grid``; or the mask fails
+        validation.
     """
     spec = str(spec).strip()
     if not spec:
@@ -226,7 +337,24 @@ def mask_from_spec(
 
 
 def mask_tag(spec: str) -> str:
-    """A short file-name-safe tag for a mask spec (the preset name, or a name plus a hash)."""
+    """A short file-name-safe tag for a mask spec (the preset name, or a name plus a hash).
+
+    A spec made only of letters, digits, ``-`` and ``_`` (at most 24 of them, such as a preset name)
+    is its own tag. Any other spec gets a safe stem (the generator's name, or the file name without
+    its ending) of at most 24 characters, ``-`` and the first 6 hex digits of the spec's SHA-1:
+    ``'sphere:radius=30'`` -> ``'sphere-'`` and 6 digits. Synthesis names the stored mask
+    (``masks/TAG.nii.gz``) and the subjects after it.
+
+    Parameters
+    ----------
+    spec : str
+        The mask spec.
+
+    Returns
+    -------
+    str
+        The tag.
+    """
     name = Path(spec.split("#")[0]).name if looks_like_file(spec.split("#")[0]) else spec
 
     stem = strip_volume_suffix(name.split(":")[0]).replace(".seg", "")
@@ -237,5 +365,16 @@ def mask_tag(spec: str) -> str:
 
 
 def mask_digest(mask: np.ndarray) -> str:
-    """SHA-256 of a mask's float32 voxels (C order): records exactly which mask made a subject."""
+    """SHA-256 of a mask's float32 voxels (C order): records exactly which mask made a subject.
+
+    Parameters
+    ----------
+    mask : numpy.ndarray
+        The ``[z, y, x]`` mask; it is converted to float32 first.
+
+    Returns
+    -------
+    str
+        The digest, 64 hex digits.
+    """
     return hashlib.sha256(np.ascontiguousarray(mask, dtype=np.float32).tobytes()).hexdigest()

@@ -1,4 +1,12 @@
-"""TODO docstring (RobustDeepLogic.masks)."""
+"""Masks of named brain structures, as coarse ellipsoids around their usual MNI locations.
+
+The paper suggests designing the mask for the endpoint of a study, for example around the entorhinal
+cortex and hippocampus for Alzheimer's disease or the caudate and putamen for Parkinson's disease
+(docs/method.md §5). :data:`STRUCTURES` holds approximate MNI centres and half-extents of such
+structures (not an atlas) and :func:`region_mask` makes a mask of their union. The presets
+``alzheimer`` and ``parkinson`` of :mod:`RobustDeepLogic.masks.presets` use it; the ellipsoids
+themselves come from :mod:`RobustDeepLogic.masks.geometry`.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +27,19 @@ from RobustDeepLogic.masks.geometry import Vector, ellipsoid
 
 @dataclass(frozen=True)
 class Structure:
-    """A named structure as an ellipsoid around its MNI centre (one per hemisphere)."""
+    """A named structure as an ellipsoid around its MNI centre (one per hemisphere).
+
+    Attributes
+    ----------
+    name : str
+        Lower-case name, the key in :data:`STRUCTURES` and in :func:`region_mask`.
+    centres : tuple of (float, float, float)
+        MNI centres ``(x, y, z)`` in mm, one per hemisphere (left, ``x_MNI < 0``, first).
+    radii_mm : tuple of 3 float
+        Semi-axes of the ellipsoid along MNI x, y, z in mm, the same for every centre.
+    note : str, optional
+        The disease the structure is of interest for (e.g. ``"Alzheimer's disease"``), or empty.
+    """
 
     name: str
     centres: Tuple[Vector, ...]
@@ -56,7 +76,31 @@ def region_mask(
 ) -> np.ndarray:
     """1 inside ellipsoids around named structures (:data:`STRUCTURES`), grown by ``margin_mm``.
 
-    ``sides``: ``'both'``, ``'left'`` (``x_MNI < 0``) or ``'right'``.
+    Parameters
+    ----------
+    grid : Grid
+        The template grid (:class:`~RobustDeepLogic.io.volumes.Grid`).
+    structures : str or iterable of str
+        One name or several, keys of :data:`STRUCTURES` (any case, surrounding spaces ignored).
+    margin_mm : float, optional
+        Added to every semi-axis of every ellipsoid, in mm (default 4).
+    sides : {'both', 'left', 'right'}, optional
+        The hemispheres whose ellipsoids are drawn: ``'left'`` is ``x_MNI < 0``, ``'right'``
+        ``x_MNI > 0``. Default ``'both'``.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``[z, y, x]`` on ``grid``, 1 inside the union of the ellipsoids and 0 elsewhere.
+
+    Raises
+    ------
+    InputError
+        No structure is named, a name is unknown, or ``sides`` is not one of the three values.
+
+    References
+    ----------
+    docs/method.md §5 (masks designed for the endpoint of a study).
     """
     names = [structures] if isinstance(structures, str) else list(structures)
     if not names:

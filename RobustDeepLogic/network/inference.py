@@ -1,4 +1,11 @@
-"""TODO docstring (RobustDeepLogic.model)."""
+"""Whole-volume inference with a 2D network: axial slices in batches, mixed precision on CUDA.
+
+:func:`predict_array` applies a network to a scaled ``[C, z, y, x]`` array, a batch of axial slices at
+a time, optionally only in the head's bounding box (plus the receptive radius, so the head voxels get
+what full slices give them). :func:`autocast_dtype` chooses the mixed-precision dtype. The network is
+in :mod:`RobustDeepLogic.network.model`; loading a run's fold networks and predicting volumes in
+physical units is :mod:`RobustDeepLogic.predict`.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +22,21 @@ def autocast_dtype(device: torch.device, amp: str = "auto") -> "torch.dtype | No
     """The mixed-precision dtype for ``amp`` (``auto``/``bf16``/``fp16``/``off``) on ``device``.
 
     ``auto``: bfloat16 on a CUDA device that supports it, else float16 on CUDA, and none on the CPU
-    (bf16 gains nothing on CPUs without AMX; docs/network.md).
+    (bf16 gains nothing on CPUs without AMX; docs/network.md, docs/baselines.md).
+
+    Parameters
+    ----------
+    device : torch.device
+        The device the network runs on; only CUDA devices get mixed precision.
+    amp : str, optional
+        Case-insensitive. ``'off'`` (or ``'false'``, ``'none'``, ``'no'``): full precision;
+        ``'fp16'``: float16; ``'bf16'``: bfloat16 (not checked for support); anything else, as
+        ``'auto'`` (default): bfloat16 where the CUDA device supports it, else float16.
+
+    Returns
+    -------
+    torch.dtype or None
+        The autocast dtype, or None for float32 (always None on a non-CUDA device).
     """
     amp = str(amp).lower()
     if device.type != "cuda" or amp in ("off", "false", "none", "no"):
@@ -43,24 +64,42 @@ def predict_array(
 ) -> np.ndarray:
     """Apply a 2D network to a volume slice by slice, ``batch_size`` axial slices at a time.
 
+    Runs under ``torch.inference_mode`` and puts ``model`` in eval mode.
+
     Parameters
     ----------
-    inputs:
+    model : torch.nn.Module
+        A 2D network mapping ``[N, C, H, W]`` to ``[N, K, H, W]`` (any ``H, W``); channel 0 of its
+        output is kept. It must already be on ``device``.
+    inputs : numpy.ndarray
         float32 ``[C, z, y, x]`` in scaled units.
-    slices:
+    batch_size : int, optional
+        Axial slices per forward pass (default 4).
+    device : torch.device or str, optional
+        Where the batches are sent (default ``'cpu'``).
+    amp : str, optional
+        Mixed precision, as :func:`autocast_dtype` reads it (default ``'auto'``: none on the CPU).
+    channels_last : bool, optional
+        Send the batches in channels-last memory format (default True).
+    slices : sequence of int, optional
         Axial slices to predict (default all, or the head's slices with ``head``); the others are 0.
-    box:
-        ``(y0, y1, x0, x1)``: predict only this in-plane box (the rest stays 0); a crop around the head
-        saves time (the network is fully convolutional).
-    head:
+    box : tuple of int, optional
+        ``(y0, y1, x0, x1)`` (exclusive ends): predict only this in-plane box (the rest stays 0); a
+        crop around the head saves time (the network is fully convolutional).
+    head : numpy.ndarray, optional
         bool ``[z, y, x]``: predict each batch of slices only in the bounding box of their head voxels
-        plus ``margin`` pixels (the rest stays 0). With ``margin >= RECEPTIVE_RADIUS`` the head voxels
-        get exactly the values a full-slice prediction gives them, at a fraction of the cost (small
-        heads near the vertex and the base cost little).
+        plus ``margin`` pixels, within ``box`` if given (the rest stays 0; a batch without head voxels
+        is skipped). With ``margin >= RECEPTIVE_RADIUS`` the head voxels get exactly the values a
+        full-slice prediction gives them, at a fraction of the cost (small heads near the vertex and
+        the base cost little).
+    margin : int, optional
+        Pixels added around the head's bounding box; default
+        :data:`~RobustDeepLogic.network.model.RECEPTIVE_RADIUS` (45).
 
     Returns
     -------
-    float32 ``[z, y, x]`` in the target's scaled units.
+    numpy.ndarray
+        float32 ``[z, y, x]`` in the target's scaled units; 0 where nothing was predicted.
     """
 
     device = torch.device(device)

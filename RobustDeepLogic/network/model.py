@@ -1,4 +1,4 @@
-"""The translation network: a 2D dilated residual network of 20 convolutions (method.md §7).
+"""The translation network: a 2D dilated residual network of 20 convolutions (docs/method.md §7).
 
 Layout (``C`` input channels, widths ``w1 / w2 / w3`` for the three dilation groups)::
 
@@ -28,6 +28,8 @@ residual blocks with dilations 1, 2, 4, widths 16 / 32 / 64, zero-padded shortcu
 final BatchNorm + ReLU on the output, so its regression output is batch-normalised and cannot be
 negative. Ours follows the paper's count, has no normalisation layers (so inference does not depend on
 batch statistics), and ends linear.
+
+Inference over whole volumes is in :mod:`RobustDeepLogic.network.inference`.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-#: Dilation of each of the 20 convolutions (method.md §7: 7 x 1, 7 x 2, 6 x 4).
+#: Dilation of each of the 20 convolutions (docs/method.md §7: 7 x 1, 7 x 2, 6 x 4).
 DILATIONS: Tuple[int, ...] = (1,) * 7 + (2,) * 7 + (4,) * 6
 
 
@@ -56,7 +58,14 @@ GROUP_STARTS: Tuple[int, ...] = (0, 7, 14)
 class NetworkSpec:
     """Hyper-parameters of :class:`DilatedResNet2D`; stored in a run folder (``run.json``).
 
-    ``widths`` are the feature maps of the dilation-1, -2 and -4 groups.
+    Attributes
+    ----------
+    in_channels : int
+        Input channels: the task's input modalities (default 1).
+    out_channels : int
+        Output channels (default 1: the target).
+    widths : tuple of int
+        Feature maps of the dilation-1, -2 and -4 groups (default ``(16, 32, 64)``).
     """
 
     in_channels: int = 1
@@ -64,6 +73,14 @@ class NetworkSpec:
     widths: Tuple[int, int, int] = (16, 32, 64)
 
     def as_dict(self) -> Dict[str, Any]:
+        """The specification as a JSON-ready dict, as stored in ``run.json`` and checkpoints.
+
+        Returns
+        -------
+        dict
+            ``in_channels``, ``out_channels``, ``widths`` (a list) and ``architecture``
+            (``"dilated-resnet-2d-20"``).
+        """
         d = asdict(self)
         d["widths"] = list(self.widths)
         d["architecture"] = "dilated-resnet-2d-20"
@@ -71,6 +88,19 @@ class NetworkSpec:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "NetworkSpec":
+        """Read a specification written by :meth:`as_dict`.
+
+        Parameters
+        ----------
+        data : mapping
+            ``in_channels``, ``out_channels``, ``widths``; a missing key takes its default, other keys
+            (``architecture``) are ignored.
+
+        Returns
+        -------
+        NetworkSpec
+            The specification.
+        """
         return cls(
             in_channels=int(data.get("in_channels", 1)),
             out_channels=int(data.get("out_channels", 1)),
@@ -91,7 +121,29 @@ class ResidualPair(nn.Module):
     """Two pre-activation 3x3 convolutions with a shortcut: ``x + conv_b(relu(conv_a(relu(x))))``.
 
     Input ``[N, c_in, H, W]``, output ``[N, c_out, H, W]`` with ``c_out >= c_in``; a wider output
-    adds the shortcut to the first ``c_in`` channels (the zero-padded identity).
+    adds the shortcut to the first ``c_in`` channels (the zero-padded identity). Padding equals the
+    dilation, so ``H, W`` are kept.
+
+    Parameters
+    ----------
+    c_in : int
+        Input channels.
+    c_mid : int
+        Output channels of the first convolution.
+    c_out : int
+        Output channels of the second convolution and of the block; at least ``c_in``.
+    dilations : tuple of int
+        Dilations of the first and the second convolution.
+
+    Raises
+    ------
+    ValueError
+        When ``c_out < c_in``.
+
+    References
+    ----------
+    He K., Zhang X., Ren S., Sun J., "Identity mappings in deep residual networks", ECCV 2016
+    (pre-activation blocks).
     """
 
     def __init__(self, c_in: int, c_mid: int, c_out: int, dilations: Tuple[int, int]) -> None:
@@ -104,6 +156,18 @@ class ResidualPair(nn.Module):
         self.c_out = c_out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the block.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            ``[N, c_in, H, W]``.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[N, c_out, H, W]``: the two convolutions plus the (zero-padded) shortcut.
+        """
         y = self.conv_b(F.relu(self.conv_a(F.relu(x)), inplace=True))
         if self.c_out == self.c_in:
             return y + x
@@ -111,10 +175,27 @@ class ResidualPair(nn.Module):
 
 
 class DilatedResNet2D(nn.Module):
-    """The 20-convolution dilated residual network of method.md §7 (see the module doc).
+    """The 20-convolution dilated residual network of docs/method.md §7 (see the module doc).
 
     Input ``[N, in_channels, H, W]`` in scaled units ([0, 1] by the cohort's fixed constants);
-    output ``[N, out_channels, H, W]`` in the target's scaled units. Any ``H, W``.
+    output ``[N, out_channels, H, W]`` in the target's scaled units. Any ``H, W``. Weights start with
+    torch's default initialisation (seed torch's generator for reproducible weights).
+
+    Parameters
+    ----------
+    spec : NetworkSpec, optional
+        Channels and widths; default ``NetworkSpec()`` (1 input, 1 output, widths 16 / 32 / 64).
+
+    Raises
+    ------
+    ValueError
+        When ``spec.widths`` is not three positive integers.
+
+    References
+    ----------
+    Sanaat A. et al., "Robust-Deep", J Digit Imaging 35(3):469-481, 2022; docs/method.md §7.
+    Li W. et al., "On the compactness, efficiency, and representation of 3D convolutional networks:
+    brain parcellation as a pretext task", IPMI 2017 (HighResNet).
     """
 
     def __init__(self, spec: NetworkSpec = NetworkSpec()) -> None:
@@ -132,11 +213,42 @@ class DilatedResNet2D(nn.Module):
         self.tail = nn.Conv2d(w[18], spec.out_channels, 3, padding=DILATIONS[19], dilation=DILATIONS[19])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the network.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            ``[N, in_channels, H, W]`` in scaled units.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[N, out_channels, H, W]`` in the target's scaled units (linear output, not clipped).
+        """
         return self.tail(F.relu(self.blocks(self.head(x))))
 
 
 def build_network(spec: NetworkSpec | Mapping[str, Any] | None = None, **kwargs: Any) -> DilatedResNet2D:
-    """The network for ``spec`` (a :class:`NetworkSpec`, its dict, or keyword arguments)."""
+    """Build the network for ``spec`` (a :class:`NetworkSpec`, its dict, or keyword arguments).
+
+    Parameters
+    ----------
+    spec : NetworkSpec or mapping, optional
+        The specification, or its :meth:`NetworkSpec.as_dict` form. None: build one from ``kwargs``.
+    **kwargs
+        Fields of :class:`NetworkSpec` (``in_channels``, ``out_channels``, ``widths`` as any
+        sequence); used only when ``spec`` is None.
+
+    Returns
+    -------
+    DilatedResNet2D
+        A new network on the CPU, with freshly initialised weights.
+
+    Raises
+    ------
+    ValueError
+        When the widths are not three positive integers.
+    """
     if spec is None:
         spec = NetworkSpec(**{k: (tuple(v) if k == "widths" else v) for k, v in kwargs.items()})
     elif not isinstance(spec, NetworkSpec):
@@ -145,15 +257,49 @@ def build_network(spec: NetworkSpec | Mapping[str, Any] | None = None, **kwargs:
 
 
 def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters."""
+    """Count the trainable parameters of a model.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Any module.
+
+    Returns
+    -------
+    int
+        Elements of the parameters that require gradients (240,993 for the default
+        :class:`DilatedResNet2D`).
+    """
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def count_convolutions(model: nn.Module) -> int:
-    """Number of ``Conv2d`` layers (20 for :class:`DilatedResNet2D`)."""
+    """Count the ``Conv2d`` layers of a model (20 for :class:`DilatedResNet2D`).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Any module; its sub-modules are searched.
+
+    Returns
+    -------
+    int
+        Number of ``torch.nn.Conv2d`` modules.
+    """
     return sum(1 for m in model.modules() if isinstance(m, nn.Conv2d))
 
 
 def receptive_field(dilations: Sequence[int] = DILATIONS) -> int:
-    """Receptive field (pixels, one side to the other) of a chain of 3x3 convolutions."""
+    """Receptive field (pixels, one side to the other) of a chain of 3x3 convolutions.
+
+    Parameters
+    ----------
+    dilations : sequence of int, optional
+        Dilation of each convolution; default :data:`DILATIONS`.
+
+    Returns
+    -------
+    int
+        ``1 + 2 * sum(dilations)`` pixels (91 for :data:`DILATIONS`).
+    """
     return 1 + sum(2 * d for d in dilations)

@@ -1,7 +1,7 @@
 """Prediction of whole volumes with a trained run, back in native space and in SUV / HU.
 
-Modules: :mod:`.ensemble` (the folds' networks averaged), :mod:`.volumes` (``predict_image``, back
-to native space), :mod:`.export` (TorchScript / ONNX).
+Modules: :mod:`.ensemble` (a run's fold networks, loaded and averaged), :mod:`.volumes`
+(``predict_image``, ``to_native`` back to native space), :mod:`.export` (TorchScript / ONNX).
 """
 
 from RobustDeepLogic.predict.ensemble import FoldAverage, load_models

@@ -1,4 +1,11 @@
-"""TODO docstring (RobustDeepLogic.predict)."""
+"""Export of a run's fold-averaged network for use outside RobustDeep: TorchScript or ONNX.
+
+:func:`export_model` writes the (fold-averaged, :class:`~RobustDeepLogic.predict.ensemble.FoldAverage`)
+network as TorchScript (always available) or ONNX (when the ``onnx`` package is installed): input
+float32 ``[N, C, H, W]`` scaled, output ``[N, 1, H, W]`` scaled; ``run.json`` is stored beside it
+(TorchScript: also inside, as the extra file ``run.json``) for the scaling constants. Prediction of
+volumes within RobustDeep is :mod:`RobustDeepLogic.predict.volumes`.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +29,37 @@ def export_model(run_dir, out_path, *, fmt: Optional[str] = None, which: str = "
     """Write the run's fold-averaged network as TorchScript (``.pt``/``.ts``) or ONNX (``.onnx``).
 
     The exported module maps scaled ``[N, C, H, W]`` float32 to scaled ``[N, 1, H, W]``; ``run.json``
-    (scaling constants, task) is written beside it as ``<out>.run.json``.
+    (scaling constants, task) is written beside it as ``<out>.run.json``, with the exported folds
+    added as ``exported_folds``. Both files are written atomically.
+
+    Parameters
+    ----------
+    run_dir : str or os.PathLike
+        The run folder (``--out`` of ``robustdeep train``).
+    out_path : str or os.PathLike
+        The file to write.
+    fmt : str, optional
+        ``'torchscript'`` or ``'onnx'``; default from ``out_path``: ``'onnx'`` for a ``.onnx`` file,
+        else ``'torchscript'``.
+    which : str, optional
+        ``'best'`` (default; a fold without ``best.pt`` gives its ``last.pt``) or ``'last'``.
+    folds : sequence of int, optional
+        The folds to average; None (default): every fold with a checkpoint.
+    example_size : tuple of int, optional
+        ``(H, W)`` of the random example input used for tracing (default ``(112, 96)``). The ONNX
+        graph declares ``N``, ``H`` and ``W`` dynamic (input ``scaled_input``, output
+        ``scaled_target``).
+
+    Returns
+    -------
+    pathlib.Path
+        ``out_path``.
+
+    Raises
+    ------
+    InputError
+        When ``fmt`` is unknown, ONNX is asked for and the ``onnx`` package is missing, or the run's
+        networks cannot be loaded (:func:`~RobustDeepLogic.predict.ensemble.load_models`).
     """
     out_path = Path(out_path)
     fmt = fmt or ("onnx" if out_path.suffix.lower() == ".onnx" else "torchscript")

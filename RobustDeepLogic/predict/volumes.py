@@ -14,10 +14,8 @@ writes): the transform file maps points of the template (fixed) space to points 
 transform)`` uses to bring a native image into template space. Going back therefore resamples with its
 inverse. ``direction="forward"`` declares the opposite file (native points -> template points).
 
-:func:`export_model` writes the (fold-averaged) network as TorchScript (always available) or ONNX
-(when the ``onnx`` package is installed): input float32 ``[N, C, H, W]`` scaled, output ``[N, 1, H,
-W]`` scaled; ``run.json`` is stored beside it (TorchScript: also inside, as the extra file
-``run.json``) for the scaling constants.
+The fold networks come from :func:`~RobustDeepLogic.predict.ensemble.load_models`; exporting them
+(TorchScript, ONNX) is :mod:`RobustDeepLogic.predict.export`.
 """
 
 from __future__ import annotations
@@ -37,6 +35,7 @@ from RobustDeepLogic.io.headmask import head_mask
 from RobustDeepLogic.io.volumes import Grid, array_from_image, read_volume
 from RobustDeepLogic.network.inference import predict_array
 
+#: Values of :func:`to_native`'s ``direction``: what the transform file maps (see the module doc).
 TRANSFORM_DIRECTIONS = ("resampling", "forward")
 
 
@@ -45,7 +44,23 @@ def _read_inputs(paths: Sequence[Union[str, Path]], patient: Optional[str] = Non
 
 
 def inference_device(name: str) -> torch.device:
-    """``auto`` (a GPU when there is one), ``cpu``, ``cuda`` or ``cuda:N``; a missing GPU is an InputError."""
+    """The torch device for a ``--device`` name; a missing GPU is an InputError.
+
+    Parameters
+    ----------
+    name : str
+        ``'auto'`` (a GPU when there is one, else the CPU), ``'cpu'``, ``'cuda'`` or ``'cuda:N'``.
+
+    Returns
+    -------
+    torch.device
+        The device.
+
+    Raises
+    ------
+    InputError
+        When a CUDA device is asked for and CUDA is not available.
+    """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(name)
@@ -55,8 +70,20 @@ def inference_device(name: str) -> torch.device:
 
 
 def default_batch_size(device: Union[str, torch.device]) -> int:
-    """Slices per inference batch: 1 on a CPU (larger batches spill out of cache and run slower per
-    slice; docs/network.md), 16 on a GPU."""
+    """Slices per inference batch: 1 on a CPU, 16 on a GPU.
+
+    On a CPU larger batches spill out of cache and run slower per slice (docs/network.md).
+
+    Parameters
+    ----------
+    device : str or torch.device
+        The inference device.
+
+    Returns
+    -------
+    int
+        16 for a CUDA device, else 1.
+    """
     return 16 if torch.device(device).type == "cuda" else 1
 
 
@@ -79,24 +106,47 @@ def predict_image(
 
     Parameters
     ----------
-    info, models:
-        From :func:`load_models`.
-    images:
-        Input volumes in physical units, one per ``info.inputs``.
-    reference:
-        Output grid (default: the first input's); inputs on other grids are resampled onto it.
-    average:
-        Average all fold networks; else the first fold's alone.
-    batch_size:
+    info : RobustDeepLogic.training.runs.RunInfo
+        The run's description, from :func:`~RobustDeepLogic.predict.ensemble.load_models`.
+    models : dict of int to torch.nn.Module
+        Fold number to network, from :func:`~RobustDeepLogic.predict.ensemble.load_models` (on
+        ``device``).
+    images : sequence of SimpleITK.Image
+        Input volumes in physical units (SUV, HU, MR a.u.), one per ``info.inputs``, in that order.
+    reference : SimpleITK.Image, optional
+        Output grid (default: the first input's); inputs on other grids are resampled onto it with
+        the header geometry (:func:`~RobustDeepLogic.data.sources.resample_onto`), as in training.
+    average : bool, optional
+        Average all fold networks (default); else the first network of ``models`` alone.
+    batch_size : int, optional
         Axial slices per batch (default :func:`default_batch_size`).
-    crop_head:
+    device : str or torch.device, optional
+        Where the networks run (default ``'cpu'``).
+    amp : str, optional
+        Mixed precision (:func:`~RobustDeepLogic.network.inference.autocast_dtype`; default ``'auto'``:
+        none on the CPU).
+    channels_last : bool, optional
+        Channels-last memory format for the batches (default True).
+    crop_head : bool, optional
         Predict only the head slices, each batch of slices in its head box + the network's receptive
         radius (exactly what full slices give the head); elsewhere the output is the target's
-        background (scaled 0: 0 SUV, -1000 HU).
+        background (scaled 0: 0 SUV, -1000 HU). Default True; a volume with no head voxels is predicted
+        whole.
+    patient : str, optional
+        Patient id, named in errors and in the progress message.
+    progress : RobustDeepLogic.core.progress.Progress, optional
+        Reports the stage ``"predict"``, one step per fold network.
 
     Returns
     -------
-    A float32 SimpleITK image on the reference grid, in the target's unit (``info.scaling``).
+    SimpleITK.Image
+        float32 image on the reference grid, in the target's physical unit (the inverse of its
+        scaling in ``info.scaling``).
+
+    Raises
+    ------
+    InputError
+        When the number of images differs from the number of the task's inputs.
     """
     progress = progress or Progress()
     if len(images) != len(info.inputs):
@@ -141,6 +191,32 @@ def to_native(image: sitk.Image, native_reference: sitk.Image, transform: sitk.T
     ``direction='resampling'``: ``transform`` maps template points to native points (the file the
     registration stage writes; see the module doc), so its inverse is used. ``'forward'``: it maps
     native points to template points and is used as it is.
+
+    Parameters
+    ----------
+    image : SimpleITK.Image
+        A volume in template (MNI) space, e.g. a prediction, in physical units.
+    native_reference : SimpleITK.Image
+        Gives the output grid: an image of the patient in native space (its voxels are not used).
+    transform : SimpleITK.Transform
+        The patient's registration transform, e.g. read with
+        :func:`~RobustDeepLogic.io.transforms.read_transform`.
+    direction : str, optional
+        One of :data:`TRANSFORM_DIRECTIONS`: ``'resampling'`` (default) or ``'forward'``.
+    default_value : float, optional
+        Value of output voxels that fall outside ``image``, in its physical units (e.g. 0 SUV,
+        -1000 HU for CT).
+
+    Returns
+    -------
+    SimpleITK.Image
+        float32 image on ``native_reference``'s grid.
+
+    Raises
+    ------
+    InputError
+        When ``direction`` is not one of :data:`TRANSFORM_DIRECTIONS`, or the transform cannot be
+        inverted.
     """
     if direction not in TRANSFORM_DIRECTIONS:
         raise InputError(f"transform direction must be one of {TRANSFORM_DIRECTIONS}, got {direction!r}")

@@ -2,18 +2,19 @@
 
 One patient (:func:`~RobustDeepLogic.registration.patient.register_patient`):
 
-1. FD PET to the FDG template: rigid 6 degrees of freedom (ITK ``VersorRigid3DTransform``), Mattes
-   mutual information (Mattes et al., IEEE TMI 22:120, 2003), regular-step gradient descent over a
-   multi-resolution pyramid, initialised by image moments (or the centre of the head, or the image
-   centres) followed by a coarse exhaustive search over rotations, so that tilts of 30 degrees and
-   more converge. Then the brain refinement (``RigidConfig.brain_refinement``): a similarity fit
-   (one more degree of freedom, the head's size) sampled inside the template brain, and the rigid
-   transform closest to it over the brain (:func:`closest_rigid`); the result stays 6-DOF.
-2. LD, NAC, MAC and CT share the PET/CT frame: the same transform moves them.
-3. T1 and T2 are registered rigidly to the patient's CT (to FD when there is no CT), and that
-   transform is composed with the PET/CT one into template space.
+1. The reference PET (FD; without FD, the first of MAC, LD, NAC) to the FDG template: rigid,
+   6 degrees of freedom (ITK ``VersorRigid3DTransform``), Mattes mutual information (Mattes et al.,
+   IEEE TMI 22:120, 2003), regular-step gradient descent over a multi-resolution pyramid, initialised
+   by image moments (or the centre of the head, or the image centres) followed by a coarse exhaustive
+   search over rotations, so that tilts of 30 degrees and more converge. Then the brain refinement
+   (``RigidConfig.brain_refinement``): a similarity fit (one more degree of freedom, the head's size)
+   sampled inside the template brain, and the rigid transform closest to it over the brain
+   (:func:`~RobustDeepLogic.registration.rigid.closest_rigid`); the result stays 6-DOF.
+2. FD, LD, NAC, MAC and CT share the PET/CT frame: the same transform moves them.
+3. T1 and T2 are registered rigidly to the patient's CT (to the reference PET when there is no CT),
+   and that transform is composed with the PET/CT one into template space.
 4. Everything is resampled onto the template grid (linear for images, nearest neighbour for labels);
-   a head mask (from CT, else from FD) is resampled too.
+   a head mask (from CT, else from the reference PET) is resampled too.
 
 Transform convention (tested in ``Testing/test_registration.py``). Every transform here, and every
 transform file written, is what ITK/SimpleITK registration returns: it maps points of the *fixed*
@@ -25,20 +26,28 @@ gives the registered FD on the template grid. 3D Slicer reads such a file as the
 transform (``TransformFromParent``): put the native volume under the loaded transform and Slicer
 shows it aligned with the template, exactly as with BRAINSFit's ``linearTransform`` output. Names read
 "MOVING_to_FIXED" in that Slicer sense (the file itself maps fixed-space points to moving-space
-points).
+points). The files are read and written by :func:`~RobustDeepLogic.io.transforms.read_transform` and
+:func:`~RobustDeepLogic.io.transforms.write_transform`, re-exported here.
 
-BRAINSFit parity: :class:`RigidConfig` carries BRAINSFit's rigid options under their BRAINSFit
-meanings; :func:`brainsfit_parameters` returns the parameter dict for
-``slicer.cli.runSync(slicer.modules.brainsfit, None, params)`` equivalent to a config.
+BRAINSFit parity: :class:`~RobustDeepLogic.registration.config.RigidConfig` carries BRAINSFit's rigid
+options under their BRAINSFit meanings; :func:`~RobustDeepLogic.registration.config.brainsfit_parameters`
+returns the parameter dict for ``slicer.cli.runSync(slicer.modules.brainsfit, None, params)``
+equivalent to a config.
 
-Modules, in the order of use: :mod:`.assets` (the template assets prepared at set-up),
-:mod:`.templates` (template grid, tissue maps, FDG / T1 templates, head and brain masks),
-:mod:`.template_space` (a template on disk), :mod:`.config` (``RigidConfig``, BRAINSFit parameters),
-:mod:`.images` (checks, working images, centres, foreground masks), :mod:`.rigid` (rigid transform
-algebra), :mod:`.pairwise` (``register_rigid``: one moving image onto one fixed image),
-:mod:`.qc` (quality control), :mod:`.patient` (one patient's modalities), :mod:`.cohort`
-(``robustdeep register``), :mod:`.study_template` (``robustdeep template build``),
-:mod:`.known_pose` (test cases with a known transform).
+Modules, in the order of use: :mod:`~RobustDeepLogic.registration.assets` (the template assets
+prepared at set-up), :mod:`~RobustDeepLogic.registration.template_grid` (the
+template grid, MNI <-> LPS), :mod:`~RobustDeepLogic.registration.templates` (tissue maps,
+FDG / T1 templates, head and brain masks), :mod:`~RobustDeepLogic.registration.template_space` (the
+fixed side of a registration, in memory and on disk), :mod:`~RobustDeepLogic.registration.config`
+(``RigidConfig``, ``RegistrationOptions``, BRAINSFit parameters),
+:mod:`~RobustDeepLogic.registration.images` (checks, working images, centres, foreground masks,
+resampling), :mod:`~RobustDeepLogic.registration.rigid` (rigid transform algebra),
+:mod:`~RobustDeepLogic.registration.pairwise` (``register_rigid``: one moving image onto one fixed
+image), :mod:`~RobustDeepLogic.registration.result` (``RigidResult``), :mod:`~RobustDeepLogic.registration.qc` (quality control),
+:mod:`~RobustDeepLogic.registration.patient` (one patient's modalities),
+:mod:`~RobustDeepLogic.registration.cohort` (``robustdeep register``),
+:mod:`~RobustDeepLogic.registration.study_template` (``robustdeep template build``),
+:mod:`~RobustDeepLogic.registration.known_pose` (test cases with a known transform).
 """
 
 from RobustDeepLogic.io.transforms import (  # the files registration writes
@@ -86,7 +95,7 @@ from RobustDeepLogic.registration.known_pose import (
     native_grid,
     random_pose,
 )
-from RobustDeepLogic.registration.pairwise import RigidResult, register_rigid
+from RobustDeepLogic.registration.pairwise import register_rigid
 from RobustDeepLogic.registration.patient import (
     MARKER_NAME,
     TRANSFORM_NAMES,
@@ -107,6 +116,7 @@ from RobustDeepLogic.registration.qc import (
     target_registration_error,
     write_summary_csv,
 )
+from RobustDeepLogic.registration.result import RigidResult
 from RobustDeepLogic.registration.rigid import (
     affine_parts,
     closest_rigid,
@@ -117,6 +127,14 @@ from RobustDeepLogic.registration.rigid import (
     transform_parameters,
 )
 from RobustDeepLogic.registration.study_template import build_study_template
+from RobustDeepLogic.registration.template_grid import (
+    HEAD_BOUNDS_MNI,
+    grid_image,
+    lps_to_mni,
+    mni_to_lps,
+    resample_to_grid,
+    template_grid,
+)
 from RobustDeepLogic.registration.template_space import (
     TEMPLATE_FILES,
     TemplateSpace,
@@ -125,20 +143,14 @@ from RobustDeepLogic.registration.template_space import (
 )
 from RobustDeepLogic.registration.templates import (
     BACKGROUND,
-    HEAD_BOUNDS_MNI,
     PET_FWHM_MM,
     TISSUE_CLASSES,
     TISSUE_VALUES,
     brain_mask,
     fdg_template,
-    grid_image,
     head_mask,
-    lps_to_mni,
-    mni_to_lps,
-    resample_to_grid,
     smooth_fwhm,
     t1_template,
-    template_grid,
     tissue_maps,
     tissue_model_image,
 )

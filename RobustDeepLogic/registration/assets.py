@@ -25,6 +25,9 @@ deliberately not extracted.
 
 The folder is ``$ROBUSTDEEP_ASSETS`` if set, else ``$XDG_CACHE_HOME/robustdeep/assets`` (by default
 ``~/.cache/robustdeep/assets``). ``--wheels DIR`` takes already-downloaded wheels (fully offline).
+
+This module only finds, prepares and reads the asset files; the template grid and the images made from
+the assets are in :mod:`RobustDeepLogic.registration.templates`.
 """
 
 from __future__ import annotations
@@ -49,15 +52,19 @@ from RobustDeepLogic.core.files import atomic_path, atomic_write_text
 from RobustDeepLogic.core.progress import Progress
 from RobustDeepLogic.io.volumes import read_volume
 
+#: Environment variable naming the assets folder (overrides the default cache folder).
 ASSETS_ENV = "ROBUSTDEEP_ASSETS"
 
 
+#: The record in the assets folder: per asset its source, version, licence, size and checksum.
 RECORD_NAME = "assets.json"
 
 
+#: The nilearn wheel: ``(package, version, licence)``.
 NILEARN = ("nilearn", "0.14.1", "BSD-3-Clause (nilearn); ICBM152 2009 template notice (see docs)")
 
 
+#: The SPM runtime wheel: ``(package, version, licence)``.
 SPM = ("spm-runtime-r2025b", "25.1.2.post4", "GPL-2.0")
 
 
@@ -70,11 +77,30 @@ _SPM_CTF = "spm_runtime/_spm/_spm.ctf"
 _SPM_ROOT = "fsroot/_spm/cleaned/spm/"
 
 
+#: The six classes of SPM's ``TPM.nii``, in the order of its fourth axis.
 TPM_CLASSES = ("gm", "wm", "csf", "bone", "soft", "air")
 
 
 @dataclass(frozen=True)
 class AssetSpec:
+    """Where one asset comes from: a file inside a registry wheel.
+
+    Attributes
+    ----------
+    name : str
+        Asset name; the prepared file is ``<name>.nii.gz`` in the assets folder.
+    package : tuple of str
+        ``(package, version, licence)`` of the wheel: :data:`NILEARN` or :data:`SPM`.
+    member : str
+        Path of the NIfTI file inside the nilearn wheel, or inside the archive that the SPM wheel
+        carries (``_spm.ctf``).
+    description : str
+        One line for the record (:data:`RECORD_NAME`).
+    tpm_index : int or None
+        For a class of the 4D ``TPM.nii``: the index of its volume (0-5, :data:`TPM_CLASSES`);
+        None for a 3D file.
+    """
+
     name: str
     package: tuple
     member: str
@@ -82,6 +108,7 @@ class AssetSpec:
     tpm_index: Optional[int] = None  # a class of the 4D TPM
 
 
+#: Every asset, by name (the table of the module docstring).
 ASSETS: Dict[str, AssetSpec] = {
     a.name: a
     for a in [
@@ -106,7 +133,14 @@ ASSETS: Dict[str, AssetSpec] = {
 
 
 def assets_dir() -> Path:
-    """The assets folder (see module doc); it may not exist yet."""
+    """The assets folder; it may not exist yet.
+
+    Returns
+    -------
+    pathlib.Path
+        ``$ROBUSTDEEP_ASSETS`` (:data:`ASSETS_ENV`, ``~`` expanded) if set, else
+        ``$XDG_CACHE_HOME/robustdeep/assets``, else ``~/.cache/robustdeep/assets``.
+    """
     env = os.environ.get(ASSETS_ENV)
     if env:
         return Path(env).expanduser()
@@ -115,7 +149,27 @@ def assets_dir() -> Path:
 
 
 def asset_path(name: str, folder: Optional[Path] = None) -> Path:
-    """The path of one prepared asset; an :class:`InputError` that says how to prepare it if missing."""
+    """The path of one prepared asset.
+
+    Parameters
+    ----------
+    name : str
+        An asset name, a key of :data:`ASSETS` (e.g. ``'tpm_gm'``, ``'mni152_t1'``).
+    folder : pathlib.Path, optional
+        The assets folder (default: :func:`assets_dir`).
+
+    Returns
+    -------
+    pathlib.Path
+        ``folder/<name>.nii.gz``, which exists.
+
+    Raises
+    ------
+    KeyError
+        When ``name`` is not an asset.
+    InputError
+        When the asset is not prepared; the hint says to run ``robustdeep assets``.
+    """
     if name not in ASSETS:
         raise KeyError(f"unknown asset {name!r}; known: {', '.join(ASSETS)}")
     folder = folder or assets_dir()
@@ -131,12 +185,45 @@ def asset_path(name: str, folder: Optional[Path] = None) -> Path:
 
 
 def assets_ready(folder: Optional[Path] = None) -> bool:
+    """Whether every asset of :data:`ASSETS` is prepared.
+
+    Parameters
+    ----------
+    folder : pathlib.Path, optional
+        The assets folder (default: :func:`assets_dir`).
+
+    Returns
+    -------
+    bool
+        True when ``<name>.nii.gz`` exists in ``folder`` for every asset.
+    """
     folder = folder or assets_dir()
     return all((folder / f"{name}.nii.gz").is_file() for name in ASSETS)
 
 
 def load_asset(name: str, folder: Optional[Path] = None):
-    """A prepared asset as a float32 SimpleITK image."""
+    """A prepared asset as a float32 SimpleITK image.
+
+    Parameters
+    ----------
+    name : str
+        An asset name, a key of :data:`ASSETS`.
+    folder : pathlib.Path, optional
+        The assets folder (default: :func:`assets_dir`).
+
+    Returns
+    -------
+    SimpleITK.Image
+        The 3D asset with its MNI geometry (LPS), float32: probabilities in [0, 1] for the tissue
+        maps and masks, template intensities (arbitrary units) for the T1 / T2 / PET templates.
+
+    Raises
+    ------
+    KeyError
+        When ``name`` is not an asset.
+    InputError
+        When the asset is not prepared (see :func:`asset_path`) or cannot be read.
+    """
     return read_volume(asset_path(name, folder), dtype=np.float32)
 
 
@@ -193,7 +280,33 @@ def prepare_assets(
 ) -> Path:
     """Download (or take from ``wheel_dir``) the two wheels and extract the assets into ``folder``.
 
-    Idempotent: assets already present are kept unless ``force``. Returns the folder.
+    Only the wheels that hold a missing asset are fetched, with ``pip download --no-deps`` (nothing is
+    installed). Each asset is written as float32 ``<name>.nii.gz`` (one volume of the 4D TPM per
+    tissue class; the ICBM152 GM / WM maps, stored as 0-255, divided by 255) and described in
+    ``assets.json`` (:data:`RECORD_NAME`), which is rewritten each time. Idempotent: assets already
+    present are kept unless ``force``.
+
+    Parameters
+    ----------
+    folder : pathlib.Path, optional
+        The assets folder, created if needed (default: :func:`assets_dir`).
+    wheel_dir : pathlib.Path, optional
+        A folder holding already-downloaded wheels (``nilearn-0.14.1-*.whl``,
+        ``spm_runtime_r2025b-25.1.2.post4-*.whl``): nothing is downloaded (the CLI's ``--wheels``).
+    force : bool, optional
+        Extract every asset again, even those already present.
+    progress : Progress, optional
+        Progress reporting (stages ``download wheels`` and ``extract assets``); default: silent.
+
+    Returns
+    -------
+    pathlib.Path
+        ``folder``.
+
+    Raises
+    ------
+    InputError
+        When a wheel is not in ``wheel_dir``, or pip cannot download it from the package registry.
     """
     progress = progress or Progress()
     folder = Path(folder) if folder is not None else assets_dir()

@@ -1,4 +1,12 @@
-"""TODO docstring (RobustDeepLogic.registration)."""
+"""A whole cohort into template space (``robustdeep register``): :func:`register_cohort`.
+
+Patients run in parallel processes, each registered by
+:func:`~RobustDeepLogic.registration.patient.register_patient` and written by
+:func:`~RobustDeepLogic.registration.patient.save_patient`. A run resumes (patients already done with
+the same options and template are kept); by default a patient's bad input is recorded without
+stopping the others; the QC table ``registration_qc.csv`` (:mod:`RobustDeepLogic.registration.qc`)
+closes the run. The result is a registered cohort (manifest space ``'template'``).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +20,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import SimpleITK as sitk
 
-from RobustDeepLogic.cohort.manifest import Cohort, Patient
+from RobustDeepLogic.cohort.manifest import Cohort
+from RobustDeepLogic.cohort.patient import Patient
 from RobustDeepLogic.core.errors import InputError
 from RobustDeepLogic.core.progress import Progress
 from RobustDeepLogic.core.types import PathLike
@@ -59,7 +68,25 @@ def _register_and_save(job: Dict[str, Any]) -> Dict[str, Any]:
 
 @dataclass
 class CohortRegistration:
-    """What :func:`register_cohort` did: the registered cohort and per-patient outcomes."""
+    """What :func:`register_cohort` did: the registered cohort and per-patient outcomes.
+
+    Attributes
+    ----------
+    cohort : Cohort
+        The registered cohort (space ``'template'``), saved in the output folder.
+    done : list of str
+        Ids of the patients registered by this run.
+    skipped : list of str
+        Ids of the chosen patients kept from an earlier run with the same fingerprint.
+    failed : dict of str to str
+        Error message by id of the patients whose input was not usable.
+    flagged : list of str
+        Ids of the registered patients (this run or earlier) whose QC failed.
+    summary_csv : pathlib.Path
+        The QC table, ``out_dir/registration_qc.csv``.
+    seconds : float
+        Wall time of the run.
+    """
 
     cohort: Cohort
     done: List[str]
@@ -88,28 +115,52 @@ def register_cohort(
 
     Parameters
     ----------
-    source:
+    source : Cohort
         The native-space cohort.
-    out_dir:
-        The registered cohort's folder (same layout; ``manifest.json`` with space ``template``).
-    template_files:
+    out_dir : path-like
+        The registered cohort's folder (same layout; ``manifest.json`` with space ``template``),
+        created if needed; it must not be ``source``'s folder.
+    options : RegistrationOptions, optional
+        Rigid options, transform format, QC pictures and thresholds (default:
+        ``RegistrationOptions()``).
+    template_files : mapping of str to path-like, optional
         ``{'fdg', 'head_mask', 'brain_mask'}`` paths on one grid; default: the model FDG template
         at ``spacing`` mm, written to ``out_dir/template/``.
-    workers:
-        Processes (each runs ``cores // workers`` ITK threads); 0 means one per core.
-    force:
+    spacing : float, optional
+        Template grid spacing in mm when ``template_files`` is not given (default 2).
+    workers : int, optional
+        Processes (each runs ``cores // workers`` ITK threads), at most one per patient to do; 0 or
+        less means one per core. With 1, patients run in this process.
+    force : bool, optional
         Redo patients already registered (otherwise those with a matching fingerprint are kept).
-    patients:
-        A subset of patient ids (default: all).
-    keep_going:
-        On a patient's :class:`InputError`, record it and go on (the rest is registered); else stop.
-    exclude_flagged:
+    patients : sequence of str, optional
+        A subset of patient ids (default: all). Patients outside it registered by an earlier run with
+        the same fingerprint stay in the registered manifest.
+    keep_going : bool, optional
+        On a patient's :class:`~RobustDeepLogic.core.errors.InputError`, record it and go on (the rest
+        is registered); else stop with that error.
+    exclude_flagged : bool, optional
         Leave patients whose QC failed out of the registered manifest (they stay in the CSV).
+    progress : Progress, optional
+        Progress reporting (stages ``template`` and ``register``; warnings for failed patients);
+        default: silent.
 
     Returns
     -------
     CohortRegistration
-        With the summary table ``out_dir/registration_qc.csv`` (see :mod:`RobustDeepLogic.qc`).
+        With the summary table ``out_dir/registration_qc.csv`` (see
+        :mod:`RobustDeepLogic.registration.qc`).
+
+    Raises
+    ------
+    InputError
+        When an option is not valid, ``source`` is not in native space, ``out_dir`` is ``source``'s
+        folder, there are no patients to register (or an id is unknown), or a patient fails and
+        ``keep_going`` is False.
+
+    References
+    ----------
+    .. [1] docs/method.md §3.4.
     """
     progress = progress or Progress()
     options = options or RegistrationOptions()

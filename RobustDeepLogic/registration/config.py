@@ -1,4 +1,12 @@
-"""TODO docstring (RobustDeepLogic.registration)."""
+"""Registration options: one rigid registration (:class:`RigidConfig`), a cohort's
+(:class:`RegistrationOptions`), and the equivalent BRAINSFit parameters.
+
+:class:`RigidConfig` names its options after BRAINSFit's (in snake_case) where BRAINSFit has them, so
+that a config can be run by the engine (:func:`~RobustDeepLogic.registration.pairwise.register_rigid`)
+or handed to 3D Slicer's BRAINSFit (:func:`brainsfit_parameters`). The registration itself is in
+:mod:`RobustDeepLogic.registration.pairwise`, the use of :class:`RegistrationOptions` in
+:mod:`RobustDeepLogic.registration.patient` and :mod:`RobustDeepLogic.registration.cohort`.
+"""
 
 from __future__ import annotations
 
@@ -11,15 +19,20 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 from RobustDeepLogic.core.errors import InputError
 from RobustDeepLogic.core.types import PathLike
 
+#: Values of ``RigidConfig.initialize_transform_mode`` (BRAINSFit ``initializeTransformMode``).
 INIT_MODES = ("useMomentsAlign", "useCenterOfHeadAlign", "useGeometryAlign", "Off")
 
 
+#: Values of ``RigidConfig.cost_metric``: Mattes mutual information, mean squares, normalised
+#: correlation (BRAINSFit ``costMetric``).
 COST_METRICS = ("MMI", "MSE", "NC")
 
 
+#: Values of ``RigidConfig.mask_processing_mode`` (BRAINSFit ``maskProcessingMode``).
 MASK_MODES = ("NOMASK", "ROIAUTO", "ROI")
 
 
+#: Values of ``RigidConfig.brain_refinement``.
 BRAIN_REFINEMENTS = ("similarity", "off")
 
 
@@ -41,49 +54,68 @@ class RigidConfig:
 
     Attributes
     ----------
-    cost_metric:
-        ``'MMI'`` Mattes mutual information (default), ``'MSE'``, ``'NC'`` (BRAINSFit ``costMetric``).
-    number_of_histogram_bins:
-        Mattes histogram bins (BRAINSFit ``numberOfHistogramBins``).
-    sampling_percentage:
-        Fraction (0, 1] of fixed-image voxels sampled for the metric (BRAINSFit
-        ``samplingPercentage``). Random sampling with a fixed ``seed``: results are reproducible.
-    initialize_transform_mode:
-        ``useMomentsAlign`` (centres of intensity mass), ``useCenterOfHeadAlign`` (centre of the upper
-        head, robust to a long neck or shoulders in the field of view), ``useGeometryAlign`` (image
-        centres) or ``Off`` (identity: trust the headers) (BRAINSFit ``initializeTransformMode``).
-    rotation_search_deg, rotation_search_step_deg:
+    cost_metric : str
+        ``'MMI'`` Mattes mutual information (default), ``'MSE'`` mean squares, ``'NC'`` normalised
+        correlation (BRAINSFit ``costMetric``).
+    number_of_histogram_bins : int
+        Mattes histogram bins, at least 8 (BRAINSFit ``numberOfHistogramBins``); default 50.
+    sampling_percentage : float
+        Fraction (0, 1] of fixed-image voxels sampled for the metric at full resolution (BRAINSFit
+        ``samplingPercentage``); default 0.02. Coarser pyramid levels sample ``p * shrink^2`` (at
+        most 1). Random sampling with a fixed ``seed``: results are reproducible.
+    initialize_transform_mode : str
+        ``useMomentsAlign`` (centres of intensity mass; default), ``useCenterOfHeadAlign`` (centre of
+        the upper head, robust to a long neck or shoulders in the field of view), ``useGeometryAlign``
+        (image centres) or ``Off`` (identity: trust the headers) (BRAINSFit
+        ``initializeTransformMode``).
+    rotation_search_deg, rotation_search_step_deg : float
         After initialisation, an exhaustive search over rotations about the three axes within
-        +-``rotation_search_deg`` in steps of ``rotation_search_step_deg``, at the coarsest level;
-        0 turns it off (no BRAINSFit counterpart).
-    number_of_iterations:
-        Maximum optimizer iterations per level (BRAINSFit ``numberOfIterations``).
-    maximum_step_length, minimum_step_length:
-        Regular-step gradient descent step bounds, in units of the physical-shift-scaled parameters
-        (about mm of voxel displacement). BRAINSFit's values are in its own scaled units and differ.
-    relaxation_factor:
-        Step shrink factor when the gradient turns (BRAINSFit ``relaxationFactor``).
-    shrink_factors, smoothing_sigmas:
-        The multi-resolution pyramid: shrink factors and Gaussian sigmas in voxels per level.
-    mask_processing_mode:
-        ``'ROI'``: sample the metric inside the given fixed mask (the template head mask);
-        ``'ROIAUTO'``: inside an automatic head mask of the fixed image; ``'NOMASK'``: everywhere
-        (BRAINSFit ``maskProcessingMode``).
-    brain_refinement:
-        ``'similarity'``: when the fixed image has a brain mask (the template), the rigid result is
-        refined by a 7-DOF similarity registration (rotation, translation, one isotropic scale)
-        sampled inside the brain, and the rigid transform closest to it over the brain voxels
+        +-``rotation_search_deg`` in steps of ``rotation_search_step_deg`` (degrees; default 30 and
+        15), at the coarsest level; ``rotation_search_deg=0`` turns it off (no BRAINSFit counterpart).
+    number_of_iterations : int
+        Maximum optimizer iterations per level (BRAINSFit ``numberOfIterations``); default 200.
+    maximum_step_length, minimum_step_length : float
+        Regular-step gradient descent step bounds (``maximum_step_length`` is the initial step), in
+        units of the physical-shift-scaled parameters (about mm of voxel displacement); default 2 and
+        0.01.
+        BRAINSFit's values are in its own scaled units and differ.
+    relaxation_factor : float
+        Step shrink factor when the gradient turns, in (0, 1) (BRAINSFit ``relaxationFactor``);
+        default 0.5.
+    shrink_factors : tuple of int
+        The multi-resolution pyramid, coarse to fine: shrink factor per level (default 4, 2, 1).
+    smoothing_sigmas : tuple of float
+        Gaussian sigma per level, in voxels, one per shrink factor (default 2, 1, 0).
+    mask_processing_mode : str
+        ``'ROI'``: sample the metric inside the given fixed mask (the template head mask; without
+        one, as ``'ROIAUTO'``); ``'ROIAUTO'`` (default): inside an automatic head mask of the fixed
+        image; ``'NOMASK'``: everywhere (BRAINSFit ``maskProcessingMode``). For the registration to
+        the template, :func:`~RobustDeepLogic.registration.patient.register_patient` and
+        ``robustdeep template build`` use ``'ROI'`` in place of ``'ROIAUTO'``.
+    brain_refinement : str
+        ``'similarity'`` (default): when the fixed image has a brain mask (the template), the rigid
+        result is refined by a 7-DOF similarity registration (rotation, translation, one isotropic
+        scale) sampled inside the brain, and the rigid transform closest to it over the brain voxels
         (least squares, Kabsch) is returned: still 6 DOF, but no longer pulled by a head larger or
-        smaller than the template, by the scalp, or by one-sided hypometabolism. ``'off'``: the rigid
+        smaller than the template, by the scalp, or by one-sided hypometabolism. A fit with a scale
+        outside :data:`SCALE_RANGE` is rejected and the rigid result kept. ``'off'``: the rigid
         result as it is (what BRAINSFit's rigid stage returns). No BRAINSFit counterpart.
-    working_spacing:
-        Images finer than this (mm) are smoothed and resampled to it before registration (a CT or
-        MR at 0.5-1 mm is registered at the PET grid); 0 keeps the native resolution.
-    seed:
+    working_spacing : float
+        Images with voxels finer than this (mm) are block-averaged by integer factors to about this
+        spacing before registration (:func:`~RobustDeepLogic.registration.images.working_image`: a
+        CT or MR at 0.5-1 mm is registered near the PET grid); 0 keeps the native resolution.
+        Default 2 mm.
+    seed : int
         Seed of the metric's random sampling.
-    number_of_threads:
+    number_of_threads : int
         ITK threads for this registration; 0 keeps SimpleITK's global default (BRAINSFit
         ``numberOfThreads``, -1 there).
+
+    References
+    ----------
+    .. [1] Mattes D., Haynor D.R., Vesselle H., Lewellen T.K., Eubank W., "PET-CT image registration
+           in the chest using free-form deformations", IEEE Trans Med Imaging 22(1):120-128, 2003.
+    .. [2] docs/method.md §3.4 (rigid registration, 6 degrees of freedom).
     """
 
     cost_metric: str = "MMI"
@@ -105,7 +137,18 @@ class RigidConfig:
     number_of_threads: int = 0
 
     def validate(self) -> "RigidConfig":
-        """Check every option; an :class:`InputError` names the bad one."""
+        """Check every option.
+
+        Returns
+        -------
+        RigidConfig
+            This config, unchanged, so that calls can be chained.
+
+        Raises
+        ------
+        InputError
+            Naming the first option that is not valid, with a hint.
+        """
         def bad(name: str, hint: str) -> InputError:
             return InputError(f"registration option {name}={getattr(self, name)!r} is not valid",
                               hint=hint)
@@ -141,7 +184,24 @@ class RigidConfig:
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> "RigidConfig":
-        """A config from a mapping (e.g. a command's resolved config); unknown keys are ignored."""
+        """A config from a mapping (e.g. a command's resolved config), validated.
+
+        Parameters
+        ----------
+        values : mapping of str to object
+            Option values under the attribute names; unknown keys and None values are ignored (the
+            defaults stay), lists of shrink factors and sigmas become tuples.
+
+        Returns
+        -------
+        RigidConfig
+            The validated config.
+
+        Raises
+        ------
+        InputError
+            When an option is not valid (:meth:`validate`).
+        """
         names = {f.name for f in fields(cls)}
         kwargs = {k: v for k, v in values.items() if k in names and v is not None}
         for key in ("shrink_factors", "smoothing_sigmas"):
@@ -150,6 +210,13 @@ class RigidConfig:
         return cls(**kwargs).validate()
 
     def as_dict(self) -> Dict[str, Any]:
+        """The options as a JSON-able dict (the pyramid tuples as lists).
+
+        Returns
+        -------
+        dict
+            ``{attribute: value}`` for every option; :meth:`from_mapping` reads it back.
+        """
         d = asdict(self)
         d["shrink_factors"] = list(self.shrink_factors)
         d["smoothing_sigmas"] = list(self.smoothing_sigmas)
@@ -180,11 +247,37 @@ def brainsfit_parameters(
 
     Mapping: ``costMetric``, ``numberOfHistogramBins``, ``samplingPercentage``,
     ``initializeTransformMode``, ``numberOfIterations``, ``minimumStepLength``, ``relaxationFactor``,
-    ``maskProcessingMode`` (``ROI`` with ``fixedBinaryVolume``), ``numberOfThreads`` take the config's
-    values; ``useRigid`` is on and the other transform types off. Three things have no BRAINSFit
-    counterpart and are left to BRAINSFit's defaults: the multi-resolution pyramid, the coarse
-    rotation search, and the step lengths (``maximumStepLength`` stays at BRAINSFit's 0.05 with
-    ``translationScale`` 1000, because BRAINSFit measures steps in its own scaled units).
+    ``maskProcessingMode`` (``ROI`` with ``fixedBinaryVolume``; ``ROIAUTO`` with
+    ``ROIAutoDilateSize`` 10), ``numberOfThreads`` (-1 for 0) take the config's values;
+    ``useRigid`` is on and the other transform types off, interpolation linear with background 0, no
+    histogram matching and no outlier removal. Some options have no BRAINSFit counterpart and are
+    left out: the multi-resolution pyramid, the coarse rotation search, the brain refinement, the
+    working spacing and the seed. ``maximumStepLength`` stays at BRAINSFit's 0.05 with
+    ``translationScale`` 1000, because BRAINSFit measures steps in its own scaled units.
+
+    Parameters
+    ----------
+    config : RigidConfig, optional
+        The options (default: ``RigidConfig()``); validated.
+    fixed_volume, moving_volume : object, optional
+        ``fixedVolume`` / ``movingVolume``: MRML nodes or node ids, or file names.
+    linear_transform : object, optional
+        ``linearTransform``: the output transform node or file.
+    output_volume : object, optional
+        ``outputVolume``: the resampled moving volume node or file.
+    fixed_mask : object, optional
+        ``fixedBinaryVolume``: the fixed mask for ``mask_processing_mode='ROI'`` (e.g. the template
+        head mask).
+
+    Returns
+    -------
+    dict
+        BRAINSFit parameter names to values; :class:`pathlib.Path` values become strings.
+
+    Raises
+    ------
+    InputError
+        When ``config`` is not valid (:meth:`RigidConfig.validate`).
     """
     config = (config or RigidConfig()).validate()
     params: Dict[str, Any] = dict(_BRAINSFIT_FIXED)
@@ -216,7 +309,27 @@ def brainsfit_parameters(
 # --------------------------------------------------------------------------------------------------
 @dataclass
 class RegistrationOptions:
-    """Everything a cohort registration needs besides the data (the CLI's config, typed)."""
+    """Everything a cohort registration needs besides the data (the CLI's config, typed).
+
+    Attributes
+    ----------
+    rigid : RigidConfig
+        The rigid registration options, used for every registration of a patient (to the template,
+        with ``'ROI'`` in place of ``'ROIAUTO'``; MR to CT or PET).
+    transform_format : str
+        Transform file type: ``'tfm'`` (default) or ``'h5'``.
+    qc_images : bool
+        Write a QC picture (``qc.png``) per patient.
+    dice_threshold : float
+        A patient whose registered head mask has a Dice below this with the template head mask is
+        flagged (default 0.85).
+    correlation_threshold : float
+        A patient whose registered reference PET has a Pearson correlation below this with the FDG
+        template inside the template head is flagged (default 0.7).
+    mr_dice_threshold : float
+        A patient whose registered T1 / T2 head mask has a Dice below this with the patient's head
+        mask is flagged (default 0.85).
+    """
 
     rigid: RigidConfig = field(default_factory=RigidConfig)
     transform_format: str = "tfm"
@@ -226,7 +339,20 @@ class RegistrationOptions:
     mr_dice_threshold: float = 0.85
 
     def fingerprint(self, template_files: Mapping[str, PathLike]) -> str:
-        """A short hash of the options and template files: a resumed run redoes a patient if it changed."""
+        """A short hash of the options and template files: a resumed run redoes a patient if it changed.
+
+        Parameters
+        ----------
+        template_files : mapping of str to path-like
+            The template files (``{'fdg', 'head_mask', 'brain_mask'}``); the contents of those that
+            exist are hashed, in key order.
+
+        Returns
+        -------
+        str
+            16 hexadecimal characters of a SHA-256 over the rigid options, the transform format and
+            the template files. The QC thresholds and ``qc_images`` are not included.
+        """
         h = hashlib.sha256(json.dumps(self.rigid.as_dict(), sort_keys=True).encode())
         h.update(self.transform_format.encode())
         for key in sorted(template_files):

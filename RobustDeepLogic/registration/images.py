@@ -1,4 +1,13 @@
-"""TODO docstring (RobustDeepLogic.registration)."""
+"""The images a registration works on: input checks, working images, centres, head masks, resampling.
+
+:func:`check_image` rejects an input that cannot be registered; :func:`working_image` is the reduced
+copy that is registered; :func:`centre_of_mass`, :func:`image_centre` and :func:`centre_of_head` are
+the initial centres of ``RigidConfig.initialize_transform_mode``; :func:`foreground_mask` is the
+automatic head mask (``'ROIAUTO'``, QC); :func:`resample_to_template` moves a native image onto the
+template grid. Points are LPS millimetres. The template grid and images are in
+:mod:`RobustDeepLogic.registration.templates`, the transform algebra in
+:mod:`RobustDeepLogic.registration.rigid`.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +22,7 @@ from RobustDeepLogic.core.modalities import MR_FAMILY, PET_FAMILY
 from RobustDeepLogic.core.types import PathLike
 from RobustDeepLogic.io.headmask import clean_head
 from RobustDeepLogic.io.volumes import Grid
-from RobustDeepLogic.registration.templates import grid_image
+from RobustDeepLogic.registration.template_grid import grid_image
 
 
 # --------------------------------------------------------------------------------------------------
@@ -26,10 +35,26 @@ def check_image(image: sitk.Image, *, modality: str, patient: Optional[str] = No
     The modality check is a plausibility test of the stored unit: PET (SUV) and MR have no values
     far below zero, a CT in HU has air near -1000. It catches a CT stored as FD and the reverse.
 
+    Parameters
+    ----------
+    image : SimpleITK.Image
+        The native image.
+    modality : str
+        Its modality (``'FD'``, ``'LD'``, ``'NAC'``, ``'MAC'``, ``'CT'``, ``'T1'``, ``'T2'``): CT must
+        be in HU, PET in SUV (or another non-negative unit), MR non-negative. Other names get only the
+        modality-independent checks.
+    patient : str, optional
+        Patient id, named in the error.
+    file : path-like, optional
+        The image's file, named in the error.
+
     Raises
     ------
     InputError
-        With the patient, the file and a hint.
+        With the patient, the file and a hint, when the image is not 3D, has fewer than 4 voxels
+        along an axis, has NaN or infinite voxels, is constant, is a CT whose 1st percentile is above
+        -500 HU, or is a PET / MR with strongly negative values (1st percentile below -100 or minimum
+        below -500) or with a 99th percentile at or below 0.
     """
     if image.GetDimension() != 3:
         raise InputError(f"{modality} is not a 3D image", patient=patient, file=file)
@@ -71,8 +96,21 @@ def working_image(image: sitk.Image, spacing: float) -> sitk.Image:
     """``image`` as float32, block-averaged to about ``spacing`` mm along axes with finer voxels.
 
     Each axis is shrunk by the integer factor ``floor(spacing / s)`` (voxel averaging, ITK
-    ``BinShrink``: cheap and alias-free), so a 0.5 mm CT becomes 2 mm and a 0.8 mm MR 1.6 mm.
-    ``spacing <= 0`` only casts.
+    ``BinShrink``: cheap and alias-free), so a 0.5 mm CT becomes 2 mm and a 0.8 mm MR 1.6 mm. The
+    factor is capped so that at least about 4 voxels remain along each axis.
+
+    Parameters
+    ----------
+    image : SimpleITK.Image
+        A 3D image of any pixel type.
+    spacing : float
+        Target voxel size in mm; ``spacing <= 0`` only casts.
+
+    Returns
+    -------
+    SimpleITK.Image
+        The float32 image, on a grid covering the same field of view (or ``image`` itself, cast, when
+        no axis is shrunk).
     """
     image = sitk.Cast(image, sitk.sitkFloat32)
     if spacing <= 0:
@@ -99,7 +137,21 @@ def _physical_points(image: sitk.Image, index_zyx: np.ndarray) -> np.ndarray:
 
 
 def centre_of_mass(image: sitk.Image) -> np.ndarray:
-    """The intensity-weighted centre (LPS mm) of ``image`` with its lowest 1 % subtracted."""
+    """The intensity-weighted centre of ``image`` with its lowest 1 % subtracted.
+
+    The weight of a voxel is its intensity minus the image's 1st percentile, clipped at 0, so that
+    the air of a CT (-1000 HU) weighs nothing (``useMomentsAlign``).
+
+    Parameters
+    ----------
+    image : SimpleITK.Image
+        A 3D image.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[3]`` LPS point in mm; :func:`image_centre` when no voxel has a positive weight.
+    """
     mass = _mass_array(image)
     total = float(mass.sum())
     if total <= 0:
@@ -110,16 +162,41 @@ def centre_of_mass(image: sitk.Image) -> np.ndarray:
 
 
 def image_centre(image: sitk.Image) -> np.ndarray:
-    """The LPS centre of the image's field of view."""
+    """The LPS centre of the image's field of view (``useGeometryAlign``).
+
+    Parameters
+    ----------
+    image : SimpleITK.Image
+        A 3D image.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[3]`` LPS point in mm: the physical point of the continuous index ``(size - 1) / 2``.
+    """
     size = np.asarray(image.GetSize(), float)
     return np.asarray(image.TransformContinuousIndexToPhysicalPoint(list((size - 1) / 2.0)))
 
 
 def centre_of_head(image: sitk.Image, depth_mm: float = 100.0) -> np.ndarray:
-    """The centre of the top ``depth_mm`` of the head (LPS mm): robust to neck and shoulders.
+    """The centre of the top ``depth_mm`` of the head: robust to neck and shoulders.
 
-    The head is an automatic foreground mask (:func:`foreground_mask`); "top" is the most superior
-    (largest LPS z) head voxel. Like BRAINSFit's ``useCenterOfHeadAlign``, in spirit.
+    The head is an automatic foreground mask (:func:`foreground_mask`, with the default threshold
+    fraction whatever the modality); "top" is the most superior (largest LPS z) head voxel. The result
+    is the mean position of the head voxels within ``depth_mm`` below it. Like BRAINSFit's
+    ``useCenterOfHeadAlign``, in spirit.
+
+    Parameters
+    ----------
+    image : SimpleITK.Image
+        A 3D image of a head.
+    depth_mm : float, optional
+        Height of the slab below the top of the head that is averaged, in mm (default 100).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[3]`` LPS point in mm; :func:`image_centre` when the mask is empty.
     """
     mask = sitk.GetArrayFromImage(foreground_mask(image)).astype(bool)
     if not mask.any():
@@ -135,11 +212,30 @@ def foreground_mask(image: sitk.Image, fraction: Optional[float] = None,
                     modality: Optional[str] = None, resolution_mm: float = 4.0) -> sitk.Image:
     """An automatic head mask of ``image`` (uint8 0/1, same grid).
 
-    Computed at about ``resolution_mm`` (block averaging) for speed, then brought back to the image's
-    grid: smoothed (sigma 2 mm) and thresholded, CT at -500 HU, other images at ``fraction`` (default
-    0.05 for PET, 0.08 otherwise) of the range between the 1st and 99.5th percentiles; the largest
-    connected component is kept, and holes are filled in 3D and slice by slice (closing the dark
-    skull of an MR, open at the foramen magnum).
+    Computed at about ``resolution_mm`` (block averaging, :func:`working_image`) for speed, then
+    brought back to the image's grid (nearest neighbour): smoothed (sigma 2 mm) and thresholded, CT at
+    -500 HU, other images at ``fraction`` of the range between the 1st and 99.5th percentiles. An
+    opening (2 iterations) cuts thin bridges to a couch or head holder, the largest connected
+    component is kept and regrown by 2 voxels inside the thresholded region, and holes are filled in
+    3D and slice by slice (closing the dark skull of an MR, open at the foramen magnum); see
+    :func:`RobustDeepLogic.io.headmask.clean_head`.
+
+    Parameters
+    ----------
+    image : SimpleITK.Image
+        A 3D image of a head.
+    fraction : float, optional
+        Threshold as a fraction of the 1st-99.5th percentile range, for images other than CT
+        (default: 0.05 for PET, 0.08 otherwise).
+    modality : str, optional
+        ``'CT'`` thresholds at -500 HU; a PET modality (FD, LD, NAC, MAC) sets the default fraction.
+    resolution_mm : float, optional
+        Working voxel size in mm (default 4).
+
+    Returns
+    -------
+    SimpleITK.Image
+        uint8 mask (1 in the head) on ``image``'s grid; all 0 when nothing is above the threshold.
     """
     work = working_image(image, resolution_mm)
     sm = sitk.SmoothingRecursiveGaussian(work, 2.0)
@@ -165,8 +261,26 @@ def resample_to_template(image: sitk.Image, tx: sitk.Transform, reference: Union
                          *, label: bool = False, default: float = 0.0) -> sitk.Image:
     """``image`` moved into template space: ``sitk.Resample(image, reference, tx)``.
 
-    ``tx`` maps template points to the image's points (this module's convention). Linear
-    interpolation for images (float32), nearest neighbour for labels (type kept).
+    Parameters
+    ----------
+    image : SimpleITK.Image
+        A native 3D image or label map.
+    tx : SimpleITK.Transform
+        Maps template points to the image's points (LPS mm; the registration convention of
+        :mod:`RobustDeepLogic.registration`).
+    reference : Grid or SimpleITK.Image
+        The output grid (usually the template grid or the FDG template image).
+    label : bool, optional
+        Nearest-neighbour interpolation, pixel type kept (for masks and labels); otherwise linear
+        interpolation to float32.
+    default : float, optional
+        Value outside ``image``'s field of view (0; -1000 HU for CT, see
+        :data:`~RobustDeepLogic.registration.templates.BACKGROUND`).
+
+    Returns
+    -------
+    SimpleITK.Image
+        ``image`` on ``reference``'s grid.
     """
     if isinstance(reference, Grid):
         reference = grid_image(reference)

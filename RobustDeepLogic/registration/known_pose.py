@@ -1,4 +1,14 @@
-"""TODO docstring (RobustDeepLogic.qc)."""
+"""Known-pose cases: synthetic subjects with a known transform, to validate registration.
+
+Images of every modality are made from the template anatomy
+(:func:`~RobustDeepLogic.registration.templates.tissue_model_image`) with different contrast, noise
+and resolution, and moved through a known rigid transform onto native grids; the registration's
+result is compared with the true transform by
+:func:`~RobustDeepLogic.registration.qc.target_registration_error`, the distance between the true and
+the estimated position of every brain voxel. Used by ``Testing/test_registration.py`` and the
+benchmarks. The simulated cohort of the study, with non-rigid anatomy, is in
+:mod:`RobustDeepLogic.simulate`.
+"""
 
 from __future__ import annotations
 
@@ -17,16 +27,8 @@ from RobustDeepLogic.registration.rigid import (
     compose_rigid,
     rigid_transform,
 )
-from RobustDeepLogic.registration.templates import (
-    TISSUE_CLASSES,
-    TISSUE_VALUES,
-    brain_mask,
-    mni_to_lps,
-    smooth_fwhm,
-    template_grid,
-    tissue_maps,
-    tissue_model_image,
-)
+from RobustDeepLogic.registration.templates import TISSUE_CLASSES, TISSUE_VALUES, brain_mask, smooth_fwhm, tissue_maps, tissue_model_image
+from RobustDeepLogic.registration.template_grid import mni_to_lps, template_grid
 
 
 # --------------------------------------------------------------------------------------------------
@@ -36,9 +38,21 @@ from RobustDeepLogic.registration.templates import (
 class KnownPoseCase:
     """Native-space images of one synthetic subject and the true transforms.
 
-    ``true["PETCT"]`` maps template points to PET/CT points; ``true["MR"]`` maps CT points to MR
-    points (T1 and T2 share it); ``true_mr_template`` = MR o PETCT maps template points to MR points.
-    All follow the registration convention of :mod:`RobustDeepLogic.registration`.
+    All transforms follow the registration convention of :mod:`RobustDeepLogic.registration` (they
+    map fixed-space points to moving-space points, LPS mm).
+
+    Attributes
+    ----------
+    images : dict of str to SimpleITK.Image
+        The native images by modality (float32): PET in SUV, CT in HU, T1 / T2 in arbitrary units.
+    true : dict of str to SimpleITK.Transform
+        ``'PETCT'`` maps template points to PET/CT points (rigid; with a head scale, the rigid
+        transform closest to the true one over the template brain); ``'PETCT_full'`` is the transform
+        that made the PET and CT images (the similarity, or ``'PETCT'`` itself when the head is not
+        scaled); ``'MR'`` maps CT points to MR points (T1 and T2 share it).
+    pose : dict
+        The parameters the case was made with, JSON-able: ``'petct'`` and ``'mr'`` (each
+        ``{'angles_deg', 'shift_mm'}``), ``'scanner_offset_mm'`` and ``'head_scale'``.
     """
 
     images: Dict[str, sitk.Image]
@@ -47,12 +61,28 @@ class KnownPoseCase:
 
     @property
     def true_mr_template(self) -> sitk.Transform:
+        """``true['MR'] o true['PETCT']``: template points to MR points (rigid)."""
         return compose_rigid(self.true["MR"], self.true["PETCT"])
 
 
 def native_grid(center_lps: Sequence[float], spacing: Sequence[float],
                 extent_mm: Sequence[float]) -> Grid:
-    """An axis-aligned (LPS identity direction) grid of ``extent_mm`` centred on ``center_lps``."""
+    """An axis-aligned (LPS identity direction) grid of ``extent_mm`` centred on ``center_lps``.
+
+    Parameters
+    ----------
+    center_lps : sequence of float
+        Centre of the field of view, LPS mm.
+    spacing : sequence of float
+        Voxel size along x, y, z in mm.
+    extent_mm : sequence of float
+        Field of view along x, y, z in mm; the size is ``round(extent / spacing)``, at least 4.
+
+    Returns
+    -------
+    Grid
+        The grid (size x, y, z; identity direction).
+    """
     spacing = np.asarray(spacing, float)
     size = np.maximum(np.round(np.asarray(extent_mm, float) / spacing).astype(int), 4)
     origin = np.asarray(center_lps, float) - (size - 1) / 2.0 * spacing
@@ -62,7 +92,25 @@ def native_grid(center_lps: Sequence[float], spacing: Sequence[float],
 
 def random_pose(rng: np.random.Generator, max_angle_deg: float = 15.0,
                 max_shift_mm: float = 20.0) -> Tuple[Tuple[float, ...], Tuple[float, ...]]:
-    """Angles (deg, about LPS x, y, z) and a shift (mm), each uniform within the given bounds."""
+    """Random rotation angles and shift, each uniform within the given bounds.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The random generator (draws 6 numbers).
+    max_angle_deg : float, optional
+        Each angle is uniform in ``[-max_angle_deg, max_angle_deg]`` degrees.
+    max_shift_mm : float, optional
+        Each shift component is uniform in ``[-max_shift_mm, max_shift_mm]`` mm.
+
+    Returns
+    -------
+    angles : tuple of float
+        Rotation angles about LPS x, y, z in degrees (as taken by
+        :func:`~RobustDeepLogic.registration.rigid.rigid_transform`).
+    shift : tuple of float
+        Translation along LPS x, y, z in mm.
+    """
     angles = tuple(float(a) for a in rng.uniform(-max_angle_deg, max_angle_deg, 3))
     shift = tuple(float(t) for t in rng.uniform(-max_shift_mm, max_shift_mm, 3))
     return angles, shift
@@ -86,20 +134,62 @@ def known_pose_case(
 ) -> KnownPoseCase:
     """A synthetic subject with known poses, made from the template anatomy.
 
-    The anatomy (:func:`~RobustDeepLogic.templates.tissue_maps`, default ``'mni152'``: sharper grey
-    and white matter than the TPM the FDG template is made of) is built on a template grid of
-    ``spacing`` mm, given per-subject tissue values (the model's +-20 %), and moved into native
-    grids: PET (FD, LD, NAC, MAC: PET resolution 5 mm FWHM, multiplicative noise ``noise``; LD with
-    4.5x the noise; NAC with a radial attenuation loss), CT (HU, noise 15 HU) and MR (T1, T2, noise
-    ``noise``, a smooth bias field). The PET/CT frame lies ``scanner_offset_mm`` away from MNI (a
-    scanner's couch position) and is rotated and shifted by ``petct_pose`` (degrees about LPS x, y,
-    z; mm) about the head centre; MR is moved by ``mr_pose`` relative to CT.
+    The anatomy (:func:`~RobustDeepLogic.registration.templates.tissue_maps`, default ``'mni152'``:
+    the ICBM152 2009c grey and white matter, sharper than the SPM TPM's) is built on a template grid
+    of ``spacing`` mm, given per-subject tissue values (the model's +-20 %, air and CT bone excepted),
+    and moved into native grids: PET (FD, LD, NAC, MAC: PET resolution 5 mm FWHM, multiplicative noise
+    ``noise``; LD with 4.5x the noise; NAC with a radial attenuation loss), CT (HU, noise 15 HU) and MR
+    (T1, T2, noise ``noise``, a smooth bias field). The PET/CT frame lies ``scanner_offset_mm`` away
+    from MNI (a scanner's couch position) and is rotated and shifted by ``petct_pose`` (degrees about
+    LPS x, y, z; mm) about the head centre (MNI (0, -18, 18)); MR is moved by ``mr_pose`` relative to
+    CT, about the same point.
 
     ``head_scale`` makes the subject's head that many times the template's, scaled about
     ``scale_centre_mni`` (MNI mm). No rigid transform then matches exactly: ``true["PETCT"]`` is the
     rigid transform closest to the true (similarity) one over the template brain
-    (:func:`~RobustDeepLogic.registration.closest_rigid`), as ``best_rigid_transform`` is for a
-    simulated cohort, and ``true["PETCT_full"]`` the similarity itself (template -> PET/CT points).
+    (:func:`~RobustDeepLogic.registration.rigid.closest_rigid`), as
+    :func:`~RobustDeepLogic.simulate.truth.best_rigid_transform` is for a simulated cohort, and
+    ``true["PETCT_full"]`` the similarity itself (template -> PET/CT points).
+
+    Parameters
+    ----------
+    petct_pose : tuple of (sequence of float, sequence of float), optional
+        ``(angles_deg, shift_mm)`` of the PET/CT frame: rotations about LPS x, y, z in degrees (as
+        :func:`~RobustDeepLogic.registration.rigid.rigid_transform`) and a shift in mm, added to
+        ``scanner_offset_mm`` (default: none).
+    mr_pose : tuple of (sequence of float, sequence of float), optional
+        ``(angles_deg, shift_mm)`` of the MR frame relative to the CT (default: none).
+    modalities : sequence of str, optional
+        Which images to make, among FD, LD, NAC, MAC, CT, T1, T2 (any case); default FD, CT, T1.
+    spacing : float, optional
+        Spacing in mm of the template grid the anatomy is built on (default 2).
+    pet_spacing, ct_spacing, mr_spacing : sequence of float, optional
+        Native voxel sizes along x, y, z in mm. The native fields of view are 260 x 260 x 230 mm (PET),
+        240 x 260 x 230 mm (CT) and 230 x 250 x 220 mm (MR), centred on the head.
+    scanner_offset_mm : sequence of float, optional
+        Translation of the PET/CT frame from MNI space, LPS mm.
+    anatomy : str, optional
+        Tissue maps: ``'mni152'`` (default) or ``'tpm'`` (see
+        :func:`~RobustDeepLogic.registration.templates.tissue_maps`).
+    noise : float, optional
+        Relative standard deviation of the multiplicative Gaussian noise of PET (FD, MAC, NAC; LD
+        4.5 times more) and MR (default 0.05).
+    seed : int, optional
+        Seed of the tissue values and the noise.
+    head_scale : float, optional
+        Size of the subject's head relative to the template's (1: same size, rigid truth).
+    scale_centre_mni : sequence of float, optional
+        Centre of the head scaling, MNI (RAS) mm.
+
+    Returns
+    -------
+    KnownPoseCase
+        The native images, the true transforms and the pose parameters.
+
+    Raises
+    ------
+    InputError
+        When ``anatomy`` is unknown or the template assets are not prepared.
     """
     rng = np.random.default_rng(seed)
     tgrid = template_grid(spacing)

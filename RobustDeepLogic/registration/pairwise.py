@@ -4,16 +4,17 @@ Versor rigid transform (6 DOF), Mattes mutual information or another metric of
 :class:`~RobustDeepLogic.registration.config.RigidConfig`, regular-step gradient descent over a
 multi-resolution pyramid, moments / head-centre / geometry initialisation and a coarse rotation search;
 for registrations to a template with a brain mask, the brain refinement (a similarity fit inside the
-template brain, projected back to the closest rigid transform). The package docstring gives the method
-and the transform convention.
+template brain, projected back to the closest rigid transform). The package docstring
+(:mod:`RobustDeepLogic.registration`) gives the method and the transform convention; the options are
+in :mod:`RobustDeepLogic.registration.config`, a patient's registrations in
+:mod:`RobustDeepLogic.registration.patient`.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import SimpleITK as sitk
@@ -28,43 +29,11 @@ from RobustDeepLogic.registration.images import (
     image_centre,
     working_image,
 )
+from RobustDeepLogic.registration.result import RigidResult
 from RobustDeepLogic.registration.rigid import (
     affine_parts,
     closest_rigid,
-    transform_parameters,
 )
-
-
-# --------------------------------------------------------------------------------------------------
-# One rigid registration
-# --------------------------------------------------------------------------------------------------
-@dataclass
-class RigidResult:
-    """The outcome of :func:`register_rigid`.
-
-    ``transform`` maps fixed-space points to moving-space points (LPS mm). ``metric`` is the final
-    metric value at full resolution (Mattes MI is negative: lower is better).
-    """
-
-    transform: sitk.VersorRigid3DTransform
-    metric: float
-    iterations: int
-    stop_condition: str
-    initial_rotation_deg: Tuple[float, float, float]
-    seconds: float
-    overlap: float
-    #: the brain refinement: ``'similarity'`` (applied), ``'off'``, or why it was not used
-    refinement: str = "off"
-    #: the head size against the fixed image found by the similarity refinement (1: not measured)
-    scale: float = 1.0
-
-    def summary(self) -> Dict[str, Any]:
-        return {"metric": round(float(self.metric), 6), "iterations": int(self.iterations),
-                "stop_condition": self.stop_condition,
-                "initial_rotation_deg": [round(float(a), 2) for a in self.initial_rotation_deg],
-                "seconds": round(float(self.seconds), 3), "overlap": round(float(self.overlap), 4),
-                "refinement": self.refinement, "scale": round(float(self.scale), 4),
-                "transform": transform_parameters(self.transform)}
 
 
 def _level_percentages(config: RigidConfig) -> List[float]:
@@ -264,21 +233,35 @@ def register_rigid(
 ) -> RigidResult:
     """Register ``moving`` to ``fixed`` rigidly (6 DOF); see the module doc for the method.
 
+    Both images are reduced to the working spacing
+    (:func:`~RobustDeepLogic.registration.images.working_image`), the fixed image is cropped to its
+    mask's bounding box plus 10 mm, the centres are aligned (``initialize_transform_mode``), a coarse
+    rotation search follows, then regular-step gradient descent over the pyramid and, with a brain
+    mask, the brain refinement.
+
     Parameters
     ----------
-    fixed, moving:
+    fixed, moving : SimpleITK.Image
         3D scalar images, any grids and directions (LPS geometry from their headers).
-    config:
-        :class:`RigidConfig` (defaults: Mattes MI, 50 bins, 10 % sampling, moments + rotation search
-        +-30 degrees, shrink 4/2/1, smoothing 2/1/0 voxels, working grid 2 mm).
-    fixed_mask:
-        Binary image on ``fixed``'s grid (``mask_processing_mode='ROI'``), e.g. the template head.
-    fixed_modality:
+    config : RigidConfig, optional
+        The options (defaults: Mattes MI, 50 bins, 2 % sampling, moments + rotation search
+        +-30 degrees in 15-degree steps, shrink 4/2/1, smoothing 2/1/0 voxels, automatic head mask,
+        brain refinement, working grid 2 mm); validated.
+    fixed_mask : SimpleITK.Image, optional
+        Binary image on ``fixed``'s grid, e.g. the template head, used when
+        ``mask_processing_mode='ROI'`` (without it, ``'ROI'`` acts as ``'ROIAUTO'``).
+    fixed_modality : str, optional
         Used for the automatic head mask (``'ROIAUTO'``): ``'CT'`` thresholds at -500 HU.
-    brain_mask:
+    brain_mask : SimpleITK.Image, optional
         Binary image on ``fixed``'s grid: the fixed image's brain (the template's). With it, and
         ``config.brain_refinement='similarity'``, the rigid result is refined inside the brain
-        (see :class:`RigidConfig`); without it (e.g. MR to the patient's own CT) it is not.
+        (see :class:`~RobustDeepLogic.registration.config.RigidConfig`); without it (e.g. MR to the
+        patient's own CT) it is not. Under 1000 brain voxels on the working grid, the refinement is
+        rejected.
+    patient : str, optional
+        Patient id, named in errors.
+    moving_name : str, optional
+        Name of the moving image in errors (e.g. its modality).
 
     Returns
     -------
@@ -289,7 +272,14 @@ def register_rigid(
     Raises
     ------
     InputError
-        When the images do not overlap after initialisation, or ITK cannot evaluate the metric.
+        When ``config`` is not valid, when less than 5 % of the fixed head maps inside the moving
+        image after initialisation, or when ITK finds too few metric samples inside the moving image.
+
+    References
+    ----------
+    .. [1] Mattes D., Haynor D.R., Vesselle H., Lewellen T.K., Eubank W., "PET-CT image registration
+           in the chest using free-form deformations", IEEE Trans Med Imaging 22(1):120-128, 2003.
+    .. [2] docs/method.md §3.4.
     """
     config = (config or RigidConfig()).validate()
     start = time.perf_counter()

@@ -1,4 +1,13 @@
-"""TODO docstring (RobustDeepLogic.registration)."""
+"""One patient into template space: its registrations (:func:`register_patient`), its files
+(:func:`save_patient`) and the marker that lets a cohort run resume (:func:`load_done`).
+
+The steps are those of the package docstring (:mod:`RobustDeepLogic.registration`, docs/method.md
+§3.4): the reference PET to the FDG template, the rest of the PET/CT frame with it, T1 / T2 through the
+CT, everything resampled onto the template grid. One image onto another is
+:func:`~RobustDeepLogic.registration.pairwise.register_rigid`; the QC figures are in
+:mod:`RobustDeepLogic.registration.qc`; a whole cohort is
+:func:`~RobustDeepLogic.registration.cohort.register_cohort`.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +20,10 @@ from typing import Any, Dict, Optional
 import numpy as np
 import SimpleITK as sitk
 
-from RobustDeepLogic.cohort.manifest import Cohort, Patient
+from RobustDeepLogic.cohort.manifest import Cohort
+from RobustDeepLogic.cohort.patient import Patient
 from RobustDeepLogic.core.errors import InputError
-from RobustDeepLogic.core.files import atomic_write_text
+from RobustDeepLogic.core.files import atomic_write_text, json_default
 from RobustDeepLogic.core.modalities import MR_FAMILY
 from RobustDeepLogic.core.types import PathLike
 from RobustDeepLogic.io.transforms import write_transform
@@ -28,7 +38,8 @@ from RobustDeepLogic.registration.images import (
     foreground_mask,
     resample_to_template,
 )
-from RobustDeepLogic.registration.pairwise import RigidResult, register_rigid
+from RobustDeepLogic.registration.pairwise import register_rigid
+from RobustDeepLogic.registration.result import RigidResult
 from RobustDeepLogic.registration.qc import (
     patient_qc,
     qc_figure,
@@ -39,13 +50,41 @@ from RobustDeepLogic.registration.template_space import (
 )
 from RobustDeepLogic.registration.templates import BACKGROUND
 
+#: File stem of each transform a patient gets, by key of ``PatientRegistration.transforms``.
 TRANSFORM_NAMES = {"PETCT": "PETCT_to_template", "T1": "T1_to_template", "T2": "T2_to_template",
                    "T1_CT": "T1_to_CT", "T2_CT": "T2_to_CT", "T1_FD": "T1_to_FD", "T2_FD": "T2_to_FD"}
 
 
 @dataclass
 class PatientRegistration:
-    """What :func:`register_patient` made for one patient (in memory; :func:`save_patient` writes it)."""
+    """What :func:`register_patient` made for one patient (in memory; :func:`save_patient` writes it).
+
+    Attributes
+    ----------
+    patient_id : str
+        The patient's id.
+    reference : str
+        The PET modality registered to the FDG template (the first of
+        :data:`~RobustDeepLogic.registration.config.PET_REFERENCE_ORDER` the patient has).
+    images : dict of str to SimpleITK.Image
+        Every modality on the template grid, float32, in its native unit (PET in SUV, CT in HU);
+        outside the native field of view the background of
+        :data:`~RobustDeepLogic.registration.templates.BACKGROUND` (CT -1000 HU, others 0).
+    head_mask : SimpleITK.Image
+        The patient's head mask (from CT, else from the reference PET) on the template grid, uint8.
+    transforms : dict of str to SimpleITK.Transform
+        ``'PETCT'`` (template to PET/CT points), ``'T1'`` / ``'T2'`` (template to MR points) and
+        ``'T1_CT'`` / ``'T2_CT'`` (CT to MR points; ``'T1_FD'`` / ``'T2_FD'`` when the MR was
+        registered to the reference PET), all in the resampling convention; file names in
+        :data:`TRANSFORM_NAMES`.
+    results : dict of str to RigidResult
+        The registration of the reference PET and of each MR image, by modality.
+    qc : dict
+        The QC figures of :func:`~RobustDeepLogic.registration.qc.patient_qc`, with ``ok`` and
+        ``flags``.
+    seconds : float
+        Wall time of :func:`register_patient`.
+    """
 
     patient_id: str
     reference: str
@@ -63,10 +102,41 @@ def register_patient(
     template: TemplateSpace,
     options: Optional[RegistrationOptions] = None,
 ) -> PatientRegistration:
-    """Register one patient's modalities into template space (module doc, steps 1-4).
+    """Register one patient's modalities into template space (package doc, steps 1-4).
 
-    Returns the registered images on the template grid (float32; CT background -1000 HU), the head
-    mask (uint8), the transforms (template -> native, resampling convention) and QC.
+    The reference PET is registered to ``template.fdg`` with the template's head mask (``'ROIAUTO'``
+    becomes ``'ROI'``) and brain mask (brain refinement); FD, LD, NAC, MAC and CT follow its
+    transform. T1 and T2 are registered to the patient's CT (to the reference PET when there is no
+    CT) with an automatic head mask and no brain refinement, and composed with the PET/CT transform.
+
+    Parameters
+    ----------
+    cohort : Cohort
+        The native-space cohort the patient's files belong to.
+    patient : Patient
+        The patient's manifest entry.
+    template : TemplateSpace
+        The fixed side: FDG template, head and brain masks on the template grid.
+    options : RegistrationOptions, optional
+        Rigid options and QC thresholds (default: ``RegistrationOptions()``).
+
+    Returns
+    -------
+    PatientRegistration
+        The registered images on the template grid (float32; CT background -1000 HU), the head mask
+        (uint8), the transforms (template -> native, resampling convention), the registration results
+        and the QC figures.
+
+    Raises
+    ------
+    InputError
+        When the patient has no PET image (FD, MAC, LD or NAC), when an image cannot be read or is not
+        plausible (:func:`~RobustDeepLogic.registration.images.check_image`), or when a registration
+        fails for want of overlap.
+
+    References
+    ----------
+    .. [1] docs/method.md §3.4.
     """
     options = options or RegistrationOptions()
     start = time.perf_counter()
@@ -126,6 +196,7 @@ def register_patient(
                                time.perf_counter() - start)
 
 
+#: The file written last in a registered patient's folder: its manifest entry, and the resume marker.
 MARKER_NAME = "registration.json"
 
 
@@ -134,8 +205,34 @@ def save_patient(reg: PatientRegistration, out_root: PathLike, patient: Patient,
                  template_fdg: Optional[sitk.Image] = None) -> Patient:
     """Write one registered patient under ``out_root/<id>/`` and return its manifest entry.
 
-    Files: ``<MOD>.nii.gz`` (float32), ``head_mask.nii.gz`` (uint8), ``transforms/*.tfm`` (or
-    ``.h5``), ``qc.png`` and, last (the resume marker), ``registration.json`` with the meta.
+    Files: ``<MOD>.nii.gz`` (float32), ``head_mask.nii.gz`` (uint8), ``transforms/<name>.tfm`` (or
+    ``.h5``; names from :data:`TRANSFORM_NAMES`), ``qc.png`` (when ``options.qc_images``) and, last
+    (the resume marker), ``registration.json`` (:data:`MARKER_NAME`) with the entry. Every file is
+    written atomically.
+
+    Parameters
+    ----------
+    reg : PatientRegistration
+        The patient's registration.
+    out_root : path-like
+        The registered cohort's folder.
+    patient : Patient
+        The patient's native manifest entry: split, fold, provenance and meta are carried over, and
+        its native files are recorded under ``meta['registration']['native']``.
+    options : RegistrationOptions
+        ``transform_format`` and ``qc_images`` are used.
+    fingerprint : str
+        :meth:`~RobustDeepLogic.registration.config.RegistrationOptions.fingerprint` of the run,
+        stored for :func:`load_done`.
+    template_fdg : SimpleITK.Image, optional
+        FDG template shown in the QC picture (default: the model template on the head mask's grid).
+
+    Returns
+    -------
+    Patient
+        The registered entry: modality paths relative to ``out_root``, and ``meta['registration']``
+        with the reference, transform files, convention, head mask, QC, per-registration summaries,
+        time and fingerprint.
     """
     out_root = Path(out_root)
     folder = out_root / reg.patient_id
@@ -175,22 +272,28 @@ def save_patient(reg: PatientRegistration, out_root: PathLike, patient: Patient,
     entry = Patient(id=patient.id, modalities=modalities, split=patient.split, fold=patient.fold,
                     provenance=dict(patient.provenance), meta=meta)
     atomic_write_text(folder / MARKER_NAME, json.dumps(entry.to_json(), indent=1,
-                                                       default=_json_default) + "\n")
+                                                       default=json_default) + "\n")
     return entry
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (np.generic,)):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"cannot store {type(value).__name__}")
-
-
 def load_done(out_root: PathLike, pid: str, fingerprint: Optional[str]) -> Optional[Patient]:
-    """The saved entry of a patient done before with the same fingerprint, with all files present."""
+    """The saved entry of a patient done before with the same fingerprint, with all files present.
+
+    Parameters
+    ----------
+    out_root : path-like
+        The registered cohort's folder.
+    pid : str
+        The patient id.
+    fingerprint : str or None
+        The current run's fingerprint; None accepts any.
+
+    Returns
+    -------
+    Patient or None
+        The entry read from ``out_root/<pid>/registration.json``; None when the marker is missing or
+        unreadable, the fingerprint differs, or one of its images, transforms or head mask is missing.
+    """
     marker = Path(out_root) / pid / MARKER_NAME
     if not marker.is_file():
         return None

@@ -1,18 +1,18 @@
-"""Quality control of registration to template space, and known-pose cases to validate it.
+"""Quality control of registration to template space: figures, the summary table, QC pictures.
 
 Per patient (:func:`patient_qc`), all in template space:
 
 ``dice``
-    Dice overlap of the patient's head mask (from CT at -500 HU, else from FD, resampled with the
-    PET/CT transform) with the template head mask (SPM TPM, air probability < 0.5).
+    Dice overlap of the patient's head mask (from CT at -500 HU, else from the reference PET,
+    resampled with the PET/CT transform) with the template head mask (SPM TPM, air probability < 0.5).
 ``correlation``
-    Pearson correlation of the registered reference PET (FD) with the FDG template inside the
-    template head mask: an intensity check that head-mask overlap alone would miss (a PET turned
-    upside down still fills the head).
-``mr_dice`` (per MR image)
-    Dice of the registered T1 / T2 head mask with the patient's head mask (CT, else FD): the check of
-    the MR-to-CT step.
-``metric``
+    Pearson correlation of the registered reference PET (FD, else MAC, LD or NAC) with the FDG
+    template inside the template head mask: an intensity check that head-mask overlap alone would
+    miss (a PET turned upside down still fills the head).
+``t1_dice``, ``t2_dice``
+    Dice of the registered T1 / T2 head mask with the patient's head mask (CT, else the reference
+    PET): the check of the MR-to-CT step.
+``metric``, ``t1_metric``, ``t2_metric``
     The final metric value of each registration (Mattes MI: negative, lower is better); recorded,
     not thresholded (its scale depends on the images).
 ``overlap``
@@ -22,15 +22,16 @@ Per patient (:func:`patient_qc`), all in template space:
     (1 when the refinement is off); recorded. A refinement that fails or finds a scale outside
     0.75-1.33 is rejected, and the patient flagged.
 
-A patient is flagged (``ok`` false) when ``dice < 0.85``, ``correlation < 0.7``, an ``mr_dice < 0.85``,
-an ``overlap < 0.9`` or a rejected brain refinement (thresholds of :class:`~RobustDeepLogic.registration.RegistrationOptions`;
-docs/registration.md gives the figures they were chosen from). ``registration_qc.csv`` lists every
-patient with these figures, its status and the reasons it was flagged.
+A patient is flagged (``ok`` false) when ``dice < 0.85``, ``correlation < 0.7``, a ``t1_dice`` or
+``t2_dice < 0.85``, an ``overlap < 0.9`` or a rejected brain refinement (the Dice and correlation
+thresholds are those of :class:`~RobustDeepLogic.registration.config.RegistrationOptions`; the
+overlap threshold is fixed; docs/registration.md gives the figures they were chosen from).
+``registration_qc.csv`` (:func:`write_summary_csv`) lists every patient with these figures, its
+status and the reasons it was flagged; :func:`qc_figure` draws a patient's QC picture.
 
-Validation on known poses (:func:`known_pose_case`, :func:`target_registration_error`): images of
-every modality are made from the template anatomy with different contrast, noise and resolution,
-moved through a known rigid transform onto a native grid; the target registration error is the
-distance between the true and the estimated position of every brain voxel.
+Validation on known poses: :func:`target_registration_error` is the distance between the true and
+the estimated position of every brain voxel (:func:`mask_points`) of a case made by
+:func:`~RobustDeepLogic.registration.known_pose.known_pose_case`.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import SimpleITK as sitk
 
-from RobustDeepLogic.cohort.manifest import Patient
+from RobustDeepLogic.cohort.patient import Patient
 from RobustDeepLogic.core.files import atomic_path
 from RobustDeepLogic.core.modalities import MR_FAMILY, PET_FAMILY
 from RobustDeepLogic.core.types import PathLike
@@ -61,7 +62,18 @@ from RobustDeepLogic.registration.templates import (
 # Figures
 # --------------------------------------------------------------------------------------------------
 def dice(a: Union[np.ndarray, sitk.Image], b: Union[np.ndarray, sitk.Image]) -> float:
-    """Dice coefficient ``2 |A n B| / (|A| + |B|)`` of two binary masks (1.0 when both are empty)."""
+    """Dice coefficient ``2 |A n B| / (|A| + |B|)`` of two binary masks.
+
+    Parameters
+    ----------
+    a, b : numpy.ndarray or SimpleITK.Image
+        Masks of the same shape (images on the same grid); voxels above 0 are inside.
+
+    Returns
+    -------
+    float
+        The Dice coefficient in [0, 1]; 1.0 when both masks are empty.
+    """
     if isinstance(a, sitk.Image):
         a = sitk.GetArrayViewFromImage(a)
     if isinstance(b, sitk.Image):
@@ -73,7 +85,21 @@ def dice(a: Union[np.ndarray, sitk.Image], b: Union[np.ndarray, sitk.Image]) -> 
 
 
 def masked_correlation(x: sitk.Image, y: sitk.Image, mask: sitk.Image) -> float:
-    """Pearson correlation of two images on one grid, over the voxels of ``mask``."""
+    """Pearson correlation of two images on one grid, over the voxels of ``mask``.
+
+    Parameters
+    ----------
+    x, y : SimpleITK.Image
+        Two images on the same grid.
+    mask : SimpleITK.Image
+        Mask on that grid; voxels above 0 are used.
+
+    Returns
+    -------
+    float
+        The correlation coefficient in [-1, 1]; 0.0 when the mask has fewer than 2 voxels or either
+        image is constant inside it.
+    """
     m = sitk.GetArrayViewFromImage(mask) > 0
     a = sitk.GetArrayViewFromImage(x)[m].astype(np.float64)
     b = sitk.GetArrayViewFromImage(y)[m].astype(np.float64)
@@ -84,7 +110,22 @@ def masked_correlation(x: sitk.Image, y: sitk.Image, mask: sitk.Image) -> float:
 
 def target_registration_error(estimated: sitk.Transform, true: sitk.Transform,
                               points: np.ndarray) -> np.ndarray:
-    """Distances (mm) between ``estimated(p)`` and ``true(p)`` for each row of ``points`` (n, 3), LPS."""
+    """Distances between ``estimated(p)`` and ``true(p)`` for each point ``p``: the target
+    registration error.
+
+    Parameters
+    ----------
+    estimated, true : SimpleITK.Transform
+        Two affine transforms (e.g. a registration's result and the known transform) in the same
+        convention.
+    points : numpy.ndarray
+        ``[n, 3]`` LPS points in mm (e.g. :func:`mask_points` of the template brain).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[n]`` distances in mm.
+    """
     a1, b1 = affine_parts(estimated)
     a2, b2 = affine_parts(true)
     pts = np.asarray(points, float)
@@ -93,14 +134,50 @@ def target_registration_error(estimated: sitk.Transform, true: sitk.Transform,
 
 
 def mask_points(mask: sitk.Image, every: int = 1) -> np.ndarray:
-    """LPS coordinates (n, 3) of the voxels of ``mask`` (every ``every``-th voxel)."""
+    """LPS coordinates of the voxels of a mask.
+
+    Parameters
+    ----------
+    mask : SimpleITK.Image
+        A 3D mask; voxels above 0 are inside.
+    every : int, optional
+        Keep every ``every``-th voxel, in ``[z, y, x]`` (C) order (default 1: all).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[n, 3]`` float64 LPS voxel centres in mm.
+    """
     idx = np.argwhere(sitk.GetArrayViewFromImage(mask) > 0)[:: max(1, int(every))]
     return _physical_points(mask, idx)
 
 
 def patient_qc(images: Mapping[str, sitk.Image], head: sitk.Image, template, results: Mapping,
                *, reference: str, options) -> Dict[str, Any]:
-    """QC figures of one registered patient (module doc); ``ok`` and ``flags`` say if it passed."""
+    """QC figures of one registered patient (module doc); ``ok`` and ``flags`` say if it passed.
+
+    Parameters
+    ----------
+    images : mapping of str to SimpleITK.Image
+        The registered images by modality, on the template grid.
+    head : SimpleITK.Image
+        The patient's registered head mask (uint8) on the template grid.
+    template : TemplateSpace
+        The template: ``fdg``, ``head_mask`` on the same grid.
+    results : mapping of str to RigidResult
+        The registration results of the reference PET and of each MR image, by modality.
+    reference : str
+        The PET modality registered to the template (its correlation with the template is tested).
+    options : RegistrationOptions
+        The thresholds ``dice_threshold``, ``correlation_threshold`` and ``mr_dice_threshold``.
+
+    Returns
+    -------
+    dict
+        ``dice``, ``correlation``, ``metric``, ``overlap``, ``scale`` (rounded floats), per MR image
+        ``t1_dice`` / ``t1_metric`` (``t2_...``), ``ok`` (bool) and ``flags`` (list of str: why the
+        patient was flagged).
+    """
     qc: Dict[str, Any] = {}
     flags: List[str] = []
     d = dice(head, template.head_mask)
@@ -139,12 +216,29 @@ def patient_qc(images: Mapping[str, sitk.Image], head: sitk.Image, template, res
 # --------------------------------------------------------------------------------------------------
 # Summary table
 # --------------------------------------------------------------------------------------------------
+#: The columns of ``registration_qc.csv``, in order.
 CSV_COLUMNS = ("patient", "status", "ok", "reference", "dice", "correlation", "overlap", "metric",
                "scale", "t1_dice", "t2_dice", "t1_metric", "t2_metric", "seconds", "flags")
 
 
 def summary_rows(entries: Sequence[Patient], failed: Mapping[str, str]) -> List[Dict[str, Any]]:
-    """One row per patient: registered ones from their manifest entries, failed ones with the error."""
+    """One row per patient: registered ones from their manifest entries, failed ones with the error.
+
+    Parameters
+    ----------
+    entries : sequence of Patient
+        Registered entries, with ``meta['registration']`` as written by
+        :func:`~RobustDeepLogic.registration.patient.save_patient`.
+    failed : mapping of str to str
+        Error message by id of the patients that could not be registered.
+
+    Returns
+    -------
+    list of dict
+        Rows keyed by :data:`CSV_COLUMNS`: status ``'done'`` with the QC figures (empty where absent)
+        and the flags joined by ``'; '``, then status ``'error'`` rows with ``ok`` False and the
+        message under ``flags``.
+    """
     rows: List[Dict[str, Any]] = []
     for e in entries:
         reg = e.meta.get("registration", {})
@@ -162,7 +256,20 @@ def summary_rows(entries: Sequence[Patient], failed: Mapping[str, str]) -> List[
 
 
 def write_summary_csv(rows: Iterable[Mapping[str, Any]], path: PathLike) -> Path:
-    """Write the QC summary table (columns :data:`CSV_COLUMNS`) atomically."""
+    """Write the QC summary table (columns :data:`CSV_COLUMNS`) atomically.
+
+    Parameters
+    ----------
+    rows : iterable of mapping
+        Rows as from :func:`summary_rows`; missing columns are left empty, other keys ignored.
+    path : path-like
+        The CSV file (``registration_qc.csv`` of a registered cohort).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(CSV_COLUMNS), extrasaction="ignore")
     writer.writeheader()
@@ -184,7 +291,21 @@ def _norm(arr: np.ndarray, lo: Optional[float] = None, hi: Optional[float] = Non
 
 
 def checkerboard(a: np.ndarray, b: np.ndarray, squares: int = 8) -> np.ndarray:
-    """A 2D checkerboard of two equally shaped slices (``squares`` squares along the longer side)."""
+    """A 2D checkerboard of two equally shaped slices.
+
+    Parameters
+    ----------
+    a, b : numpy.ndarray
+        ``[h, w]`` slices of the same shape.
+    squares : int, optional
+        Number of squares along the longer side (default 8).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[h, w]``: ``a`` in the squares whose row and column indices have an even sum, ``b`` in the
+        others.
+    """
     h, w = a.shape
     size = max(1, max(h, w) // squares)
     yy, xx = np.indices((h, w))
@@ -202,7 +323,31 @@ def qc_figure(images: Mapping[str, sitk.Image], head: sitk.Image, qc: Mapping[st
     outline, in axial, coronal and sagittal mid-slices of the template grid.
 
     Slices are shown with the subject's superior / anterior up and the subject's right on the
-    viewer's right (the template grid's axes run along MNI +x, +y, +z).
+    viewer's right (the template grid's axes run along MNI +x, +y, +z). The title gives the Dice,
+    the correlation and the status. Needs matplotlib.
+
+    Parameters
+    ----------
+    images : mapping of str to SimpleITK.Image
+        The registered images by modality, on the template grid; the first PET of FD, LD, NAC, MAC
+        is shown against the template, CT in a -200 to 1200 HU window, T1 / T2 between their 1st and
+        99.5th percentiles.
+    head : SimpleITK.Image
+        The patient's registered head mask, outlined on CT and MR.
+    qc : mapping
+        The patient's QC figures (:func:`patient_qc`): ``dice``, ``correlation``, ``ok``, ``flags``.
+    path : path-like
+        The PNG file, written atomically.
+    title : str, optional
+        Start of the figure title (the patient id).
+    template_fdg : SimpleITK.Image, optional
+        The FDG template on the same grid (default: the model template,
+        :func:`~RobustDeepLogic.registration.templates.fdg_template`, on ``head``'s grid).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure

@@ -1,4 +1,9 @@
-"""TODO docstring (RobustDeepLogic.registration)."""
+"""A study-specific FDG template from a cohort's own FD images (``robustdeep template build``).
+
+:func:`build_study_template` returns the template image; writing it with the masks as a template
+space is :func:`~RobustDeepLogic.registration.template_space.write_template_space`. The default, model
+FDG template is :func:`~RobustDeepLogic.registration.templates.fdg_template`.
+"""
 
 from __future__ import annotations
 
@@ -33,16 +38,45 @@ def build_study_template(
     """A study-specific FDG template: iterated rigid registration of the cohort's FD images and
     averaging.
 
-    Iteration 0 registers every FD image to ``initial`` (default: the model FDG template, which
-    anchors the result in MNI space); each later iteration registers them to the previous average.
-    Before averaging, each registered image is divided by its mean over the template brain mask, and
-    the average is multiplied back by the mean of those means (SUV).
+    The first iteration registers every FD image to ``initial`` (default: the model FDG template,
+    which anchors the result in MNI space); each later iteration registers them to the previous
+    average. Registrations are given the template head mask (the ROI of
+    ``mask_processing_mode='ROI'``) and the template brain mask (for the brain refinement). Before
+    averaging, each registered image is divided by its mean over the template brain mask, and the
+    average is multiplied back by the mean of those means (SUV).
+
+    Parameters
+    ----------
+    source : Cohort
+        A native-space cohort; its patients with an FD image are used.
+    spacing : float, optional
+        Template grid spacing in mm (default 2).
+    iterations : int, optional
+        Rounds of registration and averaging (default 3).
+    config : RigidConfig, optional
+        Rigid options (default: ``RigidConfig(mask_processing_mode='ROI')``); validated.
+    initial : SimpleITK.Image, optional
+        The first fixed image, an FDG template in MNI space, resampled onto the template grid when on
+        another grid (default: the model FDG template).
+    patients : sequence of str, optional
+        A subset of patient ids (default: all).
+    progress : Progress, optional
+        Progress reporting (one stage per iteration); default: silent.
 
     Returns
     -------
-    (template, info)
-        The template on :func:`~RobustDeepLogic.templates.template_grid` (float32, SUV) and per
-        iteration the mean change of the template (relative) and patients used.
+    template : SimpleITK.Image
+        The template on :func:`~RobustDeepLogic.registration.templates.template_grid` (float32, SUV).
+    info : dict
+        ``'iterations'``: per iteration ``{'iteration', 'relative_change'}``, the mean absolute change
+        of the template over the brain relative to its mean; ``'patients'``: the ids used.
+
+    Raises
+    ------
+    InputError
+        When an id in ``patients`` is not in the cohort, fewer than 2 patients have an FD image, an
+        FD image is not plausible or cannot be registered, or a registered FD has no uptake in the
+        template brain.
     """
     progress = progress or Progress()
     config = (config or RigidConfig(mask_processing_mode="ROI")).validate()

@@ -1,4 +1,12 @@
-"""TODO docstring (RobustDeepLogic.registration, RobustDeepLogic.templates)."""
+"""The template space as the fixed side of registration: in memory (:class:`TemplateSpace`) and on disk.
+
+A template space is an FDG template with the template head and brain masks on one grid.
+:func:`write_template_space` writes one to a folder (:data:`TEMPLATE_FILES`; ``robustdeep template
+write``, and the ``template/`` folder of a registered cohort), :meth:`TemplateSpace.from_files` reads
+it back, and :func:`load_template_image` resolves the ``--template`` option of ``robustdeep register``.
+The grid and the template images themselves are made by :mod:`RobustDeepLogic.registration.templates`;
+a study-specific FDG template by :mod:`RobustDeepLogic.registration.study_template`.
+"""
 
 from __future__ import annotations
 
@@ -13,20 +21,26 @@ from RobustDeepLogic.core.errors import InputError
 from RobustDeepLogic.core.types import PathLike
 from RobustDeepLogic.io.volumes import Grid, read_volume, write_volume
 from RobustDeepLogic.registration import templates
-from RobustDeepLogic.registration.templates import (
-    PET_FWHM_MM,
-    brain_mask,
-    fdg_template,
-    head_mask,
-    resample_to_grid,
-    t1_template,
-    template_grid,
-)
+from RobustDeepLogic.registration.templates import PET_FWHM_MM, brain_mask, fdg_template, head_mask, t1_template
+from RobustDeepLogic.registration.template_grid import resample_to_grid, template_grid
 
 
 @dataclass
 class TemplateSpace:
-    """The fixed side of every registration: the FDG template, its grid, head and brain masks."""
+    """The fixed side of every registration: the FDG template, its grid, head and brain masks.
+
+    Attributes
+    ----------
+    fdg : SimpleITK.Image
+        The FDG template (float32; SUV for the model and study templates) on the template grid.
+    head_mask : SimpleITK.Image
+        The template head mask (uint8 0/1) on the same grid.
+    brain_mask : SimpleITK.Image
+        The template brain mask (uint8 0/1) on the same grid.
+    files : dict of str to str
+        The files it was read from, by key (``'fdg'``, ``'head_mask'``, ``'brain_mask'``, ...);
+        empty when made in memory.
+    """
 
     fdg: sitk.Image
     head_mask: sitk.Image
@@ -35,10 +49,31 @@ class TemplateSpace:
 
     @property
     def grid(self) -> Grid:
+        """The template grid: that of :attr:`fdg`."""
         return Grid.of(self.fdg)
 
     @classmethod
     def from_files(cls, files: Mapping[str, PathLike]) -> "TemplateSpace":
+        """A template space read from files, as written by :func:`write_template_space`.
+
+        Parameters
+        ----------
+        files : mapping of str to path-like
+            Paths under the keys ``'fdg'``, ``'head_mask'`` and ``'brain_mask'`` (other keys, such as
+            ``'t1'``, are only recorded in :attr:`files`).
+
+        Returns
+        -------
+        TemplateSpace
+            The FDG template read as float32, the masks in their stored type.
+
+        Raises
+        ------
+        KeyError
+            When one of the three keys is missing.
+        InputError
+            When a file is missing or cannot be read.
+        """
         fdg = read_volume(files["fdg"], dtype=np.float32)
         head = read_volume(files["head_mask"])
         brain = read_volume(files["brain_mask"])
@@ -46,6 +81,27 @@ class TemplateSpace:
 
     @classmethod
     def default(cls, spacing: float = 2.0, fwhm_mm: Optional[float] = None) -> "TemplateSpace":
+        """The model template space, made in memory.
+
+        Parameters
+        ----------
+        spacing : float, optional
+            Template grid spacing in mm (default 2).
+        fwhm_mm : float, optional
+            PET resolution of the FDG template, Gaussian FWHM in mm (None or 0:
+            :data:`~RobustDeepLogic.registration.templates.PET_FWHM_MM`, 6 mm).
+
+        Returns
+        -------
+        TemplateSpace
+            :func:`~RobustDeepLogic.registration.templates.fdg_template`, ``head_mask`` and
+            ``brain_mask`` on :func:`~RobustDeepLogic.registration.templates.template_grid`.
+
+        Raises
+        ------
+        InputError
+            When the spacing is not a positive number or the template assets are not prepared.
+        """
         grid = templates.template_grid(spacing)
         fdg = templates.fdg_template(grid, fwhm_mm=fwhm_mm or templates.PET_FWHM_MM)
         return cls(fdg, templates.head_mask(grid), templates.brain_mask(grid))
@@ -54,6 +110,7 @@ class TemplateSpace:
 # --------------------------------------------------------------------------------------------------
 # A template on disk (the registration's fixed side)
 # --------------------------------------------------------------------------------------------------
+#: File name of each part of a template space on disk, by key.
 TEMPLATE_FILES = {"fdg": "fdg_template.nii.gz", "head_mask": "head_mask.nii.gz",
                   "brain_mask": "brain_mask.nii.gz", "t1": "t1_template.nii.gz"}
 
@@ -68,8 +125,32 @@ def write_template_space(
 ) -> Dict[str, Path]:
     """Write the template space to ``folder``: FDG template, head and brain masks (and T1 template).
 
-    ``fdg`` replaces the default model template (e.g. a study-specific one, or a file given by the
-    user; it is resampled onto the template grid when on another grid). Returns ``{name: path}``.
+    Parameters
+    ----------
+    folder : str or pathlib.Path
+        The output folder; files are named by :data:`TEMPLATE_FILES` and written atomically.
+    spacing : float, optional
+        Template grid spacing in mm (default 2).
+    fwhm_mm : float, optional
+        PET resolution of the model FDG template, Gaussian FWHM in mm (default
+        :data:`~RobustDeepLogic.registration.templates.PET_FWHM_MM`); unused when ``fdg`` is given.
+    fdg : SimpleITK.Image, optional
+        Replaces the default model template (e.g. a study-specific one, or a file given by the user);
+        it is resampled onto the template grid when on another grid, and written as float32.
+    with_t1 : bool, optional
+        Also write the T1 template
+        (:func:`~RobustDeepLogic.registration.templates.t1_template`, skull-stripped).
+
+    Returns
+    -------
+    dict of str to pathlib.Path
+        The files written, by key (``'fdg'``, ``'head_mask'``, ``'brain_mask'``, and ``'t1'`` with
+        ``with_t1``).
+
+    Raises
+    ------
+    InputError
+        When the spacing is not a positive number or the template assets are not prepared.
     """
     folder = Path(folder)
     grid = template_grid(spacing)
@@ -91,8 +172,30 @@ def load_template_image(spec: Union[str, Path], *, spacing: float = 2.0,
                         fwhm_mm: float = PET_FWHM_MM) -> sitk.Image:
     """The FDG template named by ``spec``: ``'fdg'`` (the model template) or a volume file in MNI space.
 
-    A file is resampled onto :func:`template_grid` (``spacing``) when it is on another grid; it must
-    be an FDG PET image in MNI space (e.g. the output of ``robustdeep template build``).
+    A file is resampled onto :func:`~RobustDeepLogic.registration.templates.template_grid`
+    (``spacing``) when it is on another grid; it must be an FDG PET image in MNI space (e.g. the
+    output of ``robustdeep template build``).
+
+    Parameters
+    ----------
+    spec : str or pathlib.Path
+        ``'fdg'``, ``'default'`` or ``'model'`` (any case) for the model template, else a volume file.
+    spacing : float, optional
+        Template grid spacing in mm (default 2).
+    fwhm_mm : float, optional
+        PET resolution of the model template, Gaussian FWHM in mm (default
+        :data:`~RobustDeepLogic.registration.templates.PET_FWHM_MM`); unused for a file.
+
+    Returns
+    -------
+    SimpleITK.Image
+        The FDG template on the template grid, float32.
+
+    Raises
+    ------
+    InputError
+        When the file is missing or unreadable, empty or not finite, or leaves nothing positive on the
+        template grid (not in MNI space).
     """
     grid = template_grid(spacing)
     if str(spec).lower() in ("fdg", "default", "model"):

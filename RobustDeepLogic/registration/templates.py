@@ -1,8 +1,8 @@
 """Template space: the MNI grid at PET resolution, the 18F-FDG and T1 templates, head and brain masks.
 
 Every registered volume of RobustDeep lives on one grid, :func:`template_grid`: MNI152 space
-(the ICBM 2009c / SPM TPM frame), isotropic voxels of ``spacing`` mm (2 mm by default, the PET
-resolution of method.md §2), cropped to the head (skull and scalp included, from the SPM tissue
+(the ICBM 2009c / SPM TPM frame), isotropic voxels of ``spacing`` mm (2 mm by default, close to the
+PET voxel size of docs/method.md §2), cropped to the head (skull and scalp included, from the SPM tissue
 probability maps, since PET, CT and MR images contain the whole head).
 
 Orientation. MNI coordinates are RAS; ITK physical space is LPS (``x_LPS = -x_MNI``,
@@ -16,10 +16,14 @@ The FDG template (:func:`fdg_template`) is a tissue-class uptake model: the six 
 (grey matter, white matter, CSF, bone, soft tissue, air; Ashburner & Friston, NeuroImage 26:839,
 2005) weighted by typical FDG uptake in SUV (:data:`TISSUE_VALUES` ``["FD"]``), then smoothed to
 PET resolution (Gaussian, ``fwhm_mm``). A study-specific template made from a cohort's own FD
-images replaces it (:mod:`RobustDeepLogic.registration`, ``robustdeep template build``).
+images replaces it (:mod:`RobustDeepLogic.registration.study_template`, ``robustdeep template build``).
 
 The same tissue model gives CT-like (HU) and MR-like images (:func:`tissue_model_image`), used to
-make known-pose test cases and benchmarks.
+make known-pose test cases (:mod:`RobustDeepLogic.registration.known_pose`) and benchmarks.
+
+The source files (SPM TPM, ICBM152 2009c) are the assets of :mod:`RobustDeepLogic.registration.assets`;
+a template space written to disk and read back as the fixed side of registration is
+:mod:`RobustDeepLogic.registration.template_space`.
 """
 
 from __future__ import annotations
@@ -35,12 +39,7 @@ from RobustDeepLogic.core.errors import InputError
 from RobustDeepLogic.io.headmask import clean_head
 from RobustDeepLogic.io.volumes import Grid, image_from_array
 from RobustDeepLogic.registration.assets import load_asset
-
-#: The head's extent in MNI (RAS) millimetres, (low, high) per axis: the bounding box of the SPM
-#: TPM's non-air voxels (air probability < 0.5: x -84..84, y -118.5..90, z -72..103.5) plus a margin.
-#: The TPM itself ends at z = -72 (no neck below).
-HEAD_BOUNDS_MNI: Tuple[Tuple[float, float], ...] = ((-88.0, 88.0), (-122.0, 94.0), (-72.0, 106.0))
-
+from RobustDeepLogic.registration.template_grid import resample_to_grid, template_grid
 
 #: The six tissue classes of the SPM TPM, in its order.
 TISSUE_CLASSES: Tuple[str, ...] = ("gm", "wm", "csf", "bone", "soft", "air")
@@ -73,77 +72,6 @@ BACKGROUND: Dict[str, float] = {"FD": 0.0, "LD": 0.0, "NAC": 0.0, "MAC": 0.0, "C
 
 #: Default PET resolution of the FDG template: Gaussian FWHM in mm.
 PET_FWHM_MM = 6.0
-
-
-_MNI_TO_LPS = np.array([-1.0, -1.0, 1.0])
-
-
-def mni_to_lps(point_mni) -> np.ndarray:
-    """MNI (RAS) millimetres to ITK physical (LPS) millimetres; also the inverse map."""
-    return np.asarray(point_mni, dtype=float) * _MNI_TO_LPS
-
-
-lps_to_mni = mni_to_lps
-
-
-def template_grid(spacing: float = 2.0, bounds_mni=HEAD_BOUNDS_MNI) -> Grid:
-    """The template grid: MNI space, isotropic ``spacing`` mm, covering the head.
-
-    Parameters
-    ----------
-    spacing:
-        Voxel size in mm (2 mm is the PET resolution of the study; 4 mm makes fast tests).
-    bounds_mni:
-        ``((x0, x1), (y0, y1), (z0, z1))`` in MNI (RAS) mm that the grid must cover.
-
-    Returns
-    -------
-    Grid
-        Voxel centres on the lattice ``k * spacing`` through MNI (0, 0, 0); direction
-        ``diag(-1, -1, 1)`` (index axes along MNI +x, +y, +z); at 2 mm, 89 x 109 x 90 voxels.
-    """
-    if not (spacing > 0 and math.isfinite(spacing)):
-        raise InputError(f"template spacing must be a positive number of mm, got {spacing!r}")
-    lo = [math.floor(b[0] / spacing) for b in bounds_mni]
-    hi = [math.ceil(b[1] / spacing) for b in bounds_mni]
-    size = tuple(int(h - l + 1) for l, h in zip(lo, hi))
-    origin_mni = np.array(lo, dtype=float) * spacing
-    origin = tuple(float(v) for v in mni_to_lps(origin_mni))
-    return Grid(size, (float(spacing),) * 3, origin, (-1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 1.0))
-
-
-def grid_image(grid: Grid, pixel_type: int = sitk.sitkFloat32) -> sitk.Image:
-    """An empty (zero) image on ``grid``."""
-    image = sitk.Image([int(s) for s in grid.size], pixel_type)
-    return grid.apply_to(image)
-
-
-def resample_to_grid(
-    image: sitk.Image,
-    grid: Grid,
-    *,
-    transform: Optional[sitk.Transform] = None,
-    interpolator: int = sitk.sitkLinear,
-    default: float = 0.0,
-    antialias: bool = True,
-) -> sitk.Image:
-    """Resample ``image`` onto ``grid`` (float32), block-averaging first when ``grid`` is coarser.
-
-    ``transform`` maps points of ``grid`` to points of ``image`` (ITK's resampling convention);
-    identity when None. With ``antialias``, each axis of ``image`` is first averaged over blocks of
-    ``floor(s_out / s_in)`` voxels (ITK ``BinShrink``) where the output spacing ``s_out`` is at least
-    twice the input's ``s_in``; this is cheap and removes most aliasing before linear interpolation.
-    """
-    source = sitk.Cast(image, sitk.sitkFloat32)
-    if antialias and interpolator != sitk.sitkNearestNeighbor:
-        s_out = float(np.min(grid.spacing))
-        factors = [max(1, int(math.floor(s_out / s + 1e-6))) for s in image.GetSpacing()]
-        factors = [min(f, max(1, n // 2)) for f, n in zip(factors, image.GetSize())]
-        if any(f > 1 for f in factors):
-            source = sitk.BinShrink(source, factors)
-    reference = grid_image(grid)
-    tx = transform if transform is not None else sitk.Transform(3, sitk.sitkIdentity)
-    return sitk.Resample(source, reference, tx, interpolator, float(default), sitk.sitkFloat32)
 
 
 def _load(name: str) -> sitk.Image:
@@ -188,17 +116,28 @@ def tissue_maps(grid: Optional[Grid] = None, source: str = "tpm") -> Dict[str, n
 
     Parameters
     ----------
-    grid:
+    grid : Grid, optional
         Target grid (default: :func:`template_grid` at 2 mm).
-    source:
-        ``'tpm'``: all six classes from the SPM TPM (1.5 mm, smooth). ``'mni152'``: grey and white
-        matter from the sharper ICBM152 2009c maps (1 mm), CSF as the rest of the TPM's brain, and
-        bone / soft tissue / air from the TPM: a second, different anatomy in the same space.
+    source : str, optional
+        ``'tpm'`` (default): all six classes from the SPM TPM (1.5 mm, smooth). ``'mni152'``: grey
+        and white matter from the sharper ICBM152 2009c maps (1 mm), CSF as the rest of the TPM's
+        brain, and bone / soft tissue / air from the TPM: a second, different anatomy in the same
+        space.
 
     Returns
     -------
-    dict
-        ``{class: array}`` with read-only arrays (cached per grid); air is 1 outside the TPM.
+    dict of str to numpy.ndarray
+        ``{class: array}`` for the classes of :data:`TISSUE_CLASSES`: ``[z, y, x]`` float32
+        probabilities, read-only (cached per grid and source); air is 1 outside the TPM.
+
+    Raises
+    ------
+    InputError
+        When ``source`` is unknown or the template assets are not prepared.
+
+    References
+    ----------
+    .. [1] Ashburner J., Friston K.J., "Unified segmentation", NeuroImage 26(3):839-851, 2005.
     """
     grid = grid or template_grid()
     return dict(_tissue_maps_cached(grid, source))
@@ -226,18 +165,36 @@ def tissue_model_image(
 ) -> sitk.Image:
     """An image of ``modality`` from the tissue model: ``sum_c p_c(x) * value_c`` (float32).
 
+    For CT the bone probability is sharpened first (a sigmoid), so that the skull has CT-like
+    edges.
+
     Parameters
     ----------
-    modality:
-        One of FD, LD, NAC, MAC (SUV), CT (HU), T1, T2 (a.u.).
-    grid:
+    modality : str
+        One of FD, LD, NAC, MAC (SUV), CT (HU), T1, T2 (arbitrary units); any case.
+    grid : Grid, optional
         Output grid (default: 2 mm template grid).
-    maps:
-        Tissue maps on ``grid`` (default: :func:`tissue_maps` of ``source``).
-    values:
-        Per-class intensities overriding :data:`TISSUE_VALUES`.
-    fwhm_mm:
-        Gaussian smoothing after mixing (PET resolution); 0 for none.
+    maps : mapping of str to numpy.ndarray, optional
+        Tissue maps ``[z, y, x]`` on ``grid``, one per class of :data:`TISSUE_CLASSES` (default:
+        :func:`tissue_maps` of ``source``).
+    values : mapping of str to float, optional
+        Per-class intensities overriding those of :data:`TISSUE_VALUES` for ``modality``.
+    fwhm_mm : float, optional
+        Gaussian smoothing after mixing (PET resolution), FWHM in mm; 0 (default) for none.
+    source : str, optional
+        The tissue maps used when ``maps`` is not given: ``'tpm'`` (default) or ``'mni152'`` (see
+        :func:`tissue_maps`).
+
+    Returns
+    -------
+    SimpleITK.Image
+        The image on ``grid``, float32, in the modality's unit.
+
+    Raises
+    ------
+    InputError
+        When there is no tissue model for ``modality``, ``source`` is unknown or the template assets
+        are not prepared.
     """
     modality = modality.upper()
     if modality not in TISSUE_VALUES:
@@ -259,7 +216,21 @@ def tissue_model_image(
 
 
 def smooth_fwhm(image: sitk.Image, fwhm_mm: float) -> sitk.Image:
-    """Gaussian smoothing with a full width at half maximum of ``fwhm_mm`` (physical units)."""
+    """Gaussian smoothing with a full width at half maximum of ``fwhm_mm`` (physical units).
+
+    Parameters
+    ----------
+    image : SimpleITK.Image
+        A 3D image.
+    fwhm_mm : float
+        Full width at half maximum in mm (in voxels for an image with spacing 1); sigma is
+        ``fwhm / (2 sqrt(2 ln 2))``.
+
+    Returns
+    -------
+    SimpleITK.Image
+        The smoothed image, float32 (ITK ``SmoothingRecursiveGaussian``).
+    """
     sigma = float(fwhm_mm) / (2.0 * math.sqrt(2.0 * math.log(2.0)))
     return sitk.SmoothingRecursiveGaussian(sitk.Cast(image, sitk.sitkFloat32), sigma)
 
@@ -280,15 +251,57 @@ def fdg_template(
     TPM; ``'tpm'`` takes all six classes from the SPM TPM (its own, smoother MNI average, about
     0.8 mm away from ICBM152 over the brain). Mutual information does not depend on the SUV scale;
     the values matter only for display and for correlation-based QC.
+
+    Parameters
+    ----------
+    grid : Grid, optional
+        Output grid (default: :func:`template_grid` at 2 mm).
+    fwhm_mm : float, optional
+        PET resolution, Gaussian FWHM in mm (default :data:`PET_FWHM_MM`, 6 mm).
+    values : mapping of str to float, optional
+        Per-class SUV overriding :data:`TISSUE_VALUES` ``["FD"]``.
+    source : str, optional
+        ``'mni152'`` (default) or ``'tpm'``, as above.
+
+    Returns
+    -------
+    SimpleITK.Image
+        The template on ``grid``, float32, SUV.
+
+    Raises
+    ------
+    InputError
+        When ``source`` is unknown or the template assets are not prepared.
+
+    References
+    ----------
+    .. [1] Ashburner J., Friston K.J., "Unified segmentation", NeuroImage 26(3):839-851, 2005.
     """
     return tissue_model_image("FD", grid, values=values, fwhm_mm=fwhm_mm, source=source)
 
 
 def t1_template(grid: Optional[Grid] = None, *, skull: bool = False) -> sitk.Image:
-    """The T1 template on ``grid`` (float32, scaled to [0, 1]).
+    """The T1 template on ``grid`` (float32, about [0, 1]).
 
-    ``skull=False``: the ICBM152 2009c T1 (skull-stripped, 1 mm, antialiased onto the grid).
-    ``skull=True``: the tissue-model T1 (:data:`TISSUE_VALUES` ``["T1"]``), which has skull and scalp.
+    Parameters
+    ----------
+    grid : Grid, optional
+        Output grid (default: :func:`template_grid` at 2 mm).
+    skull : bool, optional
+        False (default): the ICBM152 2009c T1 (skull-stripped, 1 mm, antialiased onto the grid),
+        divided by the 99.5th percentile of its positive voxels, so values slightly above 1 remain.
+        True: the tissue-model T1 (:data:`TISSUE_VALUES` ``["T1"]``, values 0-0.85), which has skull
+        and scalp.
+
+    Returns
+    -------
+    SimpleITK.Image
+        The template on ``grid``, float32, arbitrary units.
+
+    Raises
+    ------
+    InputError
+        When the template assets are not prepared.
     """
     grid = grid or template_grid()
     if skull:
@@ -302,7 +315,22 @@ def t1_template(grid: Optional[Grid] = None, *, skull: bool = False) -> sitk.Ima
 def head_mask(grid: Optional[Grid] = None) -> sitk.Image:
     """The head (brain, skull and scalp) on ``grid``: TPM air probability below 0.5 (uint8 0/1).
 
-    Holes are filled and only the largest connected component is kept.
+    Only the largest connected component is kept, and its holes are filled (in 3D).
+
+    Parameters
+    ----------
+    grid : Grid, optional
+        Output grid (default: :func:`template_grid` at 2 mm).
+
+    Returns
+    -------
+    SimpleITK.Image
+        uint8 mask, 1 in the head.
+
+    Raises
+    ------
+    InputError
+        When the template assets are not prepared.
     """
     grid = grid or template_grid()
     air = tissue_maps(grid)["air"]
@@ -311,7 +339,26 @@ def head_mask(grid: Optional[Grid] = None) -> sitk.Image:
 
 
 def brain_mask(grid: Optional[Grid] = None) -> sitk.Image:
-    """The brain (GM + WM + CSF probability at least 0.5, inside the skull) on ``grid`` (uint8 0/1)."""
+    """The brain (GM + WM + CSF probability at least 0.5, inside the skull) on ``grid`` (uint8 0/1).
+
+    The SPM TPM's classes are used; only the largest connected component is kept, and its holes are
+    filled (in 3D).
+
+    Parameters
+    ----------
+    grid : Grid, optional
+        Output grid (default: :func:`template_grid` at 2 mm).
+
+    Returns
+    -------
+    SimpleITK.Image
+        uint8 mask, 1 in the brain.
+
+    Raises
+    ------
+    InputError
+        When the template assets are not prepared.
+    """
     grid = grid or template_grid()
     maps = tissue_maps(grid)
     mask = _clean_mask((maps["gm"] + maps["wm"] + maps["csf"]) >= 0.5)

@@ -1,7 +1,10 @@
 """The study's report in the paper's form: tables and figures in HTML and Markdown.
 
-Modules: :mod:`.data` (what the report reads), :mod:`.tables`, :mod:`.figures`, :mod:`.document`
-(``robustdeep report``).
+Modules: :mod:`.data` (what the report reads: an evaluation folder, histories, provenance, the
+paper's numbers), :mod:`.tables` (the tables of one task), :mod:`.figures` (the figures of one
+task), :mod:`.document` (the sections and the HTML and Markdown files; ``robustdeep report``). The
+package re-exports their public names. It reads what :mod:`RobustDeepLogic.evaluate` writes; see
+docs/evaluation.md.
 """
 
 from RobustDeepLogic.report.data import (

@@ -1,16 +1,19 @@
 """The report of an evaluation: tables and figures in the paper's form, as HTML and Markdown.
 
-:func:`build_report` reads an evaluation folder (written by :func:`evaluate.evaluate_cases`:
-``metrics.csv``, ``metrics.json``, ``slices/``) and, when present, the training stage's per-epoch
-validation curves ``history/<task>/<scenario>.csv`` and a run-level ``provenance.json`` (or
-``.yaml``); see docs/evaluation.md. It writes ``report.html`` (self-contained: images embedded as
-base64 PNG) and ``report.md`` (images in ``report_files/``).
+:func:`build_report` reads an evaluation folder (written by
+:func:`RobustDeepLogic.evaluate.evaluation.evaluate_cases`: ``metrics.csv``, ``metrics.json``,
+``slices/``) and, when present, the training stage's per-epoch validation curves
+``history/<task>/<scenario>.csv`` and a run-level ``provenance.json`` (or ``.yaml``); see
+docs/evaluation.md. It writes ``report.html`` (self-contained: images embedded as base64 PNG) and
+``report.md`` (images in ``report_files/``).
 
-Contents, per task: the paper's Tables 2 to 5 (mean +- SD over patients of RMSE, SSIM, PSNR in the
-scaled units, with the published numbers beside ours), the same in physical units (SUV, HU),
-joint-histogram fits (slope, R^2), paired t-tests and relative improvements between scenarios; figures
-like the paper's Figs. 2 to 9 (reference, input and each scenario's prediction; relative-error maps on
-+-10 %; joint histograms with fits), and Fig. 10 (metrics over epochs); then provenance.
+Contents, per task (:func:`build_sections`): the paper's Tables 2 to 5 (mean +- SD over patients of
+RMSE, SSIM, PSNR in the scaled units, with the published numbers beside ours), the same in physical
+units (SUV, HU), joint-histogram fits (slope, R^2), paired t-tests and relative improvements between
+scenarios; figures like the paper's Figs. 2 to 9 (reference, input and each scenario's prediction;
+relative-error maps on +-10 %; joint histograms with fits), and Fig. 10 (metrics over epochs); then
+provenance. The tables are made in :mod:`RobustDeepLogic.report.tables`, the figures in
+:mod:`RobustDeepLogic.report.figures`; this module renders them.
 """
 
 from __future__ import annotations
@@ -62,6 +65,19 @@ from RobustDeepLogic.report.tables import (
 # --------------------------------------------------------------------------------------------------
 @dataclass
 class Section:
+    """One section of the report: a heading, a paragraph, tables and figures, in that order.
+
+    Attributes
+    ----------
+    title : str
+        The heading.
+    tables : list of Table
+        :class:`~RobustDeepLogic.report.tables.Table` objects, in order.
+    figures : list of tuple
+        ``(id, caption, png)``: HTML element id and file name stem, caption text, PNG bytes.
+    text : str
+        A paragraph of plain text before the tables; empty for none.
+    """
     title: str
     tables: List[Table] = field(default_factory=list)
     figures: List[Tuple[str, str, bytes]] = field(default_factory=list)  # (id, caption, png)
@@ -120,6 +136,25 @@ def _provenance_text(data: ReportData) -> str:
 def build_sections(data: ReportData, patient: Optional[str] = None,
                    pairs: Optional[Sequence[Tuple[str, str]]] = None,
                    progress: Optional[Progress] = None) -> List[Section]:
+    """The report's sections, one per task: its tables and figures.
+
+    Parameters
+    ----------
+    data : ReportData
+        The report's data (:func:`RobustDeepLogic.report.data.load_report_data`).
+    patient : str, optional
+        The patient shown in image figures; None (or a patient without slices) shows the one with the
+        most scenarios.
+    pairs : sequence of tuple of str, optional
+        Scenario pairs for the t-tests (see :func:`RobustDeepLogic.report.tables.table_tests`).
+    progress : Progress, optional
+        Reports one step per task (stage ``report``); None is silent.
+
+    Returns
+    -------
+    list of Section
+        In the order of ``data.tasks``.
+    """
     progress = progress or Progress()
     sections = []
     with progress.stage("report", total=len(data.tasks)) as st:
@@ -170,16 +205,33 @@ def build_report(
 
     Parameters
     ----------
-    run:
+    run : str or os.PathLike
         A folder with ``metrics.csv`` (or ``evaluation/metrics.csv``).
-    out_dir:
-        Where the report goes (default: the evaluation folder).
-    patient:
+    out_dir : str or os.PathLike, optional
+        Where the report goes (default: the evaluation folder); created if needed.
+    patient : str, optional
         The patient shown in image figures (default: the one with the most scenarios).
-    pairs:
-        Scenario pairs for t-tests (default: :data:`stats.DEFAULT_PAIRS` that are present).
-    preface:
+    pairs : sequence of tuple of str, optional
+        Scenario pairs for t-tests (default: those of
+        :data:`RobustDeepLogic.evaluate.statistics.DEFAULT_PAIRS` that are present).
+    title : str, optional
+        Title of both pages.
+    preface : sequence of Section, optional
         Sections placed before the per-task ones (e.g. a study's design and headline).
+    progress : Progress, optional
+        Reports the per-task step of :func:`build_sections`; None is silent.
+
+    Returns
+    -------
+    dict of str to pathlib.Path
+        ``{"html": report.html, "markdown": report.md, "files": report_files folder}`` (the folder
+        is created only when there is a figure).
+
+    Raises
+    ------
+    InputError
+        If the folder holds no valid ``metrics.csv`` (see
+        :func:`RobustDeepLogic.report.data.load_report_data`).
     """
     data = load_report_data(run)
     out = Path(out_dir) if out_dir is not None else data.eval_dir

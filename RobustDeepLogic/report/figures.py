@@ -1,4 +1,11 @@
-"""TODO docstring (RobustDeepLogic.report)."""
+"""The report's figures of one task, drawn from the evaluation's slices files and histories.
+
+Reference, input and predictions of one patient (the paper's Figs. 2-9 form), relative-error maps
+of every scenario, joint histograms pooled over patients, validation metrics over epochs (the
+paper's Fig. 10) and test metrics of per-epoch predictions. They use the drawing helpers of
+:mod:`RobustDeepLogic.evaluate.figures` (Agg canvas, no pyplot state) and return matplotlib
+figures; :mod:`RobustDeepLogic.report.document` turns them into PNGs.
+"""
 
 from __future__ import annotations
 
@@ -47,7 +54,30 @@ def _case_slices(data: ReportData, task: str, patient: Optional[str]) -> Tuple[O
 
 
 def figure_images(data: ReportData, task: str, patient: str, slices: Mapping[str, Dict]):
-    """Reference, input and each scenario's prediction (axial and coronal), as the paper's Figs. 2-9."""
+    """Reference, input and each scenario's prediction (axial and coronal), as the paper's Figs. 2-9.
+
+    Columns: the reference, the input (when a slices file holds it) and each scenario but ``input``;
+    rows: axial and coronal slices. The grey scale spans the 0.5th to 99.5th percentile of the
+    reference's axial slice inside the mask (inverted for SUV); the input shares it only when the
+    task is built in and its first input has the target's unit (LD for FD, NAC for MAC).
+
+    Parameters
+    ----------
+    data : ReportData
+        The report's data (:func:`RobustDeepLogic.report.data.load_report_data`).
+    task : str
+        Task name, e.g. ``'ld2fd'``.
+    patient : str
+        The patient shown, named in the title.
+    slices : mapping of str to dict
+        ``{scenario: slices}`` of that patient, each as
+        :func:`RobustDeepLogic.evaluate.slices.load_slices` returns it, in the report's scenario order.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure, with a colour bar in the reference's physical unit.
+    """
     first = next(iter(slices.values()))
     unit = first["meta"].get("unit") or ""
     columns: List[Tuple[str, Dict, str]] = [("reference", first, "reference")]
@@ -92,7 +122,29 @@ def _input_in_unit(task: str) -> bool:
 
 
 def figure_bias_maps(data: ReportData, task: str, patient: str, slices: Mapping[str, Dict]):
-    """Relative-error maps of every scenario (rows: views; columns: scenarios) on +-10 %."""
+    """Relative-error maps of every scenario (rows: views; columns: scenarios) on +-10 %.
+
+    Parameters
+    ----------
+    data : ReportData
+        The report's data (:func:`RobustDeepLogic.report.data.load_report_data`).
+    task : str
+        Task name, e.g. ``'ld2fd'``.
+    patient : str
+        The patient shown, named in the title.
+    slices : mapping of str to dict
+        ``{scenario: slices}`` of that patient, each as
+        :func:`RobustDeepLogic.evaluate.slices.load_slices` returns it, in the report's scenario order.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure; the colour window is :data:`RobustDeepLogic.evaluate.figures.BIAS_WINDOW`.
+
+    References
+    ----------
+    .. [1] docs/method.md §8 (bias maps in a window of +-10 %).
+    """
     names = list(slices)
     views = VIEWS
     fig = new_figure(2.1 * len(names) + 1.0, 2.1 * len(views) + 0.4)
@@ -115,7 +167,27 @@ def figure_bias_maps(data: ReportData, task: str, patient: str, slices: Mapping[
 
 
 def figure_joint_histograms(data: ReportData, task: str):
-    """Joint histograms pooled over all patients, one panel per scenario, with the pooled fit."""
+    """Joint histograms pooled over all patients, one panel per scenario, with the pooled fit.
+
+    The patients' histograms and fit sums are added from their slices files (the final rows, scaled
+    units, head region).
+
+    Parameters
+    ----------
+    data : ReportData
+        The report's data (:func:`RobustDeepLogic.report.data.load_report_data`).
+    task : str
+        Task name, e.g. ``'ld2fd'``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure or None
+        The figure; None when no slices file is found.
+
+    References
+    ----------
+    .. [1] docs/method.md §8 (joint histograms with the linear fit).
+    """
     panels = []
     for scen in data.scenarios(task):
         hist, fits, meta = None, [], None
@@ -142,7 +214,27 @@ def figure_joint_histograms(data: ReportData, task: str):
 
 
 def figure_history(data: ReportData, task: str):
-    """Validation metrics per epoch of each scenario (the paper's Fig. 10), from history CSVs."""
+    """Validation metrics per epoch of each scenario (the paper's Fig. 10), from history CSVs.
+
+    One panel per metric of :data:`~RobustDeepLogic.report.data.HISTORY_METRICS` present, then any
+    other ``val_*`` column; one line per scenario.
+
+    Parameters
+    ----------
+    data : ReportData
+        The report's data (:func:`RobustDeepLogic.report.data.load_report_data`).
+    task : str
+        Task name, e.g. ``'ld2fd'``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure or None
+        The figure; None when the task has no history or no metric to draw.
+
+    References
+    ----------
+    .. [1] docs/method.md §8 (robustness: the metrics after each epoch).
+    """
     hist = data.history.get(task, {})
     if not hist:
         return None
@@ -169,7 +261,22 @@ def figure_history(data: ReportData, task: str):
 
 
 def figure_epochs(data: ReportData, task: str):
-    """Test metrics (mean +- SD over patients) of the rows of metrics.csv that name an epoch."""
+    """Test metrics (mean +- SD over patients) of the rows of metrics.csv that name an epoch.
+
+    RMSE, global SSIM and PSNR in scaled units over the head, one line per scenario.
+
+    Parameters
+    ----------
+    data : ReportData
+        The report's data (:func:`RobustDeepLogic.report.data.load_report_data`).
+    task : str
+        Task name, e.g. ``'ld2fd'``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure or None
+        The figure; None when no row of the task names an epoch.
+    """
     rows = [r for r in data.rows if r["task"] == task and r.get("epoch") is not None
             and r.get("units", "scaled") == "scaled" and r.get("region", "head") == "head"]
     if not rows:

@@ -1,4 +1,13 @@
-"""TODO docstring (RobustDeepLogic.report)."""
+"""The report's tables of one task, as rows of strings.
+
+Each function makes one :class:`Table` from a :class:`~RobustDeepLogic.report.data.ReportData`:
+the paper's table form in scaled units with the published numbers beside ours
+(:func:`table_scaled`), the same metrics in physical units (:func:`table_physical`), the
+joint-histogram fits (:func:`table_fits`), paired t-tests with relative improvements
+(:func:`table_tests`) and metrics per label region (:func:`table_regions`). Cells are mean +- SD
+over patients (:mod:`RobustDeepLogic.evaluate.statistics`). Rendering to HTML and Markdown is
+:mod:`RobustDeepLogic.report.document`'s work.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +28,21 @@ from RobustDeepLogic.report.data import TEST_METRICS, ReportData, _ordered, _sli
 # --------------------------------------------------------------------------------------------------
 @dataclass
 class Table:
+    """One table of the report, rendered to HTML and Markdown by :mod:`RobustDeepLogic.report.document`.
+
+    Attributes
+    ----------
+    id : str
+        HTML element id, e.g. ``'table-ld2fd-scaled'``.
+    title : str
+        Heading above the table.
+    header : list of str
+        Column headings.
+    rows : list of list of str
+        The cells, row by row, already formatted.
+    note : str
+        A note below the table; empty for none.
+    """
     id: str
     title: str
     header: List[str]
@@ -53,7 +77,27 @@ def _unit_of(rows: Sequence[Mapping[str, Any]]) -> str:
 
 
 def table_scaled(data: ReportData, task: str) -> Table:
-    """The paper's table form (Tables 2 to 5): scaled units, mean +- SD over patients."""
+    """The paper's table form (Tables 2 to 5): scaled units, mean +- SD over patients.
+
+    Columns: n; RMSE, the paper's global SSIM, PSNR (dB), windowed SSIM 3D and 2D; the paper's RMSE,
+    SSIM and PSNR for the same scenario (``-`` where it has none). One row per scenario with results.
+
+    Parameters
+    ----------
+    data : ReportData
+        The report's data (:func:`RobustDeepLogic.report.data.load_report_data`).
+    task : str
+        Task name, e.g. ``'ld2fd'``.
+
+    Returns
+    -------
+    Table
+        Id ``table-<task>-scaled``.
+
+    References
+    ----------
+    .. [1] docs/method.md §8 and §9 (the metrics; the paper's Tables 2 to 5).
+    """
     paper_task = data.paper.get("tasks", {}).get(task, {})
     header = ["scenario", "n", "RMSE", "SSIM (global, paper's)", "PSNR (dB)", "SSIM (windowed 3D)",
               "SSIM (windowed 2D)", "paper RMSE", "paper SSIM", "paper PSNR"]
@@ -80,6 +124,23 @@ def table_scaled(data: ReportData, task: str) -> Table:
 
 
 def table_physical(data: ReportData, task: str) -> Table:
+    """The metrics in physical units (SUV or HU), mean +- SD over patients.
+
+    Columns: n; RMSE and MAE (3 decimals, 1 for HU), PSNR (dB), global and windowed 3D SSIM, mean
+    relative error and mean absolute relative error (%). One row per scenario with results.
+
+    Parameters
+    ----------
+    data : ReportData
+        The report's data (:func:`RobustDeepLogic.report.data.load_report_data`).
+    task : str
+        Task name, e.g. ``'ld2fd'``.
+
+    Returns
+    -------
+    Table
+        Id ``table-<task>-physical``.
+    """
     rows = []
     unit = _unit_of(data.select(task, units="physical"))
     header = ["scenario", "n", f"RMSE ({unit})", f"MAE ({unit})", "PSNR (dB)", "SSIM (global)",
@@ -112,6 +173,28 @@ def _pooled_fit(data: ReportData, task: str, scenario: str) -> Optional[LinearFi
 
 
 def table_fits(data: ReportData, task: str) -> Table:
+    """The joint-histogram fits of each scenario, with the paper's slope and R^2.
+
+    Columns: slope, intercept (scaled units) and R^2 per patient (mean +- SD); slope and R^2 of one fit
+    over the head voxels of all patients (from the slices files; ``-`` without them); the paper's slope
+    and R^2 where it gives them.
+
+    Parameters
+    ----------
+    data : ReportData
+        The report's data (:func:`RobustDeepLogic.report.data.load_report_data`).
+    task : str
+        Task name, e.g. ``'ld2fd'``.
+
+    Returns
+    -------
+    Table
+        Id ``table-<task>-fits``.
+
+    References
+    ----------
+    .. [1] docs/method.md §8 and §9.
+    """
     paper_task = data.paper.get("tasks", {}).get(task, {})
     header = ["scenario", "slope (per patient)", "intercept (scaled)", "R² (per patient)",
               "pooled slope", "pooled R²", "paper slope", "paper R²"]
@@ -133,6 +216,33 @@ def table_fits(data: ReportData, task: str) -> Table:
 
 
 def table_tests(data: ReportData, task: str, pairs: Optional[Sequence[Tuple[str, str]]]) -> Table:
+    """Paired t-tests and relative improvements between pairs of scenarios, in scaled units.
+
+    For each pair (A, B) whose two scenarios have results and each metric of
+    :data:`~RobustDeepLogic.report.data.TEST_METRICS`: n, the means, the improvement A -> B (%), the
+    paper's improvement (PR -> PM2, RMSE and SSIM only), t, p and whether p < 0.05
+    (:func:`RobustDeepLogic.evaluate.statistics.compare`).
+
+    Parameters
+    ----------
+    data : ReportData
+        The report's data (:func:`RobustDeepLogic.report.data.load_report_data`).
+    task : str
+        Task name, e.g. ``'ld2fd'``.
+    pairs : sequence of tuple of str, optional
+        ``(A, B)`` scenario pairs; None or empty uses
+        :func:`RobustDeepLogic.evaluate.statistics.default_pairs` of the task's scenarios (the
+        ``input`` scenario aside).
+
+    Returns
+    -------
+    Table
+        Id ``table-<task>-tests``.
+
+    References
+    ----------
+    .. [1] docs/method.md §8 (paired t-tests) and §9 (the paper's improvements).
+    """
     paper_task = data.paper.get("tasks", {}).get(task, {})
     scenarios = [s for s in data.scenarios(task) if s != INPUT_SCENARIO]
     chosen = list(pairs) if pairs else default_pairs(scenarios)
@@ -160,6 +270,20 @@ def table_tests(data: ReportData, task: str, pairs: Optional[Sequence[Tuple[str,
 
 
 def table_regions(data: ReportData, task: str) -> Optional[Table]:
+    """Metrics per region of the label volume: RMSE (scaled), global SSIM, mean relative error (%).
+
+    Parameters
+    ----------
+    data : ReportData
+        The report's data (:func:`RobustDeepLogic.report.data.load_report_data`).
+    task : str
+        Task name, e.g. ``'ld2fd'``.
+
+    Returns
+    -------
+    Table or None
+        Id ``table-<task>-regions``; None when the task has no region but the head.
+    """
     regions = _ordered((r.get("region", "head") for r in data.final if r["task"] == task), ("head",))
     regions = [g for g in regions if g != "head"]
     if not regions:

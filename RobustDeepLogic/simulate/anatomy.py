@@ -5,7 +5,7 @@ Sources (prepared by ``robustdeep assets``; nothing is downloaded here):
 - grey and white matter: MNI ICBM152 2009c GM / WM probability maps (nilearn, 1 mm);
 - intracranial volume, skull, scalp and air: SPM's tissue probability maps (TPM, 1.5 mm), whose bone
   class is smooth; it is sharpened per subject with a sigmoid on its probability, and its core (the
-  highest probabilities, the middle of the skull) becomes the diploe (data.md).
+  highest probabilities, the middle of the skull) becomes the diploe (``docs/simulation.md`` §3).
 
 The template maps live on an axis-aligned working grid in template space (MNI, LPS mm) covering the
 TPM's field of view at the profile's ``template_spacing_mm``. A subject is the template seen through a
@@ -14,6 +14,9 @@ scaling about :data:`~RobustDeepLogic.simulate.pose.HEAD_CENTRE_LPS`, a smooth r
 RMS) and, for atrophic subjects, a local expansion around the lateral ventricles; cortical thinning
 moves grey matter next to sulcal CSF into CSF. Native images sample the maps at ``D(T^-1(x))`` for
 each native voxel ``x`` (``T`` the pose, see :mod:`.pose`): one interpolation, no resampling chain.
+
+This module gives tissue fractions; the images made from them are in :mod:`.mr`, :mod:`.ct` and
+:mod:`.pet`, and the ground truth for rigid registration that uses :func:`rigid_part` in :mod:`.truth`.
 """
 
 from __future__ import annotations
@@ -22,20 +25,19 @@ import functools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
 from RobustDeepLogic.registration.assets import load_asset
-from RobustDeepLogic.registration.rigid import fit_rigid
-from RobustDeepLogic.simulate.pose import HEAD_CENTRE_LPS, Pose, native_grid_origin
 
 #: Template working grid bounds (LPS mm): the TPM field of view.
 TEMPLATE_MIN_LPS = (-90.0, -90.0, -72.0)
 
 
+#: Template working grid bounds (LPS mm), upper corner.
 TEMPLATE_MAX_LPS = (90.0, 126.0, 108.0)
 
 
@@ -44,6 +46,7 @@ LABELS: Dict[str, int] = {"gm": 1, "wm": 2, "csf": 3, "bone": 4, "diploe": 5, "s
                           "lesion": 8}
 
 
+#: The tissue classes whose fractions sum to 1 in every voxel (fat and lesion are overlays).
 TISSUES = ("gm", "wm", "csf", "bone", "diploe", "soft", "air")
 
 
@@ -58,9 +61,23 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 def trilinear(stack: np.ndarray, index_zyx: np.ndarray, *, border: bool = False) -> np.ndarray:
     """Trilinear interpolation of a channel stack ``[C, z, y, x]`` at continuous indices (N, 3).
 
-    Points outside the array read 0 (``border=False``) or the nearest edge value. Returns (C, N)
-    float32. All channels share one set of corner weights (``torch.nn.functional.grid_sample`` on
-    the CPU, which is several times faster than one ``scipy.ndimage.map_coordinates`` per map).
+    All channels share one set of corner weights (``torch.nn.functional.grid_sample`` on the CPU,
+    which is several times faster than one ``scipy.ndimage.map_coordinates`` per map).
+
+    Parameters
+    ----------
+    stack : numpy.ndarray
+        float32 ``[C, z, y, x]`` maps.
+    index_zyx : numpy.ndarray
+        ``(N, 3)`` continuous voxel indices in ``(z, y, x)`` order (0 is the first voxel's centre).
+    border : bool, optional
+        False (default): outside the array the values fall linearly to 0 over one voxel and are 0
+        beyond. True: points outside read the nearest edge value.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(C, N)`` float32 interpolated values.
     """
     import torch
 
@@ -81,10 +98,20 @@ def trilinear(stack: np.ndarray, index_zyx: np.ndarray, *, border: bool = False)
 class TemplateAnatomy:
     """Template tissue maps on an axis-aligned grid (identity direction) in template space.
 
-    ``maps[name]`` are float32 ``[z, y, x]`` arrays: ``gm``, ``wm``, ``csf`` (intracranial fractions,
-    summing to at most 1), ``bone_p`` and ``head_p`` (SPM TPM bone and 1 - air probabilities, smooth;
-    0 outside the template box), ``sulcal``
-    (0..1, grey matter next to sulcal CSF: where cortical thinning acts).
+    Made by :func:`template_anatomy`. ``maps[name]`` are float32 ``[z, y, x]`` arrays: ``gm``,
+    ``wm``, ``csf`` (intracranial fractions, summing to at most 1), ``bone_p`` and ``head_p`` (SPM
+    TPM bone and 1 - air probabilities, smooth), ``sulcal`` (0..1, grey matter next to sulcal CSF:
+    where cortical thinning acts). Sampled outside the grid (:func:`trilinear`), every map reads 0,
+    i.e. air.
+
+    Attributes
+    ----------
+    spacing : float
+        Isotropic voxel size in mm.
+    origin : tuple of 3 float
+        LPS position (mm) of the centre of voxel ``[0, 0, 0]``.
+    maps : dict of str to numpy.ndarray
+        The maps above, in that order, all of one shape.
     """
 
     spacing: float
@@ -94,6 +121,7 @@ class TemplateAnatomy:
 
     @property
     def shape(self) -> Tuple[int, int, int]:
+        """The grid's array shape ``(z, y, x)``."""
         return next(iter(self.maps.values())).shape
 
     @property
@@ -104,7 +132,13 @@ class TemplateAnatomy:
         return self._stack
 
     def reference_image(self) -> sitk.Image:
-        """An empty image on the working grid (for resampling into template space)."""
+        """An empty image on the working grid (for resampling into template space).
+
+        Returns
+        -------
+        SimpleITK.Image
+            float32, zero, with the grid's size, spacing and origin and an identity direction.
+        """
         shp = self.shape
         img = sitk.Image([shp[2], shp[1], shp[0]], sitk.sitkFloat32)
         img.SetSpacing([self.spacing] * 3)
@@ -125,7 +159,30 @@ def _to_grid(image: sitk.Image, ref: sitk.Image, spacing: float) -> np.ndarray:
 def template_anatomy(spacing: float, assets_folder: Optional[str] = None) -> TemplateAnatomy:
     """Build (once per process) the template maps at ``spacing`` mm from the prepared assets.
 
-    Raises :class:`~RobustDeepLogic.errors.InputError` (from ``asset_path``) when assets are missing.
+    The grid covers :data:`TEMPLATE_MIN_LPS` to :data:`TEMPLATE_MAX_LPS`. Grey and white matter come
+    from the ICBM152 maps, sharpened by sigmoids (the brain fraction and the grey-matter share of
+    it); the intracranial volume from the TPM (GM + WM + CSF, a sigmoid at 0.5), CSF being the rest of
+    it; bone and head probabilities from the TPM as they are. The result is cached for the last two
+    ``(spacing, assets_folder)`` pairs asked for.
+
+    Parameters
+    ----------
+    spacing : float
+        Isotropic voxel size of the working grid, in mm (the profile's ``template_spacing_mm``).
+    assets_folder : str, optional
+        Folder of the prepared assets; None uses the default assets folder
+        (:func:`~RobustDeepLogic.registration.assets.assets_dir`).
+
+    Returns
+    -------
+    TemplateAnatomy
+        The maps (shared by the callers: do not modify them).
+
+    Raises
+    ------
+    InputError
+        An asset is not prepared (from :func:`~RobustDeepLogic.registration.assets.asset_path`; the
+        hint says to run ``robustdeep assets``).
     """
     folder = Path(assets_folder) if assets_folder else None
     size = [int(math.floor((hi - lo) / spacing)) + 1 for lo, hi in zip(TEMPLATE_MIN_LPS, TEMPLATE_MAX_LPS)]
@@ -152,211 +209,4 @@ def template_anatomy(spacing: float, assets_folder: Optional[str] = None) -> Tem
     return TemplateAnatomy(spacing, tuple(TEMPLATE_MIN_LPS), {k: v.astype(np.float32) for k, v in maps.items()})
 
 
-# --------------------------------------------------------------------------------------------------
-# Subject variability
-# --------------------------------------------------------------------------------------------------
-@dataclass
-class SubjectAnatomy:
-    """The random anatomy parameters of one subject (all JSON-able but the warp field).
 
-    ``head_scale``: the subject's head size relative to the template along x, y, z (about +-6 %);
-    ``warp_rms_mm``: RMS of the smooth random displacement; ``ventricle_expansion``: local stretch
-    around the lateral ventricles (0 = none; 0.3 roughly doubles their volume);
-    ``cortical_thinning``: fraction of sulcal-side grey matter turned into CSF; ``bone_threshold``
-    and ``diploe_threshold``: sigmoid centres on the TPM bone probability (lower = thicker skull);
-    ``fat_fraction``: mean fat fraction of the scalp soft tissue; ``lesion``: ``None`` or
-    ``{"centre_mm": [x, y, z] (template LPS), "radius_mm": r}``.
-    """
-
-    head_scale: Tuple[float, float, float]
-    warp_rms_mm: float
-    warp_seed: int
-    ventricle_expansion: float
-    cortical_thinning: float
-    bone_threshold: float
-    diploe_threshold: float
-    fat_fraction: float
-    lesion: Optional[Dict[str, Any]] = None
-    _warp: Optional[Tuple[np.ndarray, np.ndarray, float]] = field(default=None, repr=False, compare=False)
-
-    def to_meta(self) -> Dict[str, Any]:
-        return {
-            "head_scale": [float(v) for v in self.head_scale],
-            "warp_rms_mm": float(self.warp_rms_mm),
-            "ventricle_expansion": float(self.ventricle_expansion),
-            "cortical_thinning": float(self.cortical_thinning),
-            "atrophic": bool(self.ventricle_expansion > 0 or self.cortical_thinning > 0),
-            "bone_threshold": float(self.bone_threshold),
-            "diploe_threshold": float(self.diploe_threshold),
-            "scalp_fat_fraction": float(self.fat_fraction),
-            "lesion": self.lesion,
-        }
-
-    # -- the deformation q = D(p) -----------------------------------------------------------------
-    def _warp_field(self) -> Tuple[np.ndarray, np.ndarray, float]:
-        """A smooth displacement field on a coarse 8 mm grid over the template box (3, z, y, x)."""
-        if self._warp is None:
-            step = 8.0
-            lo = np.asarray(TEMPLATE_MIN_LPS) - 24.0
-            n = [int(math.ceil((hi - l0 + 48.0) / step)) + 1
-                 for l0, hi in zip(TEMPLATE_MIN_LPS, TEMPLATE_MAX_LPS)]
-            rng = np.random.default_rng(self.warp_seed)
-            u = rng.standard_normal((3, n[2], n[1], n[0]))
-            u = np.stack([ndimage.gaussian_filter(c, 20.0 / step, mode="nearest") for c in u], axis=0)
-            rms = math.sqrt(float(np.mean(np.sum(u ** 2, axis=0))))
-            u *= self.warp_rms_mm / max(rms, 1e-9)
-            object.__setattr__(self, "_warp", (np.ascontiguousarray(u, np.float32), lo, step))
-        return self._warp
-
-    def deform(self, p: np.ndarray) -> np.ndarray:
-        """Atlas points ``q = D(p)`` for template points ``p`` (N, 3), LPS mm."""
-        c = np.asarray(HEAD_CENTRE_LPS, np.float32)
-        q = c + (p - c) / np.asarray(self.head_scale, np.float32)
-        u, lo, step = self._warp_field()
-        q += trilinear(u, (p - lo.astype(np.float32))[:, ::-1] / np.float32(step), border=True).T
-        if self.ventricle_expansion > 0:
-            v = np.asarray(_VENTRICLE_LPS, np.float32)
-            d = q - v
-            w = np.exp(-0.5 * np.sum((d / np.asarray([16.0, 24.0, 14.0], np.float32)) ** 2, axis=1))
-            q -= np.float32(self.ventricle_expansion) * d * w[:, None]
-        return q
-
-    def lesion_fraction(self, q: np.ndarray) -> np.ndarray:
-        if not self.lesion:
-            return np.zeros(len(q), np.float32)
-        d = np.linalg.norm(q - np.asarray(self.lesion["centre_mm"]), axis=1)
-        return _sigmoid((self.lesion["radius_mm"] - d) / 1.0).astype(np.float32)
-
-
-def rigid_part(subject: SubjectAnatomy, points: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """The rigid transform closest to the inverse of the subject's deformation over ``points``.
-
-    A subject's anatomy at a point ``p`` of its own (pose-free) frame is the template's at
-    ``q = D(p)`` (:meth:`SubjectAnatomy.deform`: scaling about the head centre, a smooth random warp,
-    ventricles). No rigid transform undoes ``D``; the least-squares rigid map ``H: q -> p`` over
-    brain points (Kabsch / Procrustes, rotation and translation only) is the best any rigid
-    registration can do, so ``pose o H`` is the ground truth a 6-DOF registration should find.
-    Returns ``(A, b)`` with ``H(q) = A q + b`` (LPS mm); ``points`` (N, 3) are brain points ``p``.
-    """
-    p = np.asarray(points, np.float64)
-    q = subject.deform(p.astype(np.float32)).astype(np.float64)
-    return fit_rigid(q, p)
-
-
-def draw_subject_anatomy(rng: np.random.Generator) -> SubjectAnatomy:
-    """Random anatomy parameters (see :class:`SubjectAnatomy` for their meaning and ranges)."""
-    glob = rng.uniform(0.94, 1.06)
-    aniso = np.clip(rng.normal(1.0, 0.02, 3), 0.96, 1.04)
-    atrophic = rng.random() < 0.35
-    lesion = None
-    if rng.random() < 0.2:  # a hypometabolic (e.g. ischaemic) lesion in one hemisphere
-        side = rng.choice([-1.0, 1.0])
-        centre = [side * rng.uniform(20, 40), rng.uniform(-30, 30) + 18.0, rng.uniform(0, 40)]
-        lesion = {"centre_mm": [float(v) for v in centre], "radius_mm": float(rng.uniform(6, 12))}
-    bone_t = float(rng.uniform(0.30, 0.50))
-    return SubjectAnatomy(
-        head_scale=tuple(float(v) for v in glob * aniso),
-        warp_rms_mm=float(rng.uniform(1.5, 3.5)),
-        warp_seed=int(rng.integers(0, 2 ** 31 - 1)),
-        ventricle_expansion=float(rng.uniform(0.15, 0.35)) if atrophic else 0.0,
-        cortical_thinning=float(rng.uniform(0.2, 0.4)) if atrophic else 0.0,
-        bone_threshold=bone_t,
-        diploe_threshold=float(bone_t + rng.uniform(0.25, 0.35)),
-        fat_fraction=float(rng.uniform(0.25, 0.5)),
-        lesion=lesion,
-    )
-
-
-# --------------------------------------------------------------------------------------------------
-# Sampling onto a native grid
-# --------------------------------------------------------------------------------------------------
-def native_points(size: Sequence[int], spacing: Sequence[float], z0: int, z1: int) -> np.ndarray:
-    """LPS points (N, 3) of slices ``z0:z1`` of an axis-aligned native grid (see :mod:`.pose`)."""
-    origin = native_grid_origin(size, spacing)
-    z, y, x = np.meshgrid(np.arange(z0, z1), np.arange(size[1]), np.arange(size[0]), indexing="ij")
-    pts = np.stack([x.ravel() * spacing[0] + origin[0], y.ravel() * spacing[1] + origin[1],
-                    z.ravel() * spacing[2] + origin[2]], axis=1)
-    return pts.astype(np.float32)
-
-
-def sample_tissues(
-    template: TemplateAnatomy,
-    subject: SubjectAnatomy,
-    pose: Pose,
-    size: Sequence[int],
-    spacing: Sequence[float],
-    *,
-    extra: Optional[Callable[[np.ndarray], Dict[str, np.ndarray]]] = None,
-    chunk_points: int = 1_500_000,
-) -> Dict[str, np.ndarray]:
-    """Tissue fractions of one subject on a native grid (float32 ``[z, y, x]`` arrays, sum 1).
-
-    Returns ``gm, wm, csf, bone`` (cortical tables), ``diploe``, ``soft``, ``air``, ``fat`` (the fat
-    share of ``soft``, 0..1), ``lesion`` (0..1, an overlay on brain tissue), plus whatever ``extra(q)``
-    computes from the atlas points ``q`` (N, 3).
-    """
-    shape = (size[2], size[1], size[0])
-    out: Dict[str, np.ndarray] = {}
-    a_tn = pose.template_from_native()
-    per_slice = size[0] * size[1]
-    step = max(1, chunk_points // per_slice)
-    origin = np.asarray(template.origin)
-    for z0 in range(0, size[2], step):
-        z1 = min(size[2], z0 + step)
-        x = native_points(size, spacing, z0, z1)
-        p = x @ a_tn[:3, :3].T.astype(np.float32) + a_tn[:3, 3].astype(np.float32)
-        q = subject.deform(p)
-        idx = ((q - origin.astype(np.float32)) / np.float32(template.spacing))[:, ::-1]
-        values = trilinear(template.stack, idx)
-        raw = {n: values[i] for i, n in enumerate(template.maps)}
-        frac = _fractions(raw, subject)
-        frac["lesion"] = subject.lesion_fraction(q) * (frac["gm"] + frac["wm"])
-        frac["fat"] = _fat_share(q, subject)
-        if extra is not None:
-            frac.update(extra(q))
-        for name, v in frac.items():
-            if name not in out:
-                out[name] = np.empty(shape, np.float32)
-            out[name][z0:z1] = v.reshape(z1 - z0, size[1], size[0])
-    return out
-
-
-def _fractions(raw: Dict[str, np.ndarray], s: SubjectAnatomy) -> Dict[str, np.ndarray]:
-    gm, wm, csf = raw["gm"], raw["wm"], raw["csf"]
-    if s.cortical_thinning > 0:
-        loss = s.cortical_thinning * raw["sulcal"] * gm
-        gm = gm - loss
-        csf = csf + loss
-    icv = np.clip(gm + wm + csf, 0.0, 1.0)
-    rest = 1.0 - icv
-    bone_all = _sigmoid((raw["bone_p"] - s.bone_threshold) / 0.035) * rest
-    diploe = bone_all * _sigmoid((raw["bone_p"] - s.diploe_threshold) / 0.035)
-    rest2 = rest - bone_all
-    air = rest2 * _sigmoid((0.5 - raw["head_p"]) / 0.05)
-    soft = rest2 - air
-    return {"gm": gm, "wm": wm, "csf": csf, "bone": bone_all - diploe, "diploe": diploe,
-            "soft": soft, "air": air}
-
-
-def _fat_share(q: np.ndarray, s: SubjectAnatomy) -> np.ndarray:
-    """Fat share of soft tissue: the subject's mean, modulated smoothly (+-30 %) over the scalp."""
-    d = ((q - np.asarray(HEAD_CENTRE_LPS)) / 60.0).astype(np.float32)
-    mod = 0.3 * np.sin(2.1 * d[:, 0] + 1.3 * d[:, 1] + np.float32(s.warp_seed % 7)) * np.cos(1.7 * d[:, 2])
-    return np.clip(s.fat_fraction * (1.0 + mod), 0.0, 1.0).astype(np.float32)
-
-
-def label_map(fractions: Dict[str, np.ndarray], threshold: float = 0.6) -> np.ndarray:
-    """uint8 labels (:data:`LABELS`) of voxels whose largest class fraction is >= ``threshold``.
-
-    Voxels with no dominant class get 0 (mixed); brain voxels that are at least half lesion get
-    the lesion label.
-    """
-    best = np.full(fractions["gm"].shape, -1.0, np.float32)
-    labels = np.zeros(best.shape, np.uint8)
-    for t in TISSUES:
-        better = fractions[t] > best
-        best[better] = fractions[t][better]
-        labels[better] = LABELS[t]
-    labels[best < threshold] = 0
-    labels[fractions["lesion"] >= 0.5] = LABELS["lesion"]
-    return labels

@@ -6,6 +6,10 @@ how many subjects are made, in which order, or by which worker: the same seed gi
 volumes bit for bit (the DICOM series carry fresh UIDs). Volumes are written atomically and the
 manifest is saved after every subject; a subject whose manifest entry is complete and whose files
 exist is skipped when the command runs again.
+
+This module makes and writes subjects; what a subject is made of is in :mod:`.anatomy`, :mod:`.mr`,
+:mod:`.ct`, :mod:`.pet`, :mod:`.pose`, :mod:`.streams` and :mod:`.truth`. Output layout and manifest
+fields: ``docs/simulation.md`` §1.
 """
 
 from __future__ import annotations
@@ -25,20 +29,16 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from RobustDeepLogic.cohort.importer import mr_scaling
-from RobustDeepLogic.cohort.manifest import Cohort, Patient
+from RobustDeepLogic.cohort.manifest import Cohort
+from RobustDeepLogic.cohort.patient import Patient
 from RobustDeepLogic.core.errors import InputError
 from RobustDeepLogic.core.progress import Progress
 from RobustDeepLogic.io.dicom import write_pet_series
 from RobustDeepLogic.io.volumes import Grid, image_from_array, write_volume
 from RobustDeepLogic.registration.assets import asset_path
 from RobustDeepLogic.simulate import ct as ctmod
-from RobustDeepLogic.simulate.anatomy import (
-    LABELS,
-    draw_subject_anatomy,
-    label_map,
-    sample_tissues,
-    template_anatomy,
-)
+from RobustDeepLogic.simulate.anatomy import LABELS, template_anatomy
+from RobustDeepLogic.simulate.subject_anatomy import draw_subject_anatomy, label_map, sample_tissues
 from RobustDeepLogic.simulate.mr import mr_image
 from RobustDeepLogic.simulate.pet import (
     HALF_LIFE_S,
@@ -67,12 +67,37 @@ _BASE_DATE = _dt.datetime(2021, 3, 1, 8, 30, 0)
 
 
 def patient_id(index: int) -> str:
-    """``SIM001`` for subject 0."""
+    """The patient id of a simulated subject: ``SIM001`` for subject 0.
+
+    Parameters
+    ----------
+    index : int
+        The subject's index in the cohort, from 0.
+
+    Returns
+    -------
+    str
+        ``'SIM'`` and ``index + 1`` with at least three digits.
+    """
     return f"SIM{index + 1:03d}"
 
 
 def native_grid(size: Sequence[int], spacing: Sequence[float]) -> Grid:
-    """The axis-aligned native grid of a profile's modality (identity direction, LPS)."""
+    """The axis-aligned native grid of a profile's modality (identity direction, LPS).
+
+    Parameters
+    ----------
+    size : sequence of 3 int
+        Grid size in voxels, ITK order ``(x, y, z)``.
+    spacing : sequence of 3 float
+        Voxel size ``(x, y, z)`` in mm.
+
+    Returns
+    -------
+    Grid
+        A :class:`~RobustDeepLogic.io.volumes.Grid` centred on
+        :data:`~RobustDeepLogic.simulate.pose.HEAD_CENTRE_LPS` (:func:`.pose.native_grid_origin`).
+    """
     return Grid(tuple(int(s) for s in size), tuple(float(s) for s in spacing),
                 native_grid_origin(size, spacing))
 
@@ -82,7 +107,38 @@ def simulate_subject(index: int, seed: int, profile: Profile, out_root: Path, *,
                      write_dicom: Optional[bool] = None) -> Dict[str, Any]:
     """Simulate subject ``index`` and write its volumes under ``out_root/SIMnnn/``.
 
-    Returns the patient's manifest entry (:meth:`RobustDeepLogic.cohort.Patient.to_json`).
+    T1, T2, CT, FD, LD, NAC and MAC are written atomically as ``.nii.gz``, the label maps and the
+    true activity under ``truth/``, and, if asked, the FD as a DICOM series under ``dicom/FD/``.
+    The manifest is not touched (:func:`simulate_cohort` records the entry).
+
+    Parameters
+    ----------
+    index : int
+        The subject's index in the cohort, from 0 (patient id :func:`patient_id`).
+    seed : int
+        The cohort's seed.
+    profile : Profile
+        The :class:`~RobustDeepLogic.simulate.profiles.Profile` (grids, scanner and reconstruction).
+    out_root : pathlib.Path
+        The cohort folder; the subject's files go to ``out_root/SIMnnn/``.
+    assets_folder : str, optional
+        Folder of the prepared template assets; None uses the default one.
+    device : str, optional
+        None: OSEM in numpy/scipy. A torch device such as ``'cuda'``: OSEM in torch.
+    write_dicom : bool, optional
+        Write the FD as a DICOM series too; None (default) does so for the first
+        ``profile.dicom_subjects`` subjects.
+
+    Returns
+    -------
+    dict
+        The patient's manifest entry (:meth:`RobustDeepLogic.cohort.Patient.to_json`): paths relative
+        to ``out_root``; ``meta`` as in ``docs/simulation.md`` §1, with ``complete: True``.
+
+    Raises
+    ------
+    InputError
+        A template asset is not prepared (``robustdeep assets``).
     """
     t_start, cpu_start = time.perf_counter(), time.process_time()
     pid = patient_id(index)
@@ -237,22 +293,42 @@ def simulate_cohort(
 ) -> Cohort:
     """Simulate (or complete) a cohort at ``out``.
 
+    Subjects are made in parallel (:func:`simulate_subject`), each saved in the manifest when done;
+    those already complete on disk are skipped. The tasks are the paper's four; the MR scaling
+    constants are computed from the subjects and stored at the end.
+
     Parameters
     ----------
-    out:
+    out : str or os.PathLike
         Cohort folder; created if needed. An existing simulated cohort with the same seed and
-        profile is completed (resume); a different seed or profile is an :class:`InputError`.
-    subjects:
+        profile is completed (resume).
+    subjects : int, optional
         Number of subjects (default: the profile's).
-    workers:
+    seed : int, optional
+        The cohort's seed (default 0); subject ``i`` draws from ``SeedSequence([seed, i])``.
+    profile : str, optional
+        Profile name: ``'tiny'``, ``'quick'`` (default) or ``'paper'`` (:data:`.profiles.PROFILES`).
+    workers : int, optional
         Processes (default: the CPU count, at most the number of subjects to make). 1 runs in this
-        process.
-    device:
-        ``'cuda'`` reconstructs with torch on the GPU; None keeps numpy/scipy.
+        process; more start fresh (spawned) processes with one torch thread each.
+    device : str, optional
+        ``'cuda'`` (or another torch device) reconstructs with torch there; None keeps numpy/scipy.
+    progress : Progress, optional
+        Progress reporter (:class:`~RobustDeepLogic.core.progress.Progress`), one step per subject;
+        None reports nothing.
+    assets_folder : str, optional
+        Folder of the prepared template assets; None uses the default one.
 
     Returns
     -------
-    The saved :class:`~RobustDeepLogic.cohort.Cohort` (space ``native``, split/fold None).
+    Cohort
+        The saved :class:`~RobustDeepLogic.cohort.Cohort` (space ``native``, split/fold None).
+
+    Raises
+    ------
+    InputError
+        The profile is unknown, ``subjects`` is below 1, a template asset is not prepared, or ``out``
+        holds a manifest of another cohort (a different seed or profile, or not a simulated one).
     """
     prof = get_profile(profile)
     n = int(subjects if subjects is not None else prof.subjects)
@@ -312,7 +388,7 @@ def simulate_cohort(
 
 
 def _store_mr_scaling(cohort: Cohort) -> None:
-    """The cohort-wide MR constants (:func:`~RobustDeepLogic.cohort_import.mr_scaling`) in the manifest."""
+    """The cohort-wide MR constants (:func:`~RobustDeepLogic.cohort.importer.mr_scaling`) in the manifest."""
     constants = mr_scaling(cohort)
     if any(cohort.scaling.get(m) != s for m, s in constants.items()):
         cohort.scaling.update(constants)

@@ -11,7 +11,9 @@ fat 350/70, muscle 900/50, skull 350/15 (low proton density), air none.
 Voxel signals are the fraction-weighted sum of tissue signals (partial volume), multiplied by a smooth
 bias field (+-10 to 20 %, a low-order random field), then corrupted by Rician noise
 (``|S + n1 + i n2|``, Gaussian n1, n2 with sigma 2 to 3.5 % of the white-matter signal). Values are
-arbitrary units scaled so that white matter on T1 is about 1000, stored as int16.
+arbitrary units scaled so that white matter on T1 is about 1000; :mod:`.cohort` stores them as int16.
+The tissue fractions come from :func:`~RobustDeepLogic.simulate.anatomy.sample_tissues`. See
+``docs/simulation.md`` §4.
 """
 
 from __future__ import annotations
@@ -35,26 +37,74 @@ RELAXATION: Dict[str, Tuple[float, float, float]] = {
 }
 
 
+#: The T1-weighted spoiled gradient echo: TR and TE in ms, flip angle in degrees.
 T1_SEQUENCE = {"tr_ms": 18.0, "te_ms": 3.0, "flip_deg": 30.0}
 
 
+#: The T2-weighted spin echo: TR and TE in ms.
 T2_SEQUENCE = {"tr_ms": 4000.0, "te_ms": 100.0}
 
 
 def spgr_signal(t1: float, t2: float, pd: float, tr: float, te: float, flip_deg: float) -> float:
-    """Spoiled gradient-echo steady-state signal (a.u.)."""
+    """Spoiled gradient-echo steady-state signal (a.u.).
+
+    ``S = PD sin(a) (1 - E1) / (1 - cos(a) E1) exp(-TE/T2)`` with ``E1 = exp(-TR/T1)``.
+
+    Parameters
+    ----------
+    t1, t2 : float
+        Relaxation times of the tissue, in ms.
+    pd : float
+        Proton density, relative (0 to 1).
+    tr, te : float
+        Repetition and echo times, in ms.
+    flip_deg : float
+        Flip angle ``a``, in degrees.
+
+    Returns
+    -------
+    float
+        The signal, in the units of ``pd``.
+    """
     e1 = math.exp(-tr / t1)
     a = math.radians(flip_deg)
     return pd * math.sin(a) * (1 - e1) / (1 - math.cos(a) * e1) * math.exp(-te / t2)
 
 
 def spin_echo_signal(t1: float, t2: float, pd: float, tr: float, te: float) -> float:
-    """Spin-echo signal (a.u.)."""
+    """Spin-echo signal (a.u.): ``S = PD (1 - exp(-TR/T1)) exp(-TE/T2)``.
+
+    Parameters
+    ----------
+    t1, t2 : float
+        Relaxation times of the tissue, in ms.
+    pd : float
+        Proton density, relative (0 to 1).
+    tr, te : float
+        Repetition and echo times, in ms.
+
+    Returns
+    -------
+    float
+        The signal, in the units of ``pd``.
+    """
     return pd * (1 - math.exp(-tr / t1)) * math.exp(-te / t2)
 
 
 def tissue_signals(weighting: str) -> Dict[str, float]:
-    """Signal of every tissue of :data:`RELAXATION` for ``'T1'`` or ``'T2'`` weighting."""
+    """Signal of every tissue of :data:`RELAXATION` for ``'T1'`` or ``'T2'`` weighting.
+
+    Parameters
+    ----------
+    weighting : str
+        ``'T1'``: :func:`spgr_signal` with :data:`T1_SEQUENCE`; anything else: :func:`spin_echo_signal`
+        with :data:`T2_SEQUENCE`.
+
+    Returns
+    -------
+    dict of str to float
+        Tissue name -> signal (a.u., unscaled).
+    """
     out = {}
     for name, (t1, t2, pd) in RELAXATION.items():
         if weighting == "T1":
@@ -66,8 +116,26 @@ def tissue_signals(weighting: str) -> Dict[str, float]:
 
 
 def bias_field(shape: Tuple[int, int, int], rng: np.random.Generator, amplitude: float) -> np.ndarray:
-    """A smooth multiplicative field ``exp(b)``: ``b`` a random sum of products of low-order
-    Legendre polynomials (degree <= 2 per axis) scaled so that max |b| = ``amplitude``."""
+    """A smooth multiplicative bias field ``exp(b)``.
+
+    ``b`` is a random sum of products of low-order Legendre polynomials (degree <= 2 per axis, over
+    [-1, 1] across the volume) scaled so that max |b| = ``amplitude``.
+
+    Parameters
+    ----------
+    shape : tuple of 3 int
+        The volume's array shape, ``(z, y, x)``.
+    rng : numpy.random.Generator
+        Source of the 27 coefficients (the subject's ``t1`` or ``t2`` stream).
+    amplitude : float
+        Largest absolute value of ``b`` (0.10 to 0.20 in a simulated cohort: a field within about
+        +-10 to 20 %).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 array of ``shape``, values in ``[exp(-amplitude), exp(amplitude)]``.
+    """
     coeff = rng.standard_normal((3, 3, 3))
     basis = []
     for n in shape:
@@ -82,8 +150,29 @@ def mr_image(fractions: Dict[str, np.ndarray], weighting: str, rng: np.random.Ge
              noise_fraction: float, bias_amplitude: float) -> np.ndarray:
     """One MR volume (float32 ``[z, y, x]``, WM on T1 about 1000 a.u.) from tissue fractions.
 
-    ``fractions`` from :func:`~RobustDeepLogic.simulate.anatomy.sample_tissues`; the lesion overlay
-    replaces brain tissue in proportion.
+    The fraction-weighted tissue signals (the lesion overlay replaces brain tissue in proportion, the
+    soft tissue mixes fat and muscle by ``fractions['fat']``), scaled so that pure white matter on T1
+    is 1000, multiplied by :func:`bias_field`, then made Rician: ``|S + n1 + i n2|``.
+
+    Parameters
+    ----------
+    fractions : dict of str to numpy.ndarray
+        Tissue fractions on the MR grid, float32 ``[z, y, x]``, from
+        :func:`~RobustDeepLogic.simulate.anatomy.sample_tissues`.
+    weighting : str
+        ``'T1'`` or ``'T2'`` (anything but ``'T1'`` gives T2 weighting).
+    rng : numpy.random.Generator
+        The subject's ``t1`` or ``t2`` stream (:mod:`.streams`): the bias field, then the noise.
+    noise_fraction : float
+        Standard deviation of each Gaussian component ``n1``, ``n2`` as a fraction of 1000 a.u. (the
+        white-matter signal on T1); 0.02 to 0.035 in a simulated cohort.
+    bias_amplitude : float
+        The ``amplitude`` of :func:`bias_field` (0.10 to 0.20).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``[z, y, x]`` magnitude signal in a.u. (non-negative), the shape of the fractions.
     """
     sig = tissue_signals(weighting)
     ref = tissue_signals("T1")["wm"]

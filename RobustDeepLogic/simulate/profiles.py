@@ -24,7 +24,47 @@ from RobustDeepLogic.core.errors import InputError
 
 @dataclass(frozen=True)
 class Profile:
-    """Everything that changes with the profile; physics constants live in the modules."""
+    """Everything that changes with the profile; physics constants live in the modules.
+
+    Sizes are ITK order ``(x, y, z)`` in voxels, spacings ``(x, y, z)`` in mm.
+
+    Attributes
+    ----------
+    name : str
+        The profile's name (``'tiny'``, ``'quick'``, ``'paper'``).
+    subjects : int
+        Default cohort size.
+    template_spacing_mm : float
+        Spacing of the working template grid that holds the anatomy maps
+        (:func:`~RobustDeepLogic.simulate.anatomy.template_anatomy`).
+    pet_size, pet_spacing : tuple
+        The PET grid (FD, LD, NAC, MAC).
+    ct_size, ct_spacing : tuple
+        The CT grid.
+    mr_size, mr_spacing : tuple
+        The MR grid (T1 and T2 share it).
+    n_angles : int
+        Projection angles over 180 degrees.
+    iterations : int
+        OSEM iterations (full passes over the subsets).
+    subsets : int
+        OSEM subsets (interleaved angles).
+    support_radius_mm : float
+        Radius of the reconstruction support, a cylinder centred on the PET grid's axis; clipped to
+        the grid by :class:`~RobustDeepLogic.simulate.pet_physics.ParallelProjector`.
+    psf_fwhm_mm : tuple of 2 float, optional
+        Scanner PSF (transaxial, axial) FWHM in mm used to make the data (default 4.5 mm, 4.5 mm).
+    psf_model_fwhm_mm : tuple of 2 float, optional
+        PSF (transaxial, axial) FWHM in mm modelled in the reconstruction (default 4.0 mm, 4.0 mm).
+    postfilter_fwhm_mm : float, optional
+        FWHM in mm of the Gaussian post-filter of every reconstruction (default 2).
+    dicom_subjects : int, optional
+        How many subjects (the first ones) also get their FD as a DICOM series (default 2).
+    notes : str, optional
+        A short description for people.
+    extra : dict, optional
+        Free-form numbers; the simulator does not read them.
+    """
 
     name: str
     subjects: int  # default cohort size
@@ -47,6 +87,7 @@ class Profile:
     extra: Dict[str, float] = field(default_factory=dict)
 
 
+#: The profiles by name; see the module docstring and ``docs/simulation.md`` §2.
 PROFILES: Dict[str, Profile] = {
     "tiny": Profile(
         name="tiny", subjects=3, template_spacing_mm=3.0,
@@ -77,7 +118,23 @@ PROFILES: Dict[str, Profile] = {
 
 
 def get_profile(name: str) -> Profile:
-    """The named profile; an :class:`InputError` for an unknown name."""
+    """The named profile of :data:`PROFILES`.
+
+    Parameters
+    ----------
+    name : str
+        ``'tiny'``, ``'quick'`` or ``'paper'`` (case-sensitive).
+
+    Returns
+    -------
+    Profile
+        The profile.
+
+    Raises
+    ------
+    InputError
+        The name is not a profile (the hint lists them).
+    """
     if name not in PROFILES:
         raise InputError(f"unknown simulation profile {name!r}",
                          hint=f"profiles are {', '.join(PROFILES)}")

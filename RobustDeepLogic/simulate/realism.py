@@ -5,13 +5,17 @@ Per subject, using the ground-truth label maps written beside the images (``SIMn
 - **FD GM/WM**: mean FD SUV over voxels labelled grey matter over that of white matter (labels need a
   tissue fraction >= 0.6), beside the same ratio in the true activity and the model's tissue ratio;
 - **LD vs FD**: PSNR and SSIM of LD against FD over the head, after the cohort's fixed scaling
-  (SUV / 15). PSNR as method.md §8 (``Max`` = the larger maximum); SSIM twice: the paper's single
+  (SUV / 15). PSNR as ``docs/method.md`` §8 (``Max`` = the larger maximum); SSIM twice: the paper's single
   global statistic (c1 0.01, c2 0.02) and the standard windowed SSIM (Gaussian window sigma 1.5
   voxels, c1 (0.01 D)^2, c2 (0.03 D)^2, D = 1);
 - **NAC pattern**: NAC / MAC in the outer 5 mm of the head (rim) and in its deepest 10 % (centre),
   as is and after scaling NAC to MAC's total over the head (rim > 1 > centre is the classic pattern);
 - **CT HU per tissue** (median and 5th-95th percentiles over the cohort, CT label maps);
 - **MR contrasts**: T1 WM/GM, T2 CSF/WM.
+
+:func:`psnr`, :func:`ssim_global` and :func:`ssim_windowed` are small versions for these checks; the
+evaluation of predictions uses :mod:`RobustDeepLogic.evaluate.metrics` and
+:mod:`RobustDeepLogic.evaluate.ssim`. Measured figures: ``docs/simulation.md`` §6.
 """
 
 from __future__ import annotations
@@ -37,14 +41,55 @@ _NAMES = {v: k for k, v in LABELS.items()}
 
 
 def psnr(reference: np.ndarray, test: np.ndarray) -> float:
-    """PSNR (dB) with ``Max`` the larger maximum of the two (method.md §8)."""
+    """PSNR (dB) with ``Max`` the larger maximum of the two (``docs/method.md`` §8).
+
+    ``20 log10(Max / sqrt(MSE))`` over all elements of the arrays.
+
+    Parameters
+    ----------
+    reference : numpy.ndarray
+        Reference values, any shape (here the head voxels of FD, scaled).
+    test : numpy.ndarray
+        Values compared with it, the same shape and units.
+
+    Returns
+    -------
+    float
+        The PSNR in dB; ``inf`` when the arrays are equal.
+
+    References
+    ----------
+    .. [1] ``docs/method.md`` §8.
+    """
     mse = float(np.mean((reference - test) ** 2))
     peak = max(float(reference.max()), float(test.max()))
     return 20.0 * math.log10(peak / math.sqrt(mse)) if mse > 0 else float("inf")
 
 
 def ssim_global(reference: np.ndarray, test: np.ndarray, c1: float = 0.01, c2: float = 0.02) -> float:
-    """The paper's single-statistic SSIM over the given voxels."""
+    """The paper's single-statistic SSIM over the given voxels.
+
+    ``(2 mR mP + c1)(2 sRP + c2) / ((mR^2 + mP^2 + c1)(sR^2 + sP^2 + c2))`` with the means, the
+    population variances and the covariance of all elements.
+
+    Parameters
+    ----------
+    reference : numpy.ndarray
+        Reference values, any shape (here the head voxels of FD, scaled to [0, 1]).
+    test : numpy.ndarray
+        Values compared with it, the same shape and units.
+    c1, c2 : float, optional
+        The paper's constants, for scaled [0, 1] values (defaults 0.01 and 0.02).
+
+    Returns
+    -------
+    float
+        The SSIM; 1 for equal arrays.
+
+    References
+    ----------
+    .. [1] ``docs/method.md`` §8.
+    """
     mr, mp = reference.mean(), test.mean()
     cov = float(np.mean((reference - mr) * (test - mp)))
     return float((2 * mr * mp + c1) * (2 * cov + c2) / ((mr ** 2 + mp ** 2 + c1)
@@ -53,7 +98,34 @@ def ssim_global(reference: np.ndarray, test: np.ndarray, c1: float = 0.01, c2: f
 
 def ssim_windowed(reference: np.ndarray, test: np.ndarray, mask: np.ndarray, data_range: float = 1.0,
                   sigma: float = 1.5) -> float:
-    """Mean of the standard Gaussian-window SSIM map (Wang et al. 2004) over ``mask``."""
+    """Mean of the standard Gaussian-window SSIM map (Wang et al. 2004) over ``mask``.
+
+    Constants ``c1 = (0.01 D)^2`` and ``c2 = (0.03 D)^2``; the window is truncated at 3.5 sigma.
+
+    Parameters
+    ----------
+    reference : numpy.ndarray
+        Reference volume, ``[z, y, x]`` (scaled units).
+    test : numpy.ndarray
+        Volume compared with it, the same shape and units.
+    mask : numpy.ndarray
+        Boolean ``[z, y, x]`` mask of the voxels whose SSIM values are averaged.
+    data_range : float, optional
+        ``D``, the range of the values (default 1, for scaled [0, 1] images).
+    sigma : float, optional
+        Sigma of the Gaussian window, in voxels (default 1.5).
+
+    Returns
+    -------
+    float
+        The mean SSIM over ``mask``.
+
+    References
+    ----------
+    .. [1] Wang Z, Bovik AC, Sheikh HR, Simoncelli EP, "Image quality assessment: from error
+       visibility to structural similarity", IEEE Trans Image Process 13(4):600-612, 2004.
+    .. [2] ``docs/method.md`` §8 (our rule: the windowed SSIM beside the paper's).
+    """
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
     g = lambda a: ndimage.gaussian_filter(a.astype(np.float64), sigma, truncate=3.5)  # noqa: E731
     mr, mp = g(reference), g(test)
@@ -67,7 +139,37 @@ def _read(cohort: Cohort, rel: str) -> np.ndarray:
 
 
 def subject_realism(cohort: Cohort, patient) -> Dict[str, Any]:
-    """The realism figures of one simulated subject (see the module doc)."""
+    """The realism figures of one simulated subject (see the module docstring).
+
+    The head is the voxels of the PET label map that are neither air nor mixed, closed and with
+    holes filled; the rim is its outer 5 mm, the centre its deepest 10 %, both where MAC > 0.1 SUV.
+
+    Parameters
+    ----------
+    cohort : Cohort
+        The simulated cohort (:class:`~RobustDeepLogic.cohort.Cohort`); FD's scaling constant is
+        read from it.
+    patient : RobustDeepLogic.cohort.Patient
+        One of its subjects, with the seven modalities and the ``truth`` maps of ``robustdeep
+        simulate``.
+
+    Returns
+    -------
+    dict
+        ``id``; ``gm_wm_model``, ``gm_wm_truth_image``, ``gm_wm_fd``, ``gm_suv_fd``, ``wm_suv_fd``;
+        ``ld_fd_psnr_db``, ``ld_fd_ssim_global``, ``ld_fd_ssim_windowed``; ``nac_mac_rim``,
+        ``nac_mac_centre`` and their ``_normalised`` versions; ``ct_hu`` (tissue name -> the HU
+        values of its CT voxels, a numpy array); ``t1_wm_gm``, ``t2_csf_wm``; ``prompts_fd``,
+        ``prompts_ld``; ``atrophic``, ``hypometabolism``, ``lesion``.
+
+    Raises
+    ------
+    InputError
+        The patient's meta has no ``truth`` maps (not a simulated subject), or one of its modalities
+        cannot be read.
+    RuntimeError
+        A truth map cannot be read (SimpleITK's error).
+    """
     if "truth" not in patient.meta:
         raise InputError("no ground truth maps: not a simulated subject", patient=patient.id,
                          file=cohort.manifest_path)
@@ -120,7 +222,32 @@ def realism_report(cohort_dir: os.PathLike, *, figure: Optional[os.PathLike] = N
                    progress: Optional[Progress] = None) -> Dict[str, Any]:
     """Measure a simulated cohort; writes ``COHORT/realism.json`` and, if asked, the figure.
 
-    Returns ``{"summary": {...}, "subjects": [...], "ct_hu": {...}, "text": str}``.
+    Runs :func:`subject_realism` on every subject, then averages (mean and sample SD) and pools
+    the CT HU per tissue over the cohort. ``realism.json`` is written atomically.
+
+    Parameters
+    ----------
+    cohort_dir : str or os.PathLike
+        The cohort folder (with its ``manifest.json``).
+    figure : str or os.PathLike, optional
+        If given, a PNG of the first subject's seven modalities is written there
+        (:func:`modality_figure`).
+    progress : Progress, optional
+        Progress reporter (:class:`~RobustDeepLogic.core.progress.Progress`), one step per
+        subject; None reports nothing.
+
+    Returns
+    -------
+    dict
+        ``{"summary": {...}, "subjects": [...], "ct_hu": {...}, "text": str}``: the per-subject
+        figures and their means (keys ``k``) and SDs (``k + "_sd"``) with counts of atrophic,
+        hypometabolic and lesioned subjects; the CT table (median, 5th and 95th percentiles, voxel
+        count per tissue); and the same as printable text.
+
+    Raises
+    ------
+    InputError
+        The cohort cannot be loaded, has no subjects, or a subject is not simulated.
     """
     progress = progress or Progress()
     cohort = Cohort.load(cohort_dir)
@@ -171,7 +298,26 @@ def realism_report(cohort_dir: os.PathLike, *, figure: Optional[os.PathLike] = N
 
 
 def modality_figure(cohort: Cohort, patient, path: os.PathLike) -> Path:
-    """A PNG of one subject's seven modalities (central axial slice of each native volume)."""
+    """A PNG of one subject's seven modalities (central axial slice of each native volume).
+
+    Each panel shows the axial slice a tenth of the volume above the middle one, 230 mm around the
+    centre (or the whole slice if smaller); CT in a [-150, 250] HU window, FD, LD and MAC in
+    [0, FD's 99.5th percentile], T1, T2 and NAC each up to their own 99.5th percentile.
+
+    Parameters
+    ----------
+    cohort : Cohort
+        The cohort (:class:`~RobustDeepLogic.cohort.Cohort`).
+    patient : RobustDeepLogic.cohort.Patient
+        The subject, with T1, T2, CT, FD, LD, NAC and MAC.
+    path : str or os.PathLike
+        The PNG file, written atomically (72 dpi).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
     import matplotlib
 
     matplotlib.use("Agg")

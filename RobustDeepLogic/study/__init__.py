@@ -1,8 +1,9 @@
 """The paper's study in one call (docs/method.md §9): ``robustdeep reproduce`` and ``robustdeep demo``.
 
-Modules: :mod:`.profiles` (arms and profiles: tiny, quick, paper), :mod:`.folder` (a study folder,
-its split and native cohort), :mod:`.stages` (``reproduce``), :mod:`.results` (evaluation, histories,
-the headline table).
+Modules: :mod:`.profiles` (arms and profiles: tiny, quick, paper), :mod:`.folder` (a study folder:
+its record ``study.json``, its split, its native cohort), :mod:`.stages` (``reproduce``, the stages in
+order), :mod:`.results` (evaluation, histories, the headline table). The public names of all four
+are re-exported here.
 """
 
 from RobustDeepLogic.study.folder import (

@@ -1,4 +1,17 @@
-"""TODO docstring (RobustDeepLogic.experiment)."""
+"""Study profiles and arms: the settings that fix a study, and the scenarios it trains.
+
+An :class:`Arm` is one training scenario of a task: the paper's PU, PR, PM1 and PM2
+(docs/method.md §9), the augmentation ablation (PR-naive, PR-mixup, PR-cutmix) and the
+equal-compute arm PM2-steps (docs/method.md §7); :data:`ARMS` holds them all. A
+:class:`StudyProfile` fixes every other setting of a study. :data:`PROFILES` has ``paper``, the
+study's design (45 patients: 35 + 10 held out, 5 folds, 350 synthetic subjects per mask, 20 epochs,
+112 x 96 windows, widths 16 / 32 / 64), meant for a GPU; ``quick``, the README's demo on a 2-core
+CPU; and ``tiny``, for tests. :func:`reductions` lists where a profile departs from ``paper`` (the
+report shows it).
+
+The study folder and its record are in :mod:`RobustDeepLogic.study.folder`; the stages that run a
+study are in :mod:`RobustDeepLogic.study.stages`.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +21,11 @@ from typing import Any, Dict, List, Optional, Tuple
 from RobustDeepLogic.core.errors import InputError
 from RobustDeepLogic.simulate.profiles import get_profile as sim_profile
 
+#: The paper's four tasks (docs/method.md §7): LD -> FD, LD+MR -> FD, NAC -> MAC, MR -> CT.
 ALL_TASKS: Tuple[str, ...] = ("ld2fd", "ldmr2fd", "nac2mac", "mr2ct")
 
 
-#: The paper's masks: arm -> mask preset (docs/masks.md).
+#: The paper's masks: arm -> mask preset (docs/masks.md; mask #1 and mask #2 of docs/method.md §5).
 MASKS: Dict[str, str] = {"PM1": "simple", "PM2": "complex"}
 
 
@@ -22,11 +36,27 @@ MASKS: Dict[str, str] = {"PM1": "simple", "PM2": "complex"}
 class Arm:
     """One training scenario of a task.
 
-    ``space``: the cohort it trains on (``native`` for PU, ``template`` otherwise). ``synthetic``:
-    the on-disk synthetic set it adds (``PM1`` / ``PM2``). ``on_the_fly``: a method of subjects made
-    during training from the same parent pairs as PM2 (``naive`` with mask #2, ``mixup``, ``cutmix``).
-    ``steps_of``: train for the (per-fold mean) number of optimizer steps of that arm instead of by
-    epochs. ``group``: ``main`` (the paper's), ``ablation`` or ``compute``.
+    Attributes
+    ----------
+    name : str
+        The arm's name, its key in :data:`ARMS` (``PU``, ``PR``, ``PM1``, ``PM2``, ``PR-naive``,
+        ``PR-mixup``, ``PR-cutmix``, ``PM2-steps``).
+    space : str
+        The cohort it trains on: ``native`` for PU (each patient in its own PET/CT frame,
+        docs/method.md §3.5), ``template`` otherwise (registered to MNI, docs/method.md §3.4).
+    description : str
+        What it trains on, in one line (the report's training table).
+    synthetic : str or None, optional
+        The on-disk synthetic set it adds to the registered patients: ``PM1`` or ``PM2`` (made with
+        the mask of :data:`MASKS`). None: no synthetic subjects from disk.
+    on_the_fly : str or None, optional
+        The method of the subjects made during training from the same parent pairs as PM2:
+        ``naive`` (with mask #2), ``mixup`` or ``cutmix``. None: no subjects made on the fly.
+    steps_of : str or None, optional
+        Train for the (per-fold mean) number of optimizer steps of that arm instead of by epochs.
+        None: train by epochs.
+    group : str, optional
+        ``main`` (the paper's scenarios, the default), ``ablation`` or ``compute``.
     """
 
     name: str
@@ -38,6 +68,7 @@ class Arm:
     group: str = "main"
 
 
+#: Every arm by name, in the order a study trains them (PM2-steps after PR, whose steps it takes).
 ARMS: Dict[str, Arm] = {a.name: a for a in (
     Arm("PU", "native", "real patients in their own PET/CT frame (MR registered to the CT only)"),
     Arm("PR", "template", "real patients registered to MNI"),
@@ -54,12 +85,15 @@ ARMS: Dict[str, Arm] = {a.name: a for a in (
 )}
 
 
+#: The paper's scenarios (docs/method.md §9).
 MAIN_ARMS: Tuple[str, ...] = ("PU", "PR", "PM1", "PM2")
 
 
+#: The augmentation ablation: PR plus subjects by naive blending, MixUp or CutMix.
 ABLATION_ARMS: Tuple[str, ...] = ("PR-naive", "PR-mixup", "PR-cutmix")
 
 
+#: The equal-compute comparison (docs/method.md §7, "Equal compute").
 COMPUTE_ARMS: Tuple[str, ...] = ("PM2-steps",)
 
 
@@ -75,7 +109,54 @@ STUDY_PAIRS: Tuple[Tuple[str, str], ...] = (
 # --------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class StudyProfile:
-    """Every setting of a study that a profile fixes (the CLI can override the cohort and the arms)."""
+    """Every setting of a study that a profile fixes (the CLI can override the cohort and the arms).
+
+    Attributes
+    ----------
+    name : str
+        The profile's name, its key in :data:`PROFILES`.
+    simulate : str
+        The simulation profile of the cohort (:func:`RobustDeepLogic.simulate.profiles.get_profile`).
+    subjects : int
+        Patients simulated.
+    test : int
+        Held-out test patients.
+    folds : int
+        Patient-level cross-validation folds.
+    train_folds : tuple of int or None
+        The folds trained; None: all of them.
+    spacing : float
+        Spacing of the template grid, in mm.
+    synthetic : int
+        Synthetic subjects per mask and trained fold (and subjects made on the fly per fold by the
+        ablation arms).
+    levels : int
+        Laplacian pyramid levels (docs/method.md §4).
+    epochs : int
+        Training epochs.
+    window : tuple of int
+        Training window ``(rows, columns)`` in voxels: rows along y, columns along x.
+    widths : tuple of int
+        Feature maps of the dilation 1 / 2 / 4 groups of the network (docs/method.md §7).
+    batch_size : int, optional
+        Windows per optimizer step (5, as in the paper).
+    lr : float, optional
+        Adam learning rate (1e-3, as in the paper).
+    weight_decay : float, optional
+        Adam weight decay (1e-4, as in the paper).
+    slices_per_subject : int or None, optional
+        Head slices per subject per epoch; None: all.
+    val_slices : int or None, optional
+        Validation slices per patient; None: all.
+    ablation_tasks : tuple of str, optional
+        Tasks that train the ablation arms (default: all four).
+    compute_tasks : tuple of str, optional
+        Tasks that train the compute arm PM2-steps (default: all four).
+    eval_pngs : bool, optional
+        Write PNG figures for every evaluated case.
+    notes : str, optional
+        What the profile is for, in one line (the report's design section).
+    """
 
     name: str
     simulate: str  # simulation profile of the cohort
@@ -100,6 +181,14 @@ class StudyProfile:
     notes: str = ""
 
     def as_dict(self) -> Dict[str, Any]:
+        """The profile as a JSON-ready dict.
+
+        Returns
+        -------
+        dict
+            ``{field: value}`` for every attribute, tuples as lists (the form stored in
+            ``study.json``).
+        """
         d = asdict(self)
         for k, v in d.items():
             if isinstance(v, tuple):
@@ -107,6 +196,7 @@ class StudyProfile:
         return d
 
 
+#: The study profiles by name: ``paper`` (the study's design), ``quick`` (the demo), ``tiny`` (tests).
 PROFILES: Dict[str, StudyProfile] = {
     "paper": StudyProfile(
         name="paper", simulate="paper", subjects=45, test=10, folds=5, train_folds=None, spacing=2.0,
@@ -129,6 +219,23 @@ PROFILES: Dict[str, StudyProfile] = {
 
 
 def get_profile(name: str) -> StudyProfile:
+    """The study profile of a name.
+
+    Parameters
+    ----------
+    name : str
+        ``tiny``, ``quick`` or ``paper`` (a key of :data:`PROFILES`).
+
+    Returns
+    -------
+    StudyProfile
+        The profile.
+
+    Raises
+    ------
+    InputError
+        When ``name`` is not a profile.
+    """
     if name not in PROFILES:
         raise InputError(f"unknown study profile {name!r}", hint=f"profiles: {', '.join(PROFILES)}")
     return PROFILES[name]
@@ -154,7 +261,20 @@ def _show(value: Any) -> str:
 
 
 def reductions(profile: StudyProfile) -> List[Tuple[str, str, str]]:
-    """``(setting, this profile, the paper's)`` for every setting where ``profile`` differs from it."""
+    """Where ``profile`` departs from the paper's design: ``(setting, this profile, the paper's)``.
+
+    Parameters
+    ----------
+    profile : StudyProfile
+        The profile to compare with ``PROFILES["paper"]``.
+
+    Returns
+    -------
+    list of tuple of str
+        One ``(setting, value in profile, value in paper)`` per setting that differs, as shown in
+        the report (the setting's label; ``all`` for None; sizes as ``a x b``). When the cohort is
+        simulated with another profile, the simulated PET grid comes first. Empty for ``paper``.
+    """
     paper = PROFILES["paper"].as_dict()
     mine = profile.as_dict()
     out = []

@@ -1,4 +1,15 @@
-"""TODO docstring (RobustDeepLogic.experiment)."""
+"""The study's results: the evaluation of every arm, the training histories, the headline tables.
+
+:func:`evaluate_study` scores every test prediction against the untouched native reference
+(docs/method.md §8); :func:`write_histories` writes each arm's metrics over epochs (means over
+folds). :func:`headline_rows`, :func:`improvement_rows` and :func:`preface_sections` build the
+study's own sections of the report (design, reductions, arms trained, headline), which
+:func:`RobustDeepLogic.report.document.build_report` puts before its per-task sections;
+:func:`headline_markdown` is the headline that ``robustdeep demo`` prints.
+
+The metrics themselves are in :mod:`RobustDeepLogic.evaluate`, the report in
+:mod:`RobustDeepLogic.report`; :mod:`RobustDeepLogic.study.stages` calls these functions.
+"""
 
 from __future__ import annotations
 
@@ -28,6 +39,7 @@ from RobustDeepLogic.study.profiles import (
 )
 from RobustDeepLogic.training.runs import load_run, read_history
 
+#: File name of the headline tables (Markdown), in the study's evaluation folder.
 HEADLINE_MD = "headline.md"
 
 
@@ -48,6 +60,21 @@ def _fold_mean_history(run_dir: Path) -> List[Dict[str, Any]]:
 
 
 def write_histories(study: Study, eval_dir: Path) -> None:
+    """Write every trained arm's metrics over epochs, as means over its folds.
+
+    One CSV per task and arm, ``eval_dir/history/<task>/<arm>.csv``, with the columns ``epoch``,
+    ``step``, ``train_loss``, ``val_rmse``, ``val_psnr``, ``val_ssim``: each the mean over the folds
+    of ``runs/<task>/<arm>/history.csv`` (non-finite values left out; an empty cell when none is
+    left). Arms without a history are skipped. The report draws its metrics-over-epochs figure
+    from these files.
+
+    Parameters
+    ----------
+    study : Study
+        The study (its folder and the arms of each task).
+    eval_dir : Path
+        The study's evaluation folder.
+    """
     for task, arms in task_arms(study).items():
         for arm in arms:
             rows = _fold_mean_history(study.root / "runs" / task / arm.name)
@@ -69,7 +96,25 @@ def _final_scaled_head(rows: Sequence[Mapping[str, Any]]) -> List[Mapping[str, A
 
 
 def headline_rows(rows: Sequence[Mapping[str, Any]], tasks: Sequence[str]) -> List[List[str]]:
-    """Per task and arm (and the input): mean RMSE, global SSIM, PSNR over test patients, scaled."""
+    """Per task and arm (and the input): mean RMSE, global SSIM, PSNR over test patients, scaled.
+
+    Parameters
+    ----------
+    rows : sequence of mapping
+        Metric rows of ``metrics.csv``
+        (:func:`~RobustDeepLogic.evaluate.results.read_metrics_csv`). Only the final row of each
+        case is used (the row without an epoch, else the last epoch), in scaled units over the head.
+    tasks : sequence of str
+        The tasks, in the order of the table.
+
+    Returns
+    -------
+    list of list of str
+        One row ``[task, arm, n, RMSE, SSIM (global), PSNR]`` per task and arm that has results:
+        ``n`` test patients, each metric as mean ± SD over them (RMSE in scaled [0, 1] units,
+        PSNR in dB, SSIM the paper's global statistic; docs/method.md §8). Arms come in the order
+        ``input`` (the network's input scored as it is), the main, ablation and compute arms.
+    """
     final = _final_scaled_head(rows)
     out = []
     for task in tasks:
@@ -84,7 +129,29 @@ def headline_rows(rows: Sequence[Mapping[str, Any]], tasks: Sequence[str]) -> Li
 
 
 def improvement_rows(rows: Sequence[Mapping[str, Any]], tasks: Sequence[str]) -> List[List[str]]:
-    """PR -> PM2 relative improvement of RMSE and global SSIM per task, ours and the paper's."""
+    """PR -> PM2 relative improvement of RMSE and global SSIM per task, ours and the paper's.
+
+    Parameters
+    ----------
+    rows : sequence of mapping
+        Metric rows of ``metrics.csv``; as in :func:`headline_rows`, the final scaled head rows are
+        used.
+    tasks : sequence of str
+        The tasks, in the order of the table.
+
+    Returns
+    -------
+    list of list of str
+        One row per task with both PR and PM2 results: ``[task, RMSE (%), p, paper RMSE (%),
+        SSIM (%), p, paper SSIM (%)]``. Improvements are relative, in percent (positive: PM2 is
+        better); ``p`` is the paired t-test over the test patients both arms have; the paper's
+        figures come from ``RobustDeepLogic/report/resources/paper_results.yaml``
+        (docs/method.md §9, the headline). ``-`` where a value is missing.
+
+    References
+    ----------
+    .. [1] docs/method.md §8 (paired t-tests) and §9 (the paper's headline improvements).
+    """
     paper = load_paper_results().get("tasks", {})
     final = _final_scaled_head(rows)
     out = []
@@ -119,7 +186,22 @@ def _training_table(study: Study):
 
 
 def preface_sections(study: Study, rows: Sequence[Mapping[str, Any]]):
-    """The study's own sections of the report: design, reductions, arms, headline."""
+    """The study's own sections of the report: design, reductions, arms, headline.
+
+    Parameters
+    ----------
+    study : Study
+        The study: profile, cohort, split, seed and the arms trained.
+    rows : sequence of mapping
+        Metric rows of ``metrics.csv``.
+
+    Returns
+    -------
+    list of Section
+        Two :class:`~RobustDeepLogic.report.document.Section` objects: ``Study design`` (text, the
+        profile's reductions against ``paper`` when there are any, the arms trained) and
+        ``Headline`` (:func:`headline_rows`, and :func:`improvement_rows` when there are any).
+    """
     p = study.profile
     design = Section("Study design")
     test = ", ".join(study.split.get("test", []))
@@ -152,7 +234,20 @@ def preface_sections(study: Study, rows: Sequence[Mapping[str, Any]]):
 
 
 def headline_markdown(study: Study, rows: Sequence[Mapping[str, Any]]) -> str:
-    """The headline table as Markdown (printed by ``robustdeep demo``)."""
+    """The headline tables as Markdown (printed by ``robustdeep demo``).
+
+    Parameters
+    ----------
+    study : Study
+        The study.
+    rows : sequence of mapping
+        Metric rows of ``metrics.csv``.
+
+    Returns
+    -------
+    str
+        The tables of the ``Headline`` section of :func:`preface_sections`, as Markdown.
+    """
     _, head = preface_sections(study, rows)
     return "\n".join(_md_table(t) for t in head.tables)
 
@@ -182,7 +277,39 @@ def _run_figures(run_dir: Path, folds: Sequence[int]) -> Dict[str, Any]:
 
 
 def evaluate_study(study: Study, source, native, eval_dir: Path, *, progress: Progress) -> Dict[str, Any]:
-    """Evaluate every prediction against the native reference (kept when nothing is newer)."""
+    """Evaluate every prediction against the native reference (kept when nothing is newer).
+
+    One case per task, arm and test patient: the prediction at
+    :func:`~RobustDeepLogic.study.folder.prediction_path` against the target of ``source`` (native
+    space, SUV / HU), with the task's first input from the PU cohort for the input row and the
+    figures (docs/method.md §8). When ``metrics.csv`` is newer than every prediction and holds every case,
+    it is kept as it is.
+
+    Parameters
+    ----------
+    study : Study
+        The study: tasks, arms, test patients, profile (``eval_pngs``).
+    source : Cohort
+        The native-space cohort: the references and their scaling constants.
+    native : Cohort
+        The PU cohort: the inputs, on the native grids.
+    eval_dir : Path
+        The evaluation folder.
+    progress : Progress
+        Progress sink.
+
+    Returns
+    -------
+    dict
+        What :func:`~RobustDeepLogic.evaluate.evaluation.evaluate_cases` returns (``rows``,
+        ``files``, ``csv``, ``json``), or only ``{"csv": path}`` when the existing evaluation was
+        kept.
+
+    Raises
+    ------
+    InputError
+        From the evaluation: a missing or unreadable volume, a prediction off the reference's grid.
+    """
     cases = []
     for task, arms in task_arms(study).items():
         t = get_task(task)

@@ -1,9 +1,10 @@
-"""The paper's study in one call (method.md §9): ``robustdeep reproduce`` and ``robustdeep demo``.
+"""The paper's study in one call (docs/method.md §9): ``robustdeep reproduce`` and ``robustdeep demo``.
 
-:func:`reproduce` composes the stages into the experiment of Sanaat et al. (2022):
+:func:`reproduce` composes the engine's stages into the experiment of Sanaat et al. (2022):
 
 1. **cohort**: simulate the digital cohort (or take a given one; it is only read);
-2. **split**: held-out test patients and patient-level folds, drawn once with the study seed;
+2. **split**: held-out test patients and patient-level folds, drawn once with the study seed (or
+   taken from the cohort's manifest);
 3. **register**: every patient rigidly to the MNI FDG template (PR and PM data);
 4. **native**: the PU data, each patient left in its own PET/CT frame; T1 and T2 are moved into that
    frame with the within-patient MR -> CT registration (a network cannot learn from unpaired images),
@@ -33,10 +34,8 @@ Layout of a study folder::
     OUT/evaluation/                     metrics.csv, maps, history/, provenance.json
     OUT/evaluation/report.html, report.md, headline.md
 
-Profiles (:data:`PROFILES`): ``paper`` is the study's design (45 subjects, 35 + 10, 5 folds, 350
-synthetic subjects per mask, 20 epochs, 112 x 96 windows, widths 16 / 32 / 64), meant for a GPU;
-``quick`` is the README's demo on a 2-core CPU; ``tiny`` is for tests. What a profile reduces
-against ``paper`` is listed in the report (:func:`reductions`).
+Profiles and arms are in :mod:`RobustDeepLogic.study.profiles`, the study record and the split in
+:mod:`RobustDeepLogic.study.folder`, the evaluation and the headline in :mod:`RobustDeepLogic.study.results`.
 """
 
 from __future__ import annotations
@@ -136,7 +135,36 @@ def predict_test_patients(study: Study, task: str, arm: Arm, run_dir: Path, sour
 
     PU predicts from the native cohort on the native target grid. PR / PM predict from the registered
     inputs on the template grid and are mapped back onto the patient's native target grid through the
-    inverse of its PET/CT registration. A prediction newer than the run's checkpoints is kept.
+    inverse of its PET/CT registration (linear; outside the template grid, the target's background).
+    A prediction newer than the run's checkpoints is kept.
+
+    Parameters
+    ----------
+    study : Study
+        The study: its folder and test patients.
+    task : str
+        The task (``ld2fd``, ``ldmr2fd``, ``nac2mac``, ``mr2ct``).
+    arm : Arm
+        The arm; its ``space`` says which cohort the inputs come from.
+    run_dir : Path
+        The arm's training run; the ``best`` checkpoint of each fold is used.
+    source, registered, native : Cohort
+        The native-space cohort (the target grids), the registered one (PR / PM inputs and the
+        ``PETCT_to_template`` transforms) and the PU one (PU inputs and target grids).
+    device : str
+        ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+    progress : Progress
+        Progress sink.
+
+    Returns
+    -------
+    dict of str to str
+        ``{patient: path}`` of every test patient's prediction (:func:`prediction_path`).
+
+    Raises
+    ------
+    InputError
+        When the run has no checkpoint, or a patient lacks an input of the task.
     """
     dev = inference_device(device)
     newest = max(p.stat().st_mtime for p in checkpoints(run_dir, "best").values())
@@ -195,21 +223,41 @@ def reproduce(
 
     Parameters
     ----------
-    out:
-        The study folder (layout in the module doc).
-    profile:
-        ``tiny``, ``quick`` or ``paper`` (:data:`PROFILES`).
-    cohort:
+    out : str or PathLike
+        The study folder (layout in the module doc); created, or resumed when it holds this study.
+    profile : str, optional
+        ``tiny``, ``quick`` (default) or ``paper`` (:data:`~RobustDeepLogic.study.profiles.PROFILES`).
+    cohort : str or PathLike, optional
         A native-space cohort to use instead of simulating one (only read).
-    tasks:
+    tasks : sequence of str, optional
         Tasks to run (default all four: ld2fd, ldmr2fd, nac2mac, mr2ct).
-    arms:
-        Arms to train (default: all of :data:`ARMS`; the ablation and compute arms only for the
-        profile's tasks). PM2-steps needs PR; the ablation arms need PM2's synthetic subjects.
-    device:
+    arms : sequence of str, optional
+        Arms to train (default: all of :data:`~RobustDeepLogic.study.profiles.ARMS`; the ablation and
+        compute arms only for the profile's tasks). PM2-steps needs PR; the ablation arms blend
+        from the parent pairs of PM2 on the fly.
+    seed : int, optional
+        Seed of the simulated cohort, the split, the synthetic pairs and the network weights.
+    device : str, optional
         ``auto``, ``cpu`` or ``cuda`` (training, prediction, on-the-fly blending).
-    workers:
-        Processes for simulation and registration (0: one per core).
+    workers : int, optional
+        Processes for simulation, registration and synthesis (0: one per core).
+    progress : Progress, optional
+        Progress sink (default: silent).
+    log : logging.Logger, optional
+        Receives the split, the synthesis counts and the training messages.
+
+    Returns
+    -------
+    dict
+        ``study``, ``report`` (report.html), ``markdown`` (report.md) and ``metrics`` (metrics.csv)
+        paths as str; ``headline`` (Markdown); ``timings`` (seconds per stage); ``runs``
+        (``{"<task>/<arm>": run folder}``); ``rows`` (the metric rows).
+
+    Raises
+    ------
+    InputError
+        For an unknown profile, task or arm; PM2-steps without PR; a cohort not in native space;
+        a folder that holds another study; too few patients; a patient whose registration failed.
     """
     progress = progress or Progress()
     prof = get_profile(profile)

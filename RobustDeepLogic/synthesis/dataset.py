@@ -1,4 +1,12 @@
-"""TODO docstring (RobustDeepLogic.synthesis)."""
+"""Synthetic subjects on the fly: a torch ``Dataset`` that blends pairs of parents when asked.
+
+:class:`BlendedDataset` makes the subjects of docs/method.md §6 without writing them: each item
+blends two real patients of a registered cohort, on the CPU or a GPU, with the Laplacian blend, the
+naive blend, or the mask-free baselines MixUp and CutMix (:mod:`RobustDeepLogic.blending.baselines`),
+so synthetic subjects cost no disk. MONAI-style transforms that blend inside a data pipeline are in
+:mod:`RobustDeepLogic.synthesis.transforms`; subjects written to disk in
+:mod:`RobustDeepLogic.synthesis.disk`.
+"""
 
 from __future__ import annotations
 
@@ -47,37 +55,58 @@ class BlendedDataset(Dataset):
 
     ``method`` ``'mixup'`` and ``'cutmix'`` are the mask-free baselines: all modalities of an item
     share one weight ``lam ~ Beta(alpha, alpha)`` (MixUp: ``lam x1 + (1 - lam) x2``) or one random
-    box (CutMix: ``x2`` pasted into ``x1``), drawn from ``(seed, i)``; ``masks`` may then be None.
+    box (CutMix: ``x2`` pasted into ``x1``), drawn from ``(seed, i)`` with the ``alpha`` of
+    :data:`~RobustDeepLogic.synthesis.subjects.MIX_ALPHA`; ``masks`` may then be None.
+
+    An item is a dict ``{modality: float32 tensor [z, y, x] on device, ..., "provenance": {"parents":
+    [p1, p2], "mask": name, "levels": L, "seed": seed, "index": i, "method": method}}`` (the mask's
+    name is None without masks), with ``"lam"`` added for MixUp and CutMix (the weight, or the
+    fraction kept from ``x1``). Volumes keep the values stored in the cohort.
 
     Parameters
     ----------
-    cohort:
+    cohort : Cohort
         A registered :class:`~RobustDeepLogic.cohort.Cohort` (space ``template``).
-    parents:
+    parents : sequence of str
         The patient ids that may be parents (a training fold: held-out patients must not be here).
-    masks:
+    masks : array, tensor, str, or a list or tuple of them
         One mask or a list: float32 ``[z, y, x]`` arrays / tensors on the template grid, or mask specs
-        (:func:`~RobustDeepLogic.masks.mask_from_spec`) resolved on the cohort's grid.
-    levels:
-        Pyramid levels (``method='naive'`` ignores it).
-    modalities:
-        The modalities to blend, e.g. ``("LD", "FD")``.
-    seed:
-        Shuffles the pairs (and draws the MixUp / CutMix weights).
-    pairs:
+        (:func:`~RobustDeepLogic.masks.presets.mask_from_spec`) resolved on the cohort's grid.
+    levels : int, optional
+        Pyramid levels (default 4; methods other than ``'laplacian'`` ignore it and record 0).
+    modalities : sequence of str, optional
+        The modalities to blend, e.g. ``("LD", "FD")`` (default ``("FD",)``).
+    seed : int, optional
+        Shuffles the pairs (and draws the MixUp / CutMix weights); default 0.
+    length : int, optional
+        The number of items; indices past ``P * K`` wrap around the pairs. Default ``P * K``.
+    method : {'laplacian', 'naive', 'mixup', 'cutmix'}, optional
+        The blend (default ``'laplacian'``).
+    pairs : sequence of (str, str), optional
         Explicit ordered ``(x1, x2)`` pairs instead of the shuffled all-pairs list (both parents must
         be in ``parents``).
-    method:
-        ``'laplacian'`` (default), ``'naive'``, ``'mixup'`` or ``'cutmix'``.
-    device:
-        Where parents are cached and blended (``'cuda'`` to blend on a GPU).
-    cache:
-        Keep the parents' volumes in memory after the first read (``N x C`` volumes).
+    device : str or torch.device, optional
+        Where parents are cached and blended (default ``'cpu'``; ``'cuda'`` to blend on a GPU).
+    cache : bool, optional
+        Keep the parents' volumes in memory after the first read (``N x C`` volumes; default True).
 
-    Yields
+    Attributes
+    ----------
+    pairs : list of (str, str)
+        The ordered pairs, in item order.
+    mask_names : list of str
+        The spec of each mask given as a string, ``"maskK"`` for an array.
+    grid : Grid
+        The template grid, read from the first parent's first modality.
+    levels : int
+        The pyramid levels used (0 for methods other than ``'laplacian'``).
+
+    Raises
     ------
-    ``{modality: float32 tensor [z, y, x], "provenance": {"parents": [p1, p2], "mask": name,
-    "levels": L, "seed": seed, "index": i}}``
+    InputError
+        The cohort is not in template space; ``method`` is unknown; a parent is unknown or synthetic;
+        a pair is not two different parents, or no pair is given; fewer than 2 parents; no mask for a
+        blend, or a mask off the cohort's grid; or ``levels`` is too many.
     """
 
     def __init__(
@@ -175,12 +204,34 @@ class BlendedDataset(Dataset):
         return t
 
     def pair_of(self, index: int) -> Tuple[Tuple[str, str], int]:
-        """The parents and the mask number of item ``index``."""
+        """The parents and the mask number of item ``index``.
+
+        Parameters
+        ----------
+        index : int
+            An item index, from 0 to ``len(self) - 1``.
+
+        Returns
+        -------
+        pair : tuple of (str, str)
+            The parents ``(x1, x2)``.
+        mask : int
+            The index of the mask in ``masks`` (0 when there are none).
+
+        Raises
+        ------
+        IndexError
+            ``index`` is out of range.
+        """
         if not 0 <= index < self.length:
             raise IndexError(index)
         return self.pairs[index % len(self.pairs)], (index // len(self.pairs)) % max(1, len(self._masks))
 
     def __getitem__(self, index: int) -> Dict[str, Any]:
+        """Item ``index``: its blended modalities and its provenance (see the class description).
+
+        A parent volume off the template grid raises :class:`InputError` when it is first read.
+        """
         (p1, p2), k = self.pair_of(int(index))
         x1, x2 = self._parent(p1), self._parent(p2)
         mask_name: Optional[str] = self.mask_names[k] if self._masks else None

@@ -1,4 +1,24 @@
-"""TODO docstring (RobustDeepLogic.synthesis)."""
+"""Synthetic subjects on disk (``robustdeep synthesize``): plans, runs, provenance, resumes.
+
+:func:`synthesize` chooses ordered pairs ``(i, j)``, ``i != j``, without repeats, from a pool of real
+patients of a registered cohort (space ``template``), blends every modality of the pair with the same
+mask and the same parents (:func:`~RobustDeepLogic.blending.blend.laplacian_blend`), and writes each
+new subject in the cohort layout with its provenance (docs/method.md §6)::
+
+    OUT/manifest.json                 # the synthetic subjects (and, if OUT is the source, the rest)
+    OUT/masks/simple.nii.gz           # every mask used, once, on the template grid
+    OUT/syn-P001-P007-simple/FD.nii.gz
+    OUT/syn-P001-P007-simple/provenance.json   # written last: marks the subject complete
+
+Provenance (in the manifest and in ``provenance.json``): parents (``x1`` first: mask 1 takes it),
+the mask spec, its file and SHA-256, levels, method, seed, pair index, the source cohort and the
+RobustDeep version; :func:`regenerate` rebuilds any subject from it, bit for bit.
+
+Pairs come only from the pool given (``patients`` / ``folds``; test-split patients never), so the
+patients held out of a training fold never become parents. Runs are resumable and idempotent: a
+subject whose files and ``provenance.json`` are present with the same provenance is not recomputed.
+Work runs in-process, over local processes or on a Dask cluster (:mod:`RobustDeepLogic.synthesis.executors`).
+"""
 
 from __future__ import annotations
 
@@ -20,7 +40,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from RobustDeepLogic.blending.pyramids import check_levels
-from RobustDeepLogic.cohort.manifest import Cohort, Patient
+from RobustDeepLogic.cohort.manifest import Cohort
+from RobustDeepLogic.cohort.patient import Patient
 from RobustDeepLogic.core.errors import InputError
 from RobustDeepLogic.core.modalities import normalise_modality
 from RobustDeepLogic.core.progress import Progress
@@ -38,12 +59,24 @@ from RobustDeepLogic.synthesis.subjects import (
 )
 
 
-# --------------------------------------------------------------------------------------------------
-# Planning and running
-# --------------------------------------------------------------------------------------------------
 @dataclass
 class SynthesisReport:
-    """What :func:`synthesize` did."""
+    """What :func:`synthesize` did.
+
+    Attributes
+    ----------
+    out : pathlib.Path
+        The output cohort folder.
+    planned, made, skipped : int
+        The subjects planned (pairs x masks), blended and written by this run, and found already
+        complete with the same provenance (left as they were).
+    seconds : float
+        Wall-clock time of the run, in seconds.
+    subjects : list of str
+        The ids of the planned subjects, in the order they finished.
+    pool : list of str
+        The ids of the parent pool.
+    """
 
     out: Path
     planned: int = 0
@@ -84,7 +117,49 @@ def plan_synthesis(
 ) -> Tuple[Cohort, List[Dict[str, Any]], List[str]]:
     """Check the inputs, write the masks, and list one job per synthetic subject (pairs x masks).
 
-    Returns the output cohort (loaded, or new with the source's settings), the jobs and the pool.
+    Every mask is made on the grid of the first parent's first modality and stored once as
+    ``out/masks/TAG.nii.gz`` (:func:`~RobustDeepLogic.masks.presets.mask_tag`); no manifest is saved.
+
+    Parameters
+    ----------
+    source : Cohort
+        A registered cohort (space ``template``; :class:`~RobustDeepLogic.cohort.Cohort`).
+    out : path-like
+        The output cohort folder: ``source``'s own (extended), an existing cohort in template space
+        (loaded and extended), or a new folder (a new cohort with ``source``'s settings).
+    masks : sequence of str
+        Mask specs (:func:`~RobustDeepLogic.masks.presets.mask_from_spec`; relative file paths are
+        taken from the current directory).
+    count, per_patient, all_pairs : int, int, bool
+        How pairs are chosen (exactly one; :func:`~RobustDeepLogic.synthesis.pairs.choose_pairs`).
+    seed : int
+        Seed of the pair choice (keyword, required; recorded in provenance).
+    patients, folds : sequence of str, sequence of int, optional
+        Restrict the parents (:func:`~RobustDeepLogic.synthesis.pairs.select_pool`).
+    modalities : sequence of str, optional
+        Modalities to blend (default: those of FD, LD, NAC, MAC, CT, T1, T2 that every parent has).
+    levels, method, suffix : int, {'laplacian', 'naive'}, str, optional
+        Pyramid levels (default 4; recorded as 0 for ``'naive'``), the blend (default
+        ``'laplacian'``), and the volume file ending of the subjects' files (default ``'.nii.gz'``).
+
+    Returns
+    -------
+    out_cohort : Cohort
+        The output cohort, not yet saved.
+    jobs : list of dict
+        One job per subject, mask by mask and pair by pair in order, as
+        :func:`~RobustDeepLogic.synthesis.subjects.synthesize_subject` takes it (``id``, ``out_root``,
+        ``paths1``, ``paths2``, ``mask_path``, ``modalities``, ``suffix``, ``provenance``, ``index``).
+    pool : list of str
+        The parent pool.
+
+    Raises
+    ------
+    InputError
+        ``source`` or an existing output cohort is not in template space; ``method`` is unknown; no
+        mask is given or a spec is bad; the pool or the pair choice is invalid; a parent lacks a
+        modality, or the parents share none; ``levels`` is too many for the grid; a different mask is
+        already stored under the same tag; or a subject already exists with another provenance.
     """
     if source.space != "template":
         raise InputError(
@@ -205,29 +280,42 @@ def synthesize(
 ) -> SynthesisReport:
     """Write synthetic subjects blended from pairs of ``source`` patients into the cohort ``out``.
 
+    The manifest is saved every 2 seconds or so while subjects finish, and at the end (also after an
+    error); it lists the subjects in plan order and records the run under ``meta["synthesis_runs"]``.
+
     Parameters
     ----------
-    source:
+    source : Cohort or path-like
         A registered cohort (space ``template``) or its folder.
-    out:
+    out : path-like
         The output cohort folder (created, or extended; it may be ``source`` itself).
-    masks:
-        Mask specs (:func:`~RobustDeepLogic.masks.mask_from_spec`): every chosen pair is blended with
-        every mask.
-    count, per_patient, all_pairs:
-        How pairs are chosen (exactly one; :func:`choose_pairs`).
-    seed:
-        Seed of the pair choice (recorded in provenance).
-    patients, folds:
-        Restrict the parents to these patients / these cross-validation folds (:func:`select_pool`).
-    modalities:
-        Modalities to blend (default: all that every parent has).
-    levels, method:
-        Pyramid levels, and ``'laplacian'`` or the ``'naive'`` baseline.
-    suffix, compress:
-        Output file format (``'.nii.gz'``, ``'.nrrd'``, ...) and compression.
-    workers, scheduler:
-        Local processes; or ``'dask'`` (a local Dask cluster of ``workers``) or a scheduler address.
+    masks : sequence of str
+        Mask specs (:func:`~RobustDeepLogic.masks.presets.mask_from_spec`): every chosen pair is blended
+        with every mask.
+    count, per_patient, all_pairs, seed, patients, folds, modalities, levels, method, suffix
+        As in :func:`plan_synthesis`: how pairs are chosen (exactly one of the first three), the
+        seed of that choice (keyword, required), the parent pool (patients, folds), the modalities
+        to blend (default: all that every parent has), pyramid levels (default 4), ``'laplacian'``
+        (default) or the ``'naive'`` baseline, and the output file format (``'.nii.gz'``, ...).
+    compress : bool, optional
+        Compress the output volumes (default True).
+    workers : int, optional
+        Local worker processes, or the workers of a local Dask cluster (default 1: this process).
+    scheduler : str, optional
+        ``'dask'`` (or ``'local'``) for a local Dask cluster, or a scheduler address such as
+        ``tcp://host:8786`` (:mod:`RobustDeepLogic.synthesis.executors`); None: no Dask.
+    progress : Progress, optional
+        Receives the ``synthesize`` stage, one step per subject (default: silent).
+
+    Returns
+    -------
+    SynthesisReport
+        What was planned, made and skipped.
+
+    Raises
+    ------
+    InputError
+        As :func:`plan_synthesis`; a parent volume is off the template grid; Dask is not installed.
     """
     t0 = time.perf_counter()
     progress = progress or Progress()
@@ -272,6 +360,26 @@ def regenerate(out: Union[Cohort, PathLike], subject: str, *, source: Optional[P
 
     The parents are read from the recorded source cohort (or ``source``), the mask from the recorded
     mask file (its SHA-256 is checked), and blended with the recorded levels and method.
+
+    Parameters
+    ----------
+    out : Cohort or path-like
+        The cohort that holds the subject, or its folder.
+    subject : str
+        The synthetic subject's id.
+    source : path-like, optional
+        The source cohort's folder, in place of the one recorded (e.g. after a move).
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        The blended modalities, float32 ``[z, y, x]`` on the template grid.
+
+    Raises
+    ------
+    InputError
+        The subject is unknown or not synthetic, the stored mask differs from the recorded digest, or a
+        parent volume is missing or off the mask's grid.
     """
     cohort = out if isinstance(out, Cohort) else Cohort.load(out)
     patient = cohort.patient(subject)

@@ -1,4 +1,13 @@
-"""TODO docstring (RobustDeepLogic.synthesis)."""
+"""Where the jobs of a synthesis run: in this process, in local worker processes, or on Dask.
+
+:func:`_run_jobs`, used by :func:`~RobustDeepLogic.synthesis.disk.synthesize`, yields the results of
+:func:`~RobustDeepLogic.synthesis.subjects.synthesize_subject` as jobs finish: in this process for
+``workers <= 1``; over ``workers`` spawned processes, each with ``cpu_count // workers`` torch threads;
+or, with a ``scheduler``, on a Dask cluster with one thread per job: ``'dask'`` or ``'local'`` for a
+local cluster of ``workers`` processes, or a scheduler address such as ``tcp://host:8786`` (needs
+``pip install 'dask[distributed]'`` and a file system shared with the workers; without Dask,
+:class:`~RobustDeepLogic.core.errors.InputError`).
+"""
 
 from __future__ import annotations
 

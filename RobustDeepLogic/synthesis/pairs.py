@@ -1,4 +1,10 @@
-"""TODO docstring (RobustDeepLogic.synthesis)."""
+"""Which parents: the pool of real patients, ordered parent pairs, synthetic subject ids (docs/method.md §6).
+
+Each ordered pair ``(i, j)`` of distinct real patients can make one synthetic subject, so ``N``
+patients give ``N (N - 1)``. :func:`select_pool` picks the patients that may be parents,
+:func:`choose_pairs` the pairs, :func:`subject_id` names the result. Blending a pair is in
+:mod:`RobustDeepLogic.synthesis.subjects`.
+"""
 
 from __future__ import annotations
 
@@ -26,7 +32,7 @@ def choose_pairs(
     all_pairs: bool = False,
     seed: int = 0,
 ) -> List[Tuple[str, str]]:
-    """Ordered parent pairs ``(x1, x2)``, ``x1 != x2``, never repeated (method.md §6).
+    """Ordered parent pairs ``(x1, x2)``, ``x1 != x2``, never repeated (docs/method.md §6).
 
     Exactly one of:
 
@@ -36,6 +42,34 @@ def choose_pairs(
       ``K`` times (``K`` distinct cyclic shifts of a random permutation).
 
     The result depends only on the set of ``ids`` and ``seed`` (ids are sorted first).
+
+    Parameters
+    ----------
+    ids : sequence of str
+        The ids of the patients that may be parents (duplicates are dropped).
+    count : int, optional
+        The number of pairs to draw, from 1 to ``N (N - 1)``.
+    per_patient : int, optional
+        ``K``, from 1 to ``N - 1``.
+    all_pairs : bool, optional
+        Take every ordered pair (default False).
+    seed : int, optional
+        Seed of numpy's ``default_rng`` for ``count`` and ``per_patient`` (default 0).
+
+    Returns
+    -------
+    list of tuple of (str, str)
+        The pairs ``(x1, x2)``; mask value 1 takes ``x1``.
+
+    Raises
+    ------
+    InputError
+        Not exactly one of the three modes is chosen, there are fewer than 2 ids, or ``count`` /
+        ``per_patient`` is out of range.
+
+    References
+    ----------
+    docs/method.md §6: ``N`` patients give ``N (N - 1)`` ordered pairs.
     """
     pool = sorted(set(str(i) for i in ids))
     n = len(pool)
@@ -72,8 +106,32 @@ def select_pool(
     patients: Optional[Sequence[str]] = None,
     folds: Optional[Sequence[int]] = None,
 ) -> List[str]:
-    """The real patients that may become parents: not synthetic, not in the ``test`` split, and (when
-    given) among ``patients`` and in ``folds``. Naming a test or unknown patient is an error."""
+    """The real patients that may become parents of synthetic subjects.
+
+    They are not synthetic, not in the ``test`` split, and (when given) among ``patients`` and in
+    ``folds``. Giving only the training folds of a cross-validation run keeps its validation patients
+    out of the parents (docs/method.md §6).
+
+    Parameters
+    ----------
+    cohort : Cohort
+        The source cohort (:class:`~RobustDeepLogic.cohort.Cohort`).
+    patients : sequence of str, optional
+        The ids to choose from; None or empty: every real patient outside the test split.
+    folds : sequence of int, optional
+        Keep only patients whose cross-validation fold is one of these (patients without a fold are
+        dropped); None or empty: no fold filter.
+
+    Returns
+    -------
+    list of str
+        The ids, sorted.
+
+    Raises
+    ------
+    InputError
+        A patient of ``patients`` is unknown, in the test split, or synthetic.
+    """
     if patients:
         for pid in patients:
             p = cohort.patient(pid)
@@ -93,6 +151,20 @@ def select_pool(
 
 
 def subject_id(parent1: str, parent2: str, tag: str) -> str:
-    """The id (and folder name) of the synthetic subject of ``parent1`` x ``parent2`` under mask ``tag``."""
+    """The id (and folder name) of the synthetic subject of ``parent1`` x ``parent2`` under mask ``tag``.
+
+    Parameters
+    ----------
+    parent1, parent2 : str
+        The ids of the parents ``x1`` and ``x2``.
+    tag : str
+        The mask's tag (:func:`~RobustDeepLogic.masks.presets.mask_tag`).
+
+    Returns
+    -------
+    str
+        ``syn-PARENT1-PARENT2-TAG``, each part with characters other than letters, digits, ``-``, ``_``
+        and ``.`` replaced by ``_``.
+    """
     safe = lambda s: "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in s)  # noqa: E731
     return f"syn-{safe(parent1)}-{safe(parent2)}-{safe(tag)}"

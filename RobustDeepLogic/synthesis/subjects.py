@@ -1,32 +1,16 @@
-"""Synthetic subjects from pairs of registered patients (method.md §6), on disk or on the fly.
+"""One synthetic subject: every modality of two parents blended with one mask (docs/method.md §6).
 
-On disk (:func:`synthesize`, ``robustdeep synthesize``): choose ordered pairs ``(i, j)``, ``i != j``,
-without repeats, from a pool of real patients of a registered cohort (space ``template``), blend every
-modality of the pair with the same mask and the same parents (:func:`~RobustDeepLogic.blending.
-laplacian_blend`), and write each new subject in the cohort layout with its provenance::
+All paired modalities of a synthetic subject are blended with the same mask and the same two parents,
+so it is again a consistent set of paired images. :func:`iter_blend_subject` and :func:`blend_subject`
+blend in memory; :func:`synthesize_subject` makes one subject on disk from a job of
+:func:`~RobustDeepLogic.synthesis.disk.plan_synthesis` and is what a worker runs
+(:mod:`RobustDeepLogic.synthesis.executors`). Memory is bounded per worker and does not grow with the
+number of patients or subjects: a task streams one modality at a time (two parent volumes, the blend,
+and the pyramid buffers). The constants here name the blend methods and describe the blend in
+provenance.
 
-    OUT/manifest.json                 # the synthetic subjects (and, if OUT is the source, the rest)
-    OUT/masks/simple.nii.gz           # every mask used, once, on the template grid
-    OUT/syn-P001-P007-simple/FD.nii.gz
-    OUT/syn-P001-P007-simple/provenance.json   # written last: marks the subject complete
-
-Provenance (in the manifest and in ``provenance.json``): parents (``x1`` first: mask 1 takes it),
-the mask spec, its file and SHA-256, levels, method, seed, pair index, the source cohort and the
-RobustDeep version; :func:`regenerate` rebuilds any subject from it, bit for bit.
-
-Pairs come only from the pool given (``patients`` / ``folds``; test-split patients never), so the
-patients held out of a training fold never become parents. Runs are resumable and idempotent: a
-subject whose files and ``provenance.json`` are present with the same provenance is not recomputed.
-Work runs in-process (``workers=1``), over local processes, or on a Dask cluster (``scheduler``:
-``'dask'`` for a local cluster, or a scheduler address such as ``tcp://host:8786``; needs
-``pip install dask[distributed]`` and a file system shared with the workers).
-
-Memory is bounded per worker and does not grow with the number of patients or subjects: a task
-streams one modality at a time (two parent volumes, the blend, and the pyramid buffers).
-
-On the fly: :class:`BlendedDataset` (a torch Dataset) and :class:`LaplacianBlendd` /
-:class:`RandLaplacianBlendd` (MONAI-style dictionary transforms that do not import MONAI) blend
-pairs when asked, on the CPU or a GPU, so synthetic subjects cost no disk.
+Planning, provenance and resumable runs are in :mod:`RobustDeepLogic.synthesis.disk`; blending on the
+fly in :mod:`RobustDeepLogic.synthesis.dataset` and :mod:`RobustDeepLogic.synthesis.transforms`.
 """
 
 from __future__ import annotations
@@ -57,8 +41,9 @@ from RobustDeepLogic.io.volumes import Grid, read_array, write_array
 METHODS = ("laplacian", "naive")
 
 
-#: Methods of on-the-fly augmentation (:class:`BlendedDataset`): the blends, and the two classic
-#: mixing baselines (MixUp, Zhang et al. 2018; CutMix, Yun et al. 2019), which use no mask.
+#: Methods of on-the-fly augmentation (:class:`~RobustDeepLogic.synthesis.dataset.BlendedDataset`):
+#: the blends, and the two classic mixing baselines (MixUp, Zhang et al. 2018; CutMix, Yun et al.
+#: 2019), which use no mask.
 ON_THE_FLY_METHODS = METHODS + ("mixup", "cutmix")
 
 
@@ -67,6 +52,8 @@ ON_THE_FLY_METHODS = METHODS + ("mixup", "cutmix")
 MIX_ALPHA = {"mixup": 0.4, "cutmix": 1.0}
 
 
+#: The file in a subject's folder that holds its provenance; written last, it marks the subject
+#: complete.
 PROVENANCE_NAME = "provenance.json"
 
 
@@ -101,6 +88,35 @@ def iter_blend_subject(
 
     One mask pyramid serves every modality; only one modality of each parent is in memory at a time
     (about 3 volumes plus the pyramid buffers), which bounds the memory of a synthesis worker.
+
+    Parameters
+    ----------
+    paths1, paths2 : mapping of str to str
+        Modality -> volume file of the parents ``x1`` and ``x2``.
+    parents : sequence of str
+        The ids of ``x1`` and ``x2``, named in errors.
+    modalities : sequence of str
+        The modalities to blend, in this order (keys of ``paths1`` and ``paths2``).
+    mask_path : path-like
+        The mask volume; its grid is the template grid that every parent volume must be on.
+    levels : int
+        Pyramid levels (not used by ``'naive'``).
+    method : {'laplacian', 'naive'}, optional
+        Laplacian-pyramid blend (default) or the naive mask blend.
+
+    Yields
+    ------
+    modality : str
+        The modality.
+    blend : numpy.ndarray
+        float32 ``[z, y, x]``, in the units of the parent volumes.
+    grid : Grid
+        The mask's grid (:class:`~RobustDeepLogic.io.volumes.Grid`).
+
+    Raises
+    ------
+    InputError
+        A volume cannot be read or is not on the mask's grid, or ``levels`` is too many for it.
     """
     mask, grid = read_array(mask_path)
     gm = mask_pyramid(mask, levels) if method == "laplacian" else None
@@ -122,7 +138,35 @@ def blend_subject(
     levels: int,
     method: str = "laplacian",
 ) -> Tuple[np.ndarray, Grid]:
-    """Blend all ``modalities`` of two parents with one mask: ``[C, z, y, x]`` float32 and the grid."""
+    """Blend all ``modalities`` of two parents with one mask, in memory.
+
+    Parameters
+    ----------
+    paths1, paths2 : mapping of str to str
+        Modality -> volume file of the parents ``x1`` and ``x2``.
+    parents : sequence of str
+        The ids of ``x1`` and ``x2``, named in errors.
+    modalities : sequence of str
+        The modalities to blend (at least one).
+    mask_path : path-like
+        The mask volume on the template grid.
+    levels : int
+        Pyramid levels (not used by ``'naive'``).
+    method : {'laplacian', 'naive'}, optional
+        Laplacian-pyramid blend (default) or the naive mask blend.
+
+    Returns
+    -------
+    blended : numpy.ndarray
+        float32 ``[C, z, y, x]``, channels in the order of ``modalities``.
+    grid : Grid
+        The mask's grid.
+
+    Raises
+    ------
+    InputError
+        As :func:`iter_blend_subject`.
+    """
     out = list(iter_blend_subject(paths1, paths2, parents, modalities, mask_path, levels, method))
     return np.stack([a for _, a, _ in out]), out[0][2]
 
@@ -139,10 +183,32 @@ def _subject_complete(folder: Path, provenance: Mapping[str, Any], files: Iterab
 
 
 def synthesize_subject(job: Mapping[str, Any]) -> Dict[str, Any]:
-    """Make one synthetic subject from a job of :func:`plan_synthesis`; returns its manifest entry.
+    """Make one synthetic subject from a job of :func:`~RobustDeepLogic.synthesis.disk.plan_synthesis`.
 
     Idempotent: when the subject's files and ``provenance.json`` are already there with the same
-    provenance, nothing is recomputed (``"skipped": True`` in the result).
+    provenance, nothing is recomputed (``"skipped": True`` in the result). Otherwise the volumes are
+    written (atomically) into ``out_root/id/`` and ``provenance.json`` last, which marks the subject
+    complete. Runs in a worker process (:mod:`RobustDeepLogic.synthesis.executors`).
+
+    Parameters
+    ----------
+    job : mapping
+        One job: ``id``, ``out_root``, ``paths1``, ``paths2``, ``mask_path``, ``modalities``,
+        ``suffix`` (the volume file ending), ``provenance``; optionally ``compress`` (default True)
+        and ``threads`` (torch threads of this process).
+
+    Returns
+    -------
+    dict
+        ``"entry"``: the subject's manifest entry (a dict for
+        :meth:`~RobustDeepLogic.cohort.Patient.from_json`: split ``train``, no fold, modality
+        paths relative to ``out_root``, the provenance); ``"skipped"``: True when the subject was
+        already complete.
+
+    Raises
+    ------
+    InputError
+        A parent volume cannot be read or is not on the mask's grid.
     """
     out_root = Path(job["out_root"])
     folder = out_root / job["id"]

@@ -1,4 +1,12 @@
-"""TODO docstring (RobustDeepLogic.synthesis)."""
+"""MONAI-style dictionary transforms that blend a sample with a partner (docs/method.md §4, §6).
+
+:class:`LaplacianBlendd` blends each key with a partner entry of the same sample under one mask;
+:class:`RandLaplacianBlendd` blends, with some probability, with a partner and a mask drawn at random.
+They follow MONAI's conventions (``keys``, channel-first values, ``set_random_state`` /
+``randomize``) without importing MONAI, so they fit in a ``monai.transforms.Compose``. The blend is
+:func:`~RobustDeepLogic.blending.blend.laplacian_blend` or the naive baseline; a whole dataset of
+blended pairs is :class:`~RobustDeepLogic.synthesis.dataset.BlendedDataset`.
+"""
 
 from __future__ import annotations
 
@@ -29,6 +37,26 @@ class LaplacianBlendd:
     numpy arrays or tensors, ``[z, y, x]`` or channel-first ``[C, z, y, x]`` (MONAI's layout); the
     mask is ``[z, y, x]`` on the same grid. The partner entries are removed unless
     ``keep_partner=True``. Does not import MONAI; drop it into a ``monai.transforms.Compose``.
+
+    Parameters
+    ----------
+    keys : str or sequence of str
+        The entries to blend; 1 in the mask takes ``data[key]``.
+    mask : numpy.ndarray or torch.Tensor
+        ``[z, y, x]`` (or ``[y, x]``) weights in [0, 1].
+    levels : int, optional
+        Pyramid levels (default 4; 0 is recorded for ``'naive'``).
+    partner_suffix : str, optional
+        Appended to a key to name its partner entry (default ``"_partner"``).
+    method : {'laplacian', 'naive'}, optional
+        The Laplacian blend (default) or the naive mask blend.
+    keep_partner : bool, optional
+        Keep the partner entries in the output (default False: they are removed).
+
+    Raises
+    ------
+    InputError
+        ``method`` is unknown, or ``levels`` is too many for the mask's shape.
     """
 
     def __init__(
@@ -52,6 +80,26 @@ class LaplacianBlendd:
         self._pyramid = mask_pyramid(mask, self.levels) if method == "laplacian" else None
 
     def blend(self, a: Any, b: Any) -> Any:
+        """Blend one value with its partner under the transform's mask.
+
+        Parameters
+        ----------
+        a : numpy.ndarray or torch.Tensor
+            ``[z, y, x]`` or ``[C, z, y, x]``, taken where the mask is 1. For a tensor, the mask pyramid is
+            moved to its device (and kept there).
+        b : numpy.ndarray or torch.Tensor
+            The partner, of the shape of ``a``.
+
+        Returns
+        -------
+        numpy.ndarray or torch.Tensor
+            float32, shaped like ``a`` and of its kind.
+
+        Raises
+        ------
+        InputError
+            ``a`` and ``b`` differ in shape or do not fit the mask.
+        """
         if self.method == "naive":
             return naive_blend(a, b, self.mask)
         torch = _torch()
@@ -60,6 +108,23 @@ class LaplacianBlendd:
         return laplacian_blend(a, b, self._pyramid[0], self.levels, mask_levels=self._pyramid)  # type: ignore[index]
 
     def __call__(self, data: Mapping[str, Any]) -> Dict[str, Any]:
+        """Blend every key of ``data`` with its partner entry.
+
+        Parameters
+        ----------
+        data : mapping
+            A sample holding every ``key`` and ``key + partner_suffix``.
+
+        Returns
+        -------
+        dict
+            A shallow copy of ``data`` with the keys blended (and, unless ``keep_partner``, no partners).
+
+        Raises
+        ------
+        KeyError
+            A partner entry is missing.
+        """
         d = dict(data)
         for key in self.keys:
             partner = key + self.partner_suffix
@@ -72,13 +137,37 @@ class LaplacianBlendd:
 
 
 class RandLaplacianBlendd:
-    """A random MONAI-style dictionary transform: with probability ``prob``, blend the sample with a
-    partner drawn from ``partners`` under a mask drawn from ``masks`` (all ``keys`` share them).
+    """A random MONAI-style dictionary transform: blend the sample with a random partner and mask.
 
-    ``partners`` is a sequence of dictionaries with the same ``keys`` (e.g. other training patients of
-    the same fold, already loaded), ``masks`` one mask or a list of ``[z, y, x]`` masks. The transform
+    With probability ``prob``, the sample is blended with a partner drawn from ``partners`` under a
+    mask drawn from ``masks`` (all ``keys`` share them). ``partners`` is a sequence of dictionaries with
+    the same ``keys`` (e.g. other training patients of the same fold, already loaded). The transform
     owns its random state (``set_random_state(seed)``); the choice is recorded under
-    ``data["blend_provenance"]`` (``partner`` index, ``mask`` index, or None when not applied).
+    ``data["blend_provenance"]``: ``{"partner": index, "mask": index, "levels": L}``, or None when
+    the sample was left as it was.
+
+    Parameters
+    ----------
+    keys : str or sequence of str
+        The entries to blend; 1 in the mask takes the sample's value.
+    partners : sequence of mapping
+        Samples to blend with, each holding every key on the sample's grid.
+    masks : array or tensor, or a list or tuple of them
+        One mask or several, ``[z, y, x]`` weights in [0, 1].
+    levels : int, optional
+        Pyramid levels (default 4).
+    prob : float, optional
+        The probability of blending a sample, in [0, 1] (default 1).
+    seed : int, optional
+        Seed of the transform's ``numpy.random.RandomState``; None (default) seeds it from the system.
+    method : {'laplacian', 'naive'}, optional
+        The Laplacian blend (default) or the naive mask blend.
+
+    Raises
+    ------
+    InputError
+        No partner is given, ``prob`` is outside [0, 1], ``method`` is unknown, or ``levels`` is too
+        many for a mask.
     """
 
     def __init__(
@@ -105,16 +194,41 @@ class RandLaplacianBlendd:
         self._choice: Optional[Tuple[int, int]] = None
 
     def set_random_state(self, seed: Optional[int] = None) -> "RandLaplacianBlendd":
+        """Seed the transform's random state, as MONAI's ``Randomizable.set_random_state`` does.
+
+        Parameters
+        ----------
+        seed : int, optional
+            Seed of a new ``numpy.random.RandomState`` (stored as ``R``); None seeds it from the system.
+
+        Returns
+        -------
+        RandLaplacianBlendd
+            The transform itself.
+        """
         self.R = np.random.RandomState(seed)
         return self
 
     def randomize(self) -> None:
+        """Draw whether the next sample is blended and, if so, its partner and mask."""
         if self.R.rand() < self.prob:
             self._choice = (int(self.R.randint(len(self.partners))), int(self.R.randint(len(self._blenders))))
         else:
             self._choice = None
 
     def __call__(self, data: Mapping[str, Any]) -> Dict[str, Any]:
+        """Blend a sample with a random partner under a random mask (see the class description).
+
+        Parameters
+        ----------
+        data : mapping
+            A sample holding every key.
+
+        Returns
+        -------
+        dict
+            A shallow copy of ``data`` with the keys blended (or not) and ``"blend_provenance"`` set.
+        """
         self.randomize()
         d = dict(data)
         if self._choice is None:

@@ -2,8 +2,8 @@
 
 Modules: :mod:`.settings` (defaults and checks of a training configuration), :mod:`.plan` (the run's
 folds and subjects), :mod:`.runs` (run folders, checkpoints, histories), :mod:`.validation`
-(validation metrics), :mod:`.distributed` (``torch.distributed``), :mod:`.loop` (``robustdeep
-train``).
+(validation metrics after every epoch), :mod:`.distributed` (``torch.distributed``), :mod:`.loop`
+(``train_run``, the engine of ``robustdeep train``).
 """
 
 from RobustDeepLogic.training.distributed import Distributed, setup_distributed

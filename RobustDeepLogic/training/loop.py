@@ -1,16 +1,20 @@
-"""Training of the translation network with patient-level cross-validation (method.md §7).
+"""The training loop: a run's folds trained with patient-level cross-validation (docs/method.md §7).
 
-:func:`train_run` is the engine behind ``robustdeep train``: for every fold it trains
-:class:`~.model.DilatedResNet2D` on windows of the fold's training subjects (real and, by config,
-synthetic ones whose parents are all training patients of the fold), validates on the fold's
-validation patients after every epoch (RMSE, PSNR and the paper's global SSIM in the head region, in
-scaled units), and writes checkpoints and history into the run folder (layout: :mod:`.runs`).
+:func:`train_run` is the engine behind ``robustdeep train``: for every fold (:func:`train_fold`) it
+trains :class:`~RobustDeepLogic.network.model.DilatedResNet2D` on windows of the fold's training
+subjects (real and, by config, synthetic ones whose parents are all training patients of the fold),
+validates on the fold's validation patients after every epoch (RMSE, PSNR and the paper's global SSIM
+in the head region, in scaled units; :mod:`RobustDeepLogic.training.validation`), and writes
+checkpoints and history into the run folder (layout: :mod:`RobustDeepLogic.training.runs`). The
+configuration is checked in :mod:`RobustDeepLogic.training.settings`, the folds and subjects are
+planned in :mod:`RobustDeepLogic.training.plan`, and the windows come from
+:mod:`RobustDeepLogic.data.windows`.
 
-- Optimiser: Adam, learning rate 1e-3, weight decay 1e-4 (L2 added to the gradient, as ``torch.optim.Adam``
-  does); loss: mean squared error (L2); batch 5; 20 epochs. An epoch is one window per head slice
-  of every training subject. ``steps`` fixes the number of optimizer steps instead (scenarios with more
-  subjects then get the same compute; the last epoch may be partial).
-- Seeded: the weights (seed + fold), the window draws and their order (seed, epoch, item) are
+- Optimiser: Adam, learning rate 1e-3, weight decay 1e-4 (L2 added to the gradient, as
+  ``torch.optim.Adam`` does); loss: mean squared error (L2); batch 5; 20 epochs. An epoch is one
+  window per head slice of every training subject. ``steps`` fixes the number of optimizer steps
+  instead (scenarios with more subjects then get the same compute; the last epoch may be partial).
+- Seeded: the weights (seed + fold), the window draws and their order (seed + 1000 fold, epoch, item) are
   functions of the config, so a run interrupted and run again with the same command resumes from
   ``last.pt`` and ends with the same weights as an uninterrupted run.
 - CUDA: automatic mixed precision (bf16 where supported, else fp16 with gradient scaling) and
@@ -79,7 +83,53 @@ def train_fold(
     extra_source: Optional[Callable[[int, Sequence[str]], Any]] = None,
     on_epoch_end: Optional[Callable[[int, int, Dict[str, Any]], None]] = None,
 ) -> Dict[str, Any]:
-    """Train (or resume, or skip if finished) one fold; returns its final history row."""
+    """Train (or resume, or skip if finished) one fold; returns its final history row.
+
+    The fold's training subjects (:func:`~RobustDeepLogic.training.plan.training_subjects`, plus those
+    of ``extra_source``) are checked for leakage, the network is seeded with ``seed + fold`` and the
+    windows with ``seed + 1000 fold``. After every epoch the main process validates (when the plan has
+    more than one fold), appends the history row, writes ``best.pt`` when the validation RMSE is the
+    lowest so far (every epoch without validation), ``last.pt`` and ``history.csv``.
+
+    Parameters
+    ----------
+    plan : RobustDeepLogic.training.plan.Plan
+        The run's task, sources and folds.
+    fold : int
+        The fold to train, ``0 <= fold < plan.folds.k``.
+    cfg : mapping
+        A checked training configuration (every key of
+        :data:`~RobustDeepLogic.training.settings.TRAIN_DEFAULTS`, as :func:`train_run` makes it).
+    run_dir : pathlib.Path
+        The run folder; the fold's checkpoints go to ``run_dir/fold<fold>/``.
+    history : list of dict
+        All history rows of the run, changed in place: this fold's rows after the resumed epoch are
+        dropped, and the main process appends one row per epoch.
+    dist : RobustDeepLogic.training.distributed.Distributed
+        This process's rank, world size and device.
+    progress : RobustDeepLogic.core.progress.Progress
+        Reports indexing, loading and the stage ``"train fold <fold>"`` (one step per optimizer step).
+    log : logging.Logger, optional
+        Gets one line per epoch (main process) and the number of refused synthetic subjects.
+    extra_source : callable, optional
+        ``extra_source(fold, training_patient_ids) -> VolumeSource``: more training subjects for the
+        fold, all of which are used.
+    on_epoch_end : callable, optional
+        Called as ``on_epoch_end(fold, epoch, history_row)`` on every process after each epoch.
+
+    Returns
+    -------
+    dict
+        The fold's last history row: ``fold``, ``epoch``, ``step``, ``train_loss``, ``seconds``,
+        ``slices_per_s``, ``lr`` and, with validation, ``val_rmse``, ``val_psnr``, ``val_ssim``. For a
+        fold already finished, its last row in ``history`` (``{}`` when there is none).
+
+    Raises
+    ------
+    InputError
+        When a training subject descends from a held-out patient, the fold has no training subject or
+        fewer training slices than processes, or ``last.pt`` holds a different network.
+    """
     fdir = fold_dir(run_dir, fold)
     last_path, best_path = fdir / "last.pt", fdir / "best.pt"
     epochs, fixed_steps = int(cfg["epochs"]), cfg["steps"]
@@ -235,24 +285,42 @@ def train_run(
 ) -> Dict[str, Any]:
     """Train every requested fold of a task on a cohort into ``run_dir`` (resuming what exists).
 
+    Under ``torchrun`` every process calls it; rank 0 writes ``run.json``, checkpoints and history. With
+    ``resume`` false, the run folder's checkpoints and history are deleted first.
+
     Parameters
     ----------
-    cohort_dir:
+    cohort_dir : str or os.PathLike
         The cohort folder (real patients, perhaps synthetic ones too).
-    run_dir:
-        The run folder (layout in :mod:`.runs`).
-    config:
-        Keys of :data:`TRAIN_DEFAULTS`.
-    extra_source:
+    run_dir : str or os.PathLike
+        The run folder (layout in :mod:`RobustDeepLogic.training.runs`); created if needed.
+    config : mapping
+        Keys of :data:`~RobustDeepLogic.training.settings.TRAIN_DEFAULTS`; a missing key takes its
+        default. ``fold`` (an int, a list, or None for all) chooses the folds to train.
+    progress : RobustDeepLogic.core.progress.Progress, optional
+        Reports the stages of every fold; default a silent one.
+    log : logging.Logger, optional
+        Gets one line per epoch and the number of refused synthetic subjects.
+    extra_source : callable, optional
         ``extra_source(fold, training_patient_ids) -> VolumeSource``: more training subjects for a fold,
         e.g. on-the-fly synthesis from that fold's training patients; every subject's parents are
-        checked (a subject descending from a held-out patient is refused with an InputError).
-    on_epoch_end:
+        checked (a subject descending from a held-out patient is refused with an InputError). Not
+        together with an ``on_the_fly`` config, which makes one
+        (:func:`~RobustDeepLogic.training.settings.on_the_fly_factory`).
+    on_epoch_end : callable, optional
         Called as ``on_epoch_end(fold, epoch, history_row)`` after each epoch's checkpoint.
 
     Returns
     -------
-    ``{"folds": {fold: last history row}, "run": run_dir}``.
+    dict
+        ``{"folds": {fold: last history row}, "run": str(run_dir)}``.
+
+    Raises
+    ------
+    InputError
+        When the configuration is invalid, a fold does not exist, both ``on_the_fly`` and
+        ``extra_source`` are given, the run folder was made with another configuration, or for the
+        reasons of :func:`~RobustDeepLogic.training.plan.prepare` and :func:`train_fold`.
     """
     progress = progress or Progress()
     cfg = _check_config(config)

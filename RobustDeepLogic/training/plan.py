@@ -1,4 +1,12 @@
-"""TODO docstring (RobustDeepLogic.train)."""
+"""The plan of a training run: its task, volume sources and folds, and each fold's training subjects.
+
+:func:`prepare` loads the cohort (and any further cohorts of synthetic subjects), the task and the
+fold plan, drawing the folds or, on resumption, taking them from ``run.json`` after checking that the
+configuration has not changed. :func:`training_subjects` lists a fold's training subjects, refusing
+synthetic subjects with a parent outside the fold's training patients (docs/method.md §6). The run
+folder is :mod:`RobustDeepLogic.training.runs`; the folds themselves are
+:mod:`RobustDeepLogic.cohort.folds`.
+"""
 
 from __future__ import annotations
 
@@ -31,7 +39,22 @@ from RobustDeepLogic.training.settings import RESUMABLE_CHANGES, SCENARIOS
 
 @dataclass
 class Plan:
-    """Everything the folds need: the task, the sources, the fold plan, training subjects per fold."""
+    """Everything the folds need: the task, the sources, the fold plan and the synthetic subjects.
+
+    Attributes
+    ----------
+    task : RobustDeepLogic.cohort.Task
+        The task (input modalities and target).
+    cohort : RobustDeepLogic.cohort.Cohort
+        The cohort of the real patients.
+    source : RobustDeepLogic.data.sources.ConcatSource
+        Every subject of the run, real and synthetic, with the task's modalities (target first),
+        scaled with the cohort's constants.
+    folds : RobustDeepLogic.cohort.folds.FoldPlan
+        Test patients and the validation patients of each fold.
+    synthetic_parents : dict of str to tuple of str
+        Synthetic subject id to its parents' ids (empty when no synthetic subject is used).
+    """
 
     task: Any
     cohort: Any
@@ -41,7 +64,42 @@ class Plan:
 
 
 def prepare(cohort_dir, cfg: Dict[str, Any], run_dir: Path, progress: Progress):
-    """Load the cohort(s), the task and the fold plan; write or check ``run.json``."""
+    """Load the cohort(s), the task and the fold plan; check an existing ``run.json``.
+
+    Real patients that lack one of the task's modalities are left out. With ``synthetic``, the
+    synthetic subjects of the cohort and of ``synthetic_cohorts`` that have every modality are added,
+    scaled with the cohort's constants. When ``run_dir`` holds a ``run.json`` and ``resume`` is true,
+    its folds are reused; otherwise the folds are drawn (:func:`~RobustDeepLogic.cohort.folds.assign_folds`).
+    Nothing is written here: :func:`~RobustDeepLogic.training.loop.train_run` saves the returned
+    :class:`~RobustDeepLogic.training.runs.RunInfo`.
+
+    Parameters
+    ----------
+    cohort_dir : str or os.PathLike
+        The cohort folder.
+    cfg : dict
+        A checked training configuration (every key of
+        :data:`~RobustDeepLogic.training.settings.TRAIN_DEFAULTS`).
+    run_dir : pathlib.Path
+        The run folder (need not exist).
+    progress : RobustDeepLogic.core.progress.Progress
+        Not used (preparation reports no stage).
+
+    Returns
+    -------
+    plan : Plan
+        The task, sources and folds.
+    info : RobustDeepLogic.training.runs.RunInfo
+        The contents of ``run.json``: the existing one on resumption, else a new one.
+
+    Raises
+    ------
+    InputError
+        When the cohort or the task cannot be loaded, the scenario needs a cohort in another space, no
+        real patient has all the modalities, synthetic subjects were asked for and none was found,
+        the folds cannot be drawn, or the run folder was made with another configuration (a key
+        outside :data:`~RobustDeepLogic.training.settings.RESUMABLE_CHANGES`, or another cohort).
+    """
     cohort = Cohort.load(cohort_dir)
     tasks = load_tasks(cfg.get("tasks") or {}, source="config 'tasks'")
     task = get_task(str(cfg["task"]), tasks)
@@ -108,6 +166,31 @@ def training_subjects(plan: Plan, fold: int, cfg: Mapping[str, Any]) -> Tuple[Li
 
     Real training patients of the fold (when ``real``), then the synthetic subjects whose parents are
     all among them (at most ``max_synthetic``, a seeded choice).
+
+    Parameters
+    ----------
+    plan : Plan
+        The run's plan (:func:`prepare`).
+    fold : int
+        The fold.
+    cfg : mapping
+        The training configuration; ``real``, ``max_synthetic`` and ``seed`` are read.
+
+    Returns
+    -------
+    ids : list of str
+        The fold's training subjects: real ones first, then synthetic ones.
+    refused : list of str
+        The synthetic subjects with a parent outside the fold's training patients (or no parents).
+
+    Raises
+    ------
+    InputError
+        When the fold has no training subject.
+
+    References
+    ----------
+    docs/method.md §6 (synthetic subjects of a fold come only from its training patients).
     """
     train_real = plan.folds.training(fold)
     ids = list(train_real) if cfg["real"] else []

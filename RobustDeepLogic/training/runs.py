@@ -13,8 +13,8 @@ Layout::
 
 A checkpoint (``torch.save`` of a dict) holds ``model`` (state dict of the unwrapped network),
 ``optimizer``, ``scaler``, ``epoch`` (completed, from 1), ``step`` (optimizer steps so far),
-``finished``, ``best`` (``{"epoch", "val_rmse"}``), ``network`` (:class:`~.model.NetworkSpec` dict)
-and ``fold``.
+``finished``, ``best`` (``{"epoch", "val_rmse"}``), ``network``
+(:class:`~RobustDeepLogic.network.model.NetworkSpec` dict), ``fold`` and ``task`` (the task's name).
 """
 
 from __future__ import annotations
@@ -32,15 +32,19 @@ from RobustDeepLogic.core.files import atomic_path, atomic_write_text
 from RobustDeepLogic.core.types import PathLike
 from RobustDeepLogic.core.version import __version__
 
+#: The ``format`` field of ``run.json``.
 RUN_FORMAT = "robustdeep-run"
 
 
+#: The ``version`` of ``run.json`` written; a newer one is refused by :func:`load_run`.
 RUN_VERSION = 1
 
 
+#: Name of the run description in the run folder.
 RUN_FILE = "run.json"
 
 
+#: Name of the per-epoch history in the run folder.
 HISTORY_FILE = "history.csv"
 
 
@@ -53,8 +57,29 @@ HISTORY_COLUMNS = ["epoch", "step", "train_loss", "val_rmse", "val_psnr", "val_s
 class RunInfo:
     """The contents of ``run.json``.
 
-    ``scaling`` maps modality to ``{"scale", "offset", "unit"}`` (``scaled = (value - offset) /
-    scale``); ``window`` is ``[rows, cols]``; ``folds`` is a :class:`~.folds.FoldPlan` dict.
+    Attributes
+    ----------
+    task : dict
+        ``{"name", "inputs", "target", "description"}`` of the task.
+    scaling : dict
+        Modality to ``{"scale", "offset", "unit"}`` (``scaled = (value - offset) / scale``), for the
+        target and every input.
+    window : list of int
+        Training window ``[rows, cols]`` in voxels.
+    network : dict
+        :meth:`NetworkSpec.as_dict <RobustDeepLogic.network.model.NetworkSpec.as_dict>` of the
+        network.
+    folds : dict
+        :meth:`FoldPlan.as_dict <RobustDeepLogic.cohort.folds.FoldPlan.as_dict>`: ``{"test",
+        "folds"}`` patient ids.
+    space : str
+        Space of the training cohort: ``"native"`` (default) or ``"template"``.
+    cohort : str
+        Resolved path of the training cohort folder (``""`` when unknown).
+    config : dict
+        The resolved training configuration, in plain (JSON) values.
+    meta : dict
+        Other facts, e.g. ``{"units": {modality: unit}, "torch": version}``.
     """
 
     task: Dict[str, Any]
@@ -69,17 +94,44 @@ class RunInfo:
 
     @property
     def inputs(self) -> List[str]:
+        """The task's input modalities, in channel order."""
         return list(self.task["inputs"])
 
     @property
     def target(self) -> str:
+        """The task's target modality."""
         return str(self.task["target"])
 
     def scaling_of(self, modality: str):
+        """The fixed scaling of one modality, as the run was trained with it.
+
+        Parameters
+        ----------
+        modality : str
+            A modality of the task (``"FD"``, ``"CT"``, ...).
+
+        Returns
+        -------
+        RobustDeepLogic.cohort.scaling.Scaling
+            Maps physical values (SUV, HU, MR a.u.) to the network's scaled units and back.
+
+        Raises
+        ------
+        KeyError
+            When the run has no constants for ``modality``.
+        """
         s = self.scaling[modality]
         return Scaling(float(s["scale"]), float(s.get("offset", 0.0)), str(s.get("unit", "")))
 
     def to_json(self) -> Dict[str, Any]:
+        """The JSON object of ``run.json``.
+
+        Returns
+        -------
+        dict
+            The fields, with ``format`` (:data:`RUN_FORMAT`), ``version`` (:data:`RUN_VERSION`) and
+            ``written_by`` (the RobustDeep version).
+        """
         return {"format": RUN_FORMAT, "version": RUN_VERSION, "written_by": f"robustdeep {__version__}",
                 "task": self.task, "scaling": self.scaling, "window": list(self.window),
                 "network": self.network, "folds": self.folds, "space": self.space,
@@ -87,13 +139,44 @@ class RunInfo:
 
 
 def save_run(run_dir: PathLike, info: RunInfo) -> Path:
+    """Write ``RUN/run.json`` atomically.
+
+    Parameters
+    ----------
+    run_dir : str or os.PathLike
+        The run folder; it must exist.
+    info : RunInfo
+        What to write.
+
+    Returns
+    -------
+    pathlib.Path
+        The path of ``run.json``.
+    """
     path = Path(run_dir) / RUN_FILE
     atomic_write_text(path, json.dumps(info.to_json(), indent=1, default=str) + "\n")
     return path
 
 
 def load_run(run_dir: PathLike) -> RunInfo:
-    """Read ``RUN/run.json``; a missing or foreign file is an :class:`InputError`."""
+    """Read ``RUN/run.json``; a missing or foreign file is an :class:`InputError`.
+
+    Parameters
+    ----------
+    run_dir : str or os.PathLike
+        The run folder (``--out`` of ``robustdeep train``).
+
+    Returns
+    -------
+    RunInfo
+        The run's description; fields absent from an older file take their defaults.
+
+    Raises
+    ------
+    InputError
+        When there is no ``run.json``, it is not valid JSON, its ``format`` is not
+        :data:`RUN_FORMAT`, or its ``version`` is newer than :data:`RUN_VERSION`.
+    """
     run_dir = Path(run_dir)
     path = run_dir / RUN_FILE
     if not path.is_file():
@@ -114,11 +197,44 @@ def load_run(run_dir: PathLike) -> RunInfo:
 
 
 def fold_dir(run_dir: PathLike, fold: int) -> Path:
+    """The folder of one fold's checkpoints (not created here).
+
+    Parameters
+    ----------
+    run_dir : str or os.PathLike
+        The run folder.
+    fold : int
+        The fold.
+
+    Returns
+    -------
+    pathlib.Path
+        ``run_dir/fold<fold>``.
+    """
     return Path(run_dir) / f"fold{int(fold)}"
 
 
 def checkpoints(run_dir: PathLike, which: str = "best") -> Dict[int, Path]:
-    """Checkpoint files per fold (``which`` = ``best`` or ``last``; ``best`` falls back to ``last``)."""
+    """Checkpoint files per fold (``which`` = ``best`` or ``last``; ``best`` falls back to ``last``).
+
+    Parameters
+    ----------
+    run_dir : str or os.PathLike
+        The run folder; its ``fold<k>/`` folders are searched.
+    which : str, optional
+        ``'best'`` (default; a fold without ``best.pt`` gives its ``last.pt``) or ``'last'``.
+
+    Returns
+    -------
+    dict of int to pathlib.Path
+        Fold number to checkpoint file, in increasing fold order; folds without a checkpoint are left
+        out.
+
+    Raises
+    ------
+    InputError
+        When no fold has a checkpoint.
+    """
     found: Dict[int, Path] = {}
     for d in sorted(Path(run_dir).glob("fold*")):
         suffix = d.name[4:]
@@ -135,6 +251,27 @@ def checkpoints(run_dir: PathLike, which: str = "best") -> Dict[int, Path]:
 
 
 def load_checkpoint(path: PathLike, map_location: Any = "cpu") -> Dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint`.
+
+    The file is unpickled in full (``weights_only=False``): load only checkpoints you trust.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A ``.pt`` checkpoint file.
+    map_location : str, torch.device or callable, optional
+        Where tensors are loaded, as for ``torch.load`` (default ``'cpu'``).
+
+    Returns
+    -------
+    dict
+        The checkpoint (keys in the module doc).
+
+    Raises
+    ------
+    InputError
+        When the file cannot be read (missing, truncated or not a torch file).
+    """
     import torch
 
     try:
@@ -144,7 +281,20 @@ def load_checkpoint(path: PathLike, map_location: Any = "cpu") -> Dict[str, Any]
 
 
 def save_checkpoint(path: PathLike, state: Dict[str, Any]) -> Path:
-    """``torch.save`` atomically (a crash never leaves a half-written checkpoint under ``path``)."""
+    """``torch.save`` atomically (a crash never leaves a half-written checkpoint under ``path``).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The checkpoint file; replaced if it exists.
+    state : dict
+        What to save (keys in the module doc).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
     import torch
 
 
@@ -154,7 +304,21 @@ def save_checkpoint(path: PathLike, state: Dict[str, Any]) -> Path:
 
 
 def write_history(run_dir: PathLike, rows: List[Dict[str, Any]]) -> Path:
-    """Write all history rows to ``RUN/history.csv`` atomically (columns :data:`HISTORY_COLUMNS`)."""
+    """Write all history rows to ``RUN/history.csv`` atomically (columns :data:`HISTORY_COLUMNS`).
+
+    Parameters
+    ----------
+    run_dir : str or os.PathLike
+        The run folder.
+    rows : list of dict
+        History rows of every fold; keys outside :data:`HISTORY_COLUMNS` are not written, and missing
+        or None values are written as empty cells.
+
+    Returns
+    -------
+    pathlib.Path
+        The path of ``history.csv``.
+    """
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=HISTORY_COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
@@ -166,7 +330,19 @@ def write_history(run_dir: PathLike, rows: List[Dict[str, Any]]) -> Path:
 
 
 def read_history(run_dir: PathLike) -> List[Dict[str, Any]]:
-    """Rows of ``RUN/history.csv`` (numbers parsed; empty cells are None); [] when absent."""
+    """Rows of ``RUN/history.csv`` (numbers parsed; empty cells are None); [] when absent.
+
+    Parameters
+    ----------
+    run_dir : str or os.PathLike
+        The run folder.
+
+    Returns
+    -------
+    list of dict
+        One dict per row, column to value: ``epoch``, ``step`` and ``fold`` as int, other numbers as
+        float, text that is not a number as str, empty cells as None.
+    """
     path = Path(run_dir) / HISTORY_FILE
     if not path.is_file():
         return []

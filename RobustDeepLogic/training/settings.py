@@ -1,4 +1,11 @@
-"""TODO docstring (RobustDeepLogic.train)."""
+"""The configuration of ``robustdeep train``: its defaults, what may change on resumption, the scenarios.
+
+:data:`TRAIN_DEFAULTS` lists every key of a training configuration with its default
+(docs/network.md documents them); the configuration is checked when a run starts. The ``on_the_fly``
+key (synthetic subjects blended during training, no disk) is checked by :func:`check_on_the_fly` and
+turned into a per-fold source by :func:`on_the_fly_factory`. The training loop itself is
+:mod:`RobustDeepLogic.training.loop`.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +15,10 @@ from RobustDeepLogic.cohort.folds import (
     fold_seed,
 )
 from RobustDeepLogic.core.errors import InputError
-from RobustDeepLogic.data.sources import on_the_fly_source
+from RobustDeepLogic.data.on_the_fly import on_the_fly_source
 from RobustDeepLogic.synthesis.subjects import ON_THE_FLY_METHODS
 
-#: Defaults of ``robustdeep train`` (each is a config key; see docs/network.md).
+#: Defaults of ``robustdeep train`` (each is a config key; see docs/network.md and docs/method.md §7).
 TRAIN_DEFAULTS: Dict[str, Any] = {
     "task": "ld2fd",
     "tasks": {},
@@ -51,6 +58,7 @@ RESUMABLE_CHANGES = {"epochs", "steps", "device", "workers", "cache_gb", "val_ba
                      "tensorboard", "fold", "amp", "progress", "out", "verbose", "cohort"}
 
 
+#: Scenario (docs/method.md §9) to (cohort space, synthetic subjects used); PM1, PM2, ... are PM.
 SCENARIOS = {"PU": ("native", False), "PR": ("template", False), "PM": ("template", True)}
 
 
@@ -96,6 +104,27 @@ def check_on_the_fly(spec: Any) -> Dict[str, Any]:
     mask, the pairs a ``synthesize --count`` of them would choose with this seed; with K masks,
     ``ceil(count / K)`` pairs under every mask); ``method`` ``laplacian`` / ``naive`` need masks (mask
     specs), ``mixup`` / ``cutmix`` take none.
+
+    Parameters
+    ----------
+    spec : mapping
+        Keys of :data:`ON_THE_FLY_DEFAULTS`: ``count`` (required, at least 1), ``masks`` (one mask
+        spec or a list), ``method`` (one of
+        :data:`~RobustDeepLogic.synthesis.subjects.ON_THE_FLY_METHODS`), ``levels``, ``seed``,
+        ``device``.
+
+    Returns
+    -------
+    dict
+        Every key of :data:`ON_THE_FLY_DEFAULTS`, missing ones at their defaults; ``count``,
+        ``levels`` and ``seed`` as int, ``masks`` as a list of str.
+
+    Raises
+    ------
+    InputError
+        When ``spec`` is not a mapping, has an unknown key, has no ``count`` or one below 1, names an
+        unknown method, or gives masks to ``mixup`` / ``cutmix`` or none to ``laplacian`` /
+        ``naive``.
     """
     if not isinstance(spec, Mapping):
         raise InputError(f"on_the_fly must be a mapping such as {{count: 100, masks: [complex]}}, got {spec!r}")
@@ -120,7 +149,30 @@ def check_on_the_fly(spec: Any) -> Dict[str, Any]:
 
 
 def on_the_fly_factory(cohort, spec: Mapping[str, Any], modalities: Sequence[str]):
-    """``extra_source(fold, training_ids)`` for :func:`train_run` from a checked ``on_the_fly`` spec."""
+    """Make :func:`~RobustDeepLogic.training.loop.train_run`'s ``extra_source`` from an ``on_the_fly`` spec.
+
+    Parameters
+    ----------
+    cohort : RobustDeepLogic.cohort.Cohort
+        The registered training cohort (space ``template``) holding the parents.
+    spec : mapping
+        An ``on_the_fly`` configuration checked by :func:`check_on_the_fly`.
+    modalities : sequence of str
+        The modalities to blend: the task's target and inputs.
+
+    Returns
+    -------
+    callable
+        ``factory(fold, training_ids) -> TorchDatasetSource``: ``spec["count"]`` subjects blended from
+        ``training_ids`` by :func:`~RobustDeepLogic.data.sources.on_the_fly_source`, seeded with
+        :func:`~RobustDeepLogic.cohort.folds.fold_seed` of ``spec["seed"]`` and the fold, with ids
+        ``otf-<method>-f<fold>-00000``, ...
+
+    Raises
+    ------
+    InputError
+        When the cohort is not registered (space other than ``template``).
+    """
     if cohort.space != "template":
         raise InputError("on-the-fly synthesis needs a registered cohort (space 'template')",
                          file=cohort.manifest_path, hint="run 'robustdeep register' first")

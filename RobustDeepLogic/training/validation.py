@@ -1,4 +1,11 @@
-"""TODO docstring (RobustDeepLogic.train)."""
+"""Validation during training: head-region metrics of a network on whole validation volumes.
+
+After every epoch the training loop (:mod:`RobustDeepLogic.training.loop`) predicts the fold's
+validation patients with :func:`validate` and scores them with :func:`head_metrics`: RMSE, PSNR and the
+paper's global SSIM over the head voxels, in scaled units (docs/method.md §8). These serve model
+selection; the evaluation stage (:mod:`RobustDeepLogic.evaluate.metrics`) has the full set of metrics
+and its own head mask.
+"""
 
 from __future__ import annotations
 
@@ -11,14 +18,33 @@ from RobustDeepLogic.network.inference import predict_array
 
 
 # --------------------------------------------------------------------------------------------------
-# Validation metrics (method.md §8; the evaluation stage has the full set)
+# Validation metrics (docs/method.md §8; the evaluation stage has the full set)
 # --------------------------------------------------------------------------------------------------
 def head_metrics(reference: np.ndarray, predicted: np.ndarray, head: np.ndarray) -> Dict[str, float]:
     """RMSE, PSNR and the paper's global SSIM of two scaled volumes over the head voxels.
 
     RMSE = sqrt(mean((R - P)^2)); PSNR = 20 log10(max(max R, max P) / RMSE); SSIM (global, as the
     paper writes it) = (2 mR mP + c1)(2 sRP + c2) / ((mR^2 + mP^2 + c1)(sR^2 + sP^2 + c2)) with
-    c1 = 0.01, c2 = 0.02 (method.md §8). Inputs ``[z, y, x]``; ``head`` bool.
+    population variances and covariance and c1 = 0.01, c2 = 0.02. Computed in float64.
+
+    Parameters
+    ----------
+    reference : numpy.ndarray
+        ``[z, y, x]`` reference R in scaled units.
+    predicted : numpy.ndarray
+        ``[z, y, x]`` prediction P in scaled units, on the same grid.
+    head : numpy.ndarray
+        Boolean ``[z, y, x]`` mask of the voxels scored.
+
+    Returns
+    -------
+    dict of str to float
+        ``{"rmse", "psnr", "ssim"}`` (RMSE in scaled units, PSNR in dB). All NaN when ``head`` is
+        empty; PSNR is infinite when the RMSE is 0 or the peak is not positive.
+
+    References
+    ----------
+    docs/method.md §8.
     """
     r = reference[head].astype(np.float64)
     p = predicted[head].astype(np.float64)
@@ -42,6 +68,30 @@ def validate(model, volumes, *, device, amp: str = "auto", channels_last: bool =
 
     ``max_slices`` limits each volume to that many head slices, evenly spaced from the first to the
     last (reduced CPU profiles); the metrics are then over the head voxels of those slices.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network (unwrapped, already on ``device``); left in eval mode.
+    volumes : sequence of RobustDeepLogic.data.windows.ValidationVolume
+        The validation subjects, scaled.
+    device : torch.device or str
+        Where the network runs.
+    amp : str, optional
+        Mixed precision (:func:`~RobustDeepLogic.network.inference.autocast_dtype`; default
+        ``'auto'``).
+    channels_last : bool, optional
+        Channels-last memory format (default True).
+    batch_size : int, optional
+        Axial slices per forward pass (default 8).
+    max_slices : int, optional
+        At most this many head slices per volume; None (default): all.
+
+    Returns
+    -------
+    dict of str to float
+        ``{"rmse", "psnr", "ssim"}``: the mean over the volumes of :func:`head_metrics` (volumes
+        without head voxels are skipped); all NaN when no volume is scored.
     """
     rows = []
     for vol in volumes:

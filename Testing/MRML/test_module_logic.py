@@ -95,7 +95,8 @@ def _oblique(shape=(6, 7, 8), seed=0) -> sitk.Image:
 
 @pytest.fixture
 def cohort_dir(tmp_path) -> Path:
-    from RobustDeepLogic.cohort.manifest import Cohort, Patient
+    from RobustDeepLogic.cohort.manifest import Cohort
+    from RobustDeepLogic.cohort.patient import Patient
     from RobustDeepLogic.io.volumes import write_volume
 
     cohort = Cohort(root=tmp_path / "cohort")
@@ -170,7 +171,7 @@ def test_brainsfit_gets_the_engines_rigid_options(logic, cohort_dir):
 def test_masks_are_made_saved_and_loaded_on_the_template_grid(RD, logic, tmp_path):
     if not RD.rdlib.engine_has("masks"):
         pytest.skip("the engine has no masks module")
-    from RobustDeepLogic.registration.templates import grid_image, template_grid
+    from RobustDeepLogic.registration.template_grid import grid_image, template_grid
     from RobustDeepLib import mrml_volumes
 
     template = mrml_volumes.add_volume_node(slicer.mrmlScene, grid_image(template_grid(6.0)), "template")
@@ -225,7 +226,8 @@ def test_job_outputs_that_are_volumes_are_loaded(logic, cohort_dir):
 
 def test_blend_preview_makes_the_laplacian_and_naive_blends(RD, logic, tmp_path):
     pytest.importorskip("torch", reason="the engine's blending needs torch")
-    from RobustDeepLogic.cohort.manifest import Cohort, Patient
+    from RobustDeepLogic.cohort.manifest import Cohort
+    from RobustDeepLogic.cohort.patient import Patient
     from RobustDeepLogic.io.volumes import write_volume
     from RobustDeepLib import mrml_volumes
 

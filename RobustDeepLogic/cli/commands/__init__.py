@@ -1,8 +1,9 @@
 """The ``robustdeep`` subcommands, one module each.
 
-Each module defines ``COMMAND`` (a :class:`~RobustDeepLogic.cliframe.Command`). Add a new stage by
-writing a module here and naming it in :data:`COMMAND_MODULES`; modules import heavy libraries only
-inside their ``run`` function.
+Each module defines ``COMMAND`` (a :class:`~RobustDeepLogic.cli.frame.Command`). A module written
+here is found automatically (:func:`all_commands`); :data:`COMMAND_MODULES` gives the order of
+``--help``. Modules import their engine stage only inside their run function, so that
+``robustdeep --help`` stays fast (docs/developing.md, "Adding a subcommand").
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import List
 
 from RobustDeepLogic.cli.frame import Command
 
-#: In the order of the pipeline; ``robustdeep --help`` lists them in this order.
+#: In the order of the pipeline; ``robustdeep --help`` lists them in this order (others after, by name).
 COMMAND_MODULES = [
     "assets",
     "simulate",
@@ -33,7 +34,16 @@ COMMAND_MODULES = [
 
 
 def all_commands() -> List[Command]:
-    """The commands whose modules exist, in pipeline order, then any others found in this package."""
+    """The commands whose modules exist, in pipeline order, then any others found in this package.
+
+    Imports every command module of this package (not their engine stages) and takes its ``COMMAND``.
+
+    Returns
+    -------
+    list of Command
+        The commands of :data:`COMMAND_MODULES` that exist, in that order, then those of the other
+        modules (names not starting with ``_``), sorted by module name.
+    """
     import pkgutil
 
     found = {m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")}

@@ -1,4 +1,10 @@
-"""``robustdeep assets``: prepare the template assets once (see RobustDeepLogic.assets)."""
+"""``robustdeep assets``: prepare the template assets once (see RobustDeepLogic.registration.assets).
+
+The MNI152 templates and SPM's tissue maps and templates are read out of two wheels (nilearn,
+spm-runtime) that pip downloads without installing them, or that --wheels gives, and written to the
+assets folder with their source, version, licence and checksum (assets.json). The template space and
+the digital cohort are made from them.
+"""
 
 from __future__ import annotations
 

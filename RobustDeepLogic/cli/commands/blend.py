@@ -1,4 +1,10 @@
-"""``robustdeep blend A B MASK OUT``: blend two registered volumes under a mask (method.md §4)."""
+"""``robustdeep blend A B MASK OUT``: blend two registered volumes under a mask (docs/method.md §4).
+
+Laplacian-pyramid blending of A and B with ``--levels`` levels (mask 1 takes A), or the naive blend
+``mask * A + (1 - mask) * B`` (``--naive``); the engine's functions are in
+:mod:`RobustDeepLogic.blending`, the masks in :mod:`RobustDeepLogic.masks`. ``robustdeep synthesize``
+makes the synthetic subjects of a whole cohort.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,10 @@
-"""``robustdeep cohort``: check a cohort, import one from a folder of files, list it."""
+"""``robustdeep cohort``: check a cohort, import one from a folder of files, list it.
+
+A cohort is a folder per patient and a manifest (:mod:`RobustDeepLogic.cohort.manifest`).
+``cohort check`` reports every problem with its patient and file and modifies nothing (exit status 2
+when there is an error); ``cohort import`` builds a cohort from NIfTI / NRRD / MetaImage files or
+DICOM series (PET in SUV, CT in HU) and checks it; ``cohort list`` shows the patients by modality.
+"""
 
 from __future__ import annotations
 

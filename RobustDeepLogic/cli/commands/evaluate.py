@@ -1,4 +1,8 @@
-"""``robustdeep evaluate``: metrics, bias maps and joint histograms of predictions (docs/evaluation.md)."""
+"""``robustdeep evaluate``: metrics, bias maps and joint histograms of predictions (docs/evaluation.md).
+
+The metrics are those of docs/method.md §8, computed by :mod:`RobustDeepLogic.evaluate`; the three
+forms of the command (one pair, a case table, a predictions folder) are in its epilog.
+"""
 
 from __future__ import annotations
 

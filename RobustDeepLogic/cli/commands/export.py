@@ -1,4 +1,8 @@
-"""``robustdeep export``: a trained run's network as TorchScript or ONNX."""
+"""``robustdeep export``: a trained run's network as TorchScript or ONNX.
+
+The fold networks of the run (or those of ``--fold``) are averaged into one model, with the run's
+metadata beside it (``<file>.run.json``); see :func:`RobustDeepLogic.predict.export.export_model`.
+"""
 
 from __future__ import annotations
 

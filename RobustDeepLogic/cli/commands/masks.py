@@ -1,4 +1,9 @@
-"""``robustdeep masks list | write | preview``: the mask library (docs/masks.md)."""
+"""``robustdeep masks list | write | preview``: the mask library (docs/masks.md).
+
+``masks list`` names the presets, generators and structures; ``masks write`` writes a mask on the
+template grid (the MNI152 2 mm grid, or that of ``--like``); ``masks preview`` draws it as a PNG. The
+masks themselves are in :mod:`RobustDeepLogic.masks` (docs/method.md §5).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,10 @@
-"""``robustdeep predict``: predict whole volumes with a trained run, in SUV / HU."""
+"""``robustdeep predict``: predict whole volumes with a trained run, in SUV / HU.
+
+The inputs are volume files (one per input of the task) or a cohort folder and patient ids; the
+fold networks are averaged. A template-space prediction of one patient can be mapped back onto its
+native grid (``--native-reference`` with ``--transform``). The engine's functions are in
+:mod:`RobustDeepLogic.predict`.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ from pathlib import Path
 
 from RobustDeepLogic.cli.frame import Command, Options, Result
 
+#: Output formats (``--format``) and their file endings.
 FORMATS = {"nii.gz": ".nii.gz", "nii": ".nii", "nrrd": ".nrrd", "mha": ".mha"}
 
 

@@ -21,7 +21,15 @@ from RobustDeepLogic.cli.frame import Command, Options, Result
 
 
 def add_rigid_options(o: Options) -> None:
-    """The BRAINSFit-like rigid registration options (shared with ``template build``)."""
+    """Declare the BRAINSFit-like rigid registration options (shared with ``template build``).
+
+    Their config keys are fields of :class:`RobustDeepLogic.registration.config.RigidConfig`.
+
+    Parameters
+    ----------
+    o : Options
+        The command's options.
+    """
     o.option("--cost-metric", "--costMetric", default="MMI", choices=["MMI", "MSE", "NC"],
              help="similarity metric: Mattes mutual information, mean squares, normalised correlation")
     o.option("--number-of-histogram-bins", "--numberOfHistogramBins", type=int, default=50,
@@ -88,6 +96,23 @@ def _arguments(o: Options) -> None:
 
 
 def rigid_config_from(config: dict):
+    """The rigid registration settings in a command's resolved configuration.
+
+    Parameters
+    ----------
+    config : dict
+        The resolved configuration of ``register`` (keys of :func:`add_rigid_options`).
+
+    Returns
+    -------
+    RigidConfig
+        :meth:`RobustDeepLogic.registration.config.RigidConfig.from_mapping` of ``config``.
+
+    Raises
+    ------
+    InputError
+        When a value is not valid (as ``RigidConfig.from_mapping`` checks it).
+    """
     from RobustDeepLogic.registration.config import RigidConfig
 
     return RigidConfig.from_mapping(config)

@@ -1,4 +1,8 @@
-"""``robustdeep report``: tables and figures of an evaluation, in the paper's form (HTML + Markdown)."""
+"""``robustdeep report``: tables and figures of an evaluation, in the paper's form (HTML + Markdown).
+
+The report is built by :func:`RobustDeepLogic.report.document.build_report`, with the paper's numbers
+(docs/method.md §9) beside ours.
+"""
 
 from __future__ import annotations
 

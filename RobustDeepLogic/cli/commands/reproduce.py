@@ -1,4 +1,4 @@
-"""``robustdeep reproduce``: the paper's study in one command (method.md §9; RobustDeepLogic.experiment)."""
+"""``robustdeep reproduce``: the paper's study in one command (docs/method.md §9; RobustDeepLogic.study)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,30 @@ def _arguments(o: Options) -> None:
 
 
 def run_study(config: dict, ctx, profile: str) -> Result:
+    """Run (or resume) a study with a profile: ``robustdeep reproduce`` and ``robustdeep demo``.
+
+    Parameters
+    ----------
+    config : dict
+        The resolved configuration: ``out``, ``cohort``, ``tasks``, ``scenarios`` (the arms),
+        ``seed``, ``device``, ``workers``.
+    ctx : RunContext
+        The command's progress and log.
+    profile : str
+        ``tiny``, ``quick`` or ``paper``.
+
+    Returns
+    -------
+    Result
+        Outputs ``study``, ``report``, ``markdown``, ``metrics``; figures: seconds per stage and in
+        all; summary: the headline tables.
+
+    Raises
+    ------
+    InputError
+        When ``out`` is not given, and from
+        :func:`~RobustDeepLogic.study.stages.reproduce`.
+    """
     from RobustDeepLogic.core.errors import InputError
     from RobustDeepLogic.study.stages import reproduce
 

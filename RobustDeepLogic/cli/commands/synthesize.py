@@ -1,4 +1,10 @@
-"""``robustdeep synthesize REGISTERED OUT``: synthetic subjects from pairs of patients (method.md §6)."""
+"""``robustdeep synthesize REGISTERED OUT``: synthetic subjects from pairs of patients (docs/method.md §6).
+
+Ordered pairs of registered patients (``--count`` random pairs, ``--per-patient`` or
+``--all-pairs``) are blended with each mask (docs/method.md §4), every modality with the same mask;
+each subject's parents and mask are recorded. The engine's function is
+:func:`RobustDeepLogic.synthesis.disk.synthesize`.
+"""
 
 from __future__ import annotations
 

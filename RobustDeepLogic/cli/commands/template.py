@@ -23,7 +23,7 @@ def _write_arguments(o: Options) -> None:
 
 def _write_run(config: dict, ctx) -> Result:
     from RobustDeepLogic.registration.template_space import write_template_space
-    from RobustDeepLogic.registration.templates import template_grid
+    from RobustDeepLogic.registration.template_grid import template_grid
 
     with ctx.progress.stage("template", total=1) as st:
         paths = write_template_space(Path(config["out"]), spacing=float(config["spacing"]),
@@ -78,7 +78,7 @@ def _show_arguments(o: Options) -> None:
 
 
 def _show_run(config: dict, ctx) -> Result:
-    from RobustDeepLogic.registration.templates import lps_to_mni, template_grid
+    from RobustDeepLogic.registration.template_grid import lps_to_mni, template_grid
 
     grid = template_grid(float(config["spacing"]))
     first = lps_to_mni(grid.origin)

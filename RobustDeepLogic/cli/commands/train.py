@@ -1,4 +1,9 @@
-"""``robustdeep train``: train the translation network of a task with k-fold cross-validation."""
+"""``robustdeep train``: train the translation network of a task with k-fold cross-validation.
+
+The network and its training are those of docs/method.md §7; the scenarios (PU, PR, PM) are chosen
+by the cohort and its synthetic subjects (epilog). The engine's function is
+:func:`RobustDeepLogic.training.loop.train_run`.
+"""
 
 from __future__ import annotations
 
