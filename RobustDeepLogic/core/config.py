@@ -10,6 +10,7 @@ The resolved configuration is written beside every output (:func:`save_resolved`
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import os
 import platform
 import sys
@@ -166,13 +167,16 @@ def resolve(
     return resolved
 
 
-def plain_value(value: Any) -> Any:
+def plain_value(value: Any, *, nonfinite: bool = False) -> Any:
     """Convert a value to plain Python types that YAML and JSON can write.
 
     Parameters
     ----------
     value : object
         Any value; dicts, lists and tuples are converted recursively.
+    nonfinite : bool
+        Also write non-finite floats as strict JSON can: NaN as ``None``, infinities as ``"inf"`` /
+        ``"-inf"`` (default: left as floats).
 
     Returns
     -------
@@ -183,11 +187,13 @@ def plain_value(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, dict):
-        return {str(k): plain_value(v) for k, v in value.items()}
+        return {str(k): plain_value(v, nonfinite=nonfinite) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [plain_value(v) for v in value]
+        return [plain_value(v, nonfinite=nonfinite) for v in value]
     if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
-        return value.item()
+        value = value.item()
+    if nonfinite and isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
     return value
 
 

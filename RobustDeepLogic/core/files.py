@@ -173,3 +173,19 @@ def json_default(value: Any) -> Any:
         return value.tolist()
     raise TypeError(f"cannot store {type(value).__name__} as JSON")
 
+
+def safe_name(name: str) -> str:
+    """``name`` as a file name on every system: letters, digits, ``-``, ``_`` and ``.`` kept, the rest ``_``.
+
+    Parameters
+    ----------
+    name : str
+        A patient id, task or scenario name (anything ``str()`` accepts).
+
+    Returns
+    -------
+    str
+        The same length as ``str(name)``; ``"P 01/a"`` becomes ``"P_01_a"``.
+    """
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(name))
+

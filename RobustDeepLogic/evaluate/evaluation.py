@@ -44,10 +44,9 @@ import SimpleITK as sitk
 
 from RobustDeepLogic.cohort.manifest import Cohort
 from RobustDeepLogic.cohort.scaling import DEFAULT_SCALING, Scaling
+from RobustDeepLogic.core.config import plain_value
 from RobustDeepLogic.core.errors import InputError
-from RobustDeepLogic.core.files import (
-    atomic_write_text,
-)
+from RobustDeepLogic.core.files import atomic_write_text, safe_name
 from RobustDeepLogic.core.modalities import UNITS
 from RobustDeepLogic.core.progress import Progress
 from RobustDeepLogic.core.types import PathLike
@@ -78,11 +77,10 @@ from RobustDeepLogic.evaluate.reference import (
     _data_range,
     _read,
     _Reference,
-    _safe,
     _same_grid,
 )
 from RobustDeepLogic.evaluate.regions import region_metrics
-from RobustDeepLogic.evaluate.results import _plain, write_metrics_csv
+from RobustDeepLogic.evaluate.results import write_metrics_csv
 from RobustDeepLogic.evaluate.slices import (
     _add_input_slices,
     _write_slices,
@@ -203,8 +201,8 @@ def evaluate_case(
             })
     files: Dict[str, str] = {}
     if out is not None:
-        sub = Path(_safe(case.task)) / _safe(case.scenario)
-        stem = _safe(case.stem)
+        sub = Path(safe_name(case.task)) / safe_name(case.scenario)
+        stem = safe_name(case.stem)
         if ref.mask_file is not None:
             files["mask"] = str(ref.mask_file)
         if options.maps:
@@ -383,7 +381,7 @@ def evaluate_cases(
         "rows": rows,
     }
     json_path = out / METRICS_JSON
-    atomic_write_text(json_path, json.dumps(_plain(doc), indent=1) + "\n")
+    atomic_write_text(json_path, json.dumps(plain_value(doc, nonfinite=True), indent=1) + "\n")
     return {"rows": rows, "files": files, "csv": csv_path, "json": json_path}
 
 

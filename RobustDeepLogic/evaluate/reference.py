@@ -18,6 +18,7 @@ import numpy as np
 
 from RobustDeepLogic.cohort.scaling import Scaling
 from RobustDeepLogic.core.errors import InputError
+from RobustDeepLogic.core.files import safe_name
 from RobustDeepLogic.evaluate.cases import Case, EvaluationOptions
 from RobustDeepLogic.evaluate.metrics import head_mask
 from RobustDeepLogic.io.volumes import (
@@ -102,16 +103,12 @@ class _Reference:
         self.centre = _centre_index(self.mask)
         self.mask_file: Optional[Path] = None
         if out_dir is not None:
-            self.mask_file = out_dir / "masks" / case.task / f"{_safe(case.patient)}.nii.gz"
+            self.mask_file = out_dir / "masks" / case.task / f"{safe_name(case.patient)}.nii.gz"
             write_volume(image_from_array(self.mask.astype(np.uint8), self.grid), self.mask_file)
 
 
 def _array(image) -> np.ndarray:
     return array_from_image(image)
-
-
-def _safe(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(name))
 
 
 def _data_range(ref: _Reference, options: EvaluationOptions) -> float:

@@ -15,28 +15,12 @@ import math
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Sequence
 
-import numpy as np
-
 from RobustDeepLogic.core.errors import InputError
 from RobustDeepLogic.core.files import (
     atomic_write_text,
 )
 from RobustDeepLogic.core.types import PathLike
 from RobustDeepLogic.evaluate.cases import CSV_COLUMNS
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    return value
 
 
 def _format(value: Any) -> str:

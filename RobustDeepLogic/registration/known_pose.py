@@ -27,8 +27,15 @@ from RobustDeepLogic.registration.rigid import (
     compose_rigid,
     rigid_transform,
 )
-from RobustDeepLogic.registration.templates import TISSUE_CLASSES, TISSUE_VALUES, brain_mask, smooth_fwhm, tissue_maps, tissue_model_image
 from RobustDeepLogic.registration.template_grid import mni_to_lps, template_grid
+from RobustDeepLogic.registration.templates import (
+    TISSUE_CLASSES,
+    TISSUE_VALUES,
+    brain_mask,
+    smooth_fwhm,
+    tissue_maps,
+    tissue_model_image,
+)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -39,11 +39,11 @@ from RobustDeepLogic.registration.images import (
     resample_to_template,
 )
 from RobustDeepLogic.registration.pairwise import register_rigid
-from RobustDeepLogic.registration.result import RigidResult
 from RobustDeepLogic.registration.qc import (
     patient_qc,
     qc_figure,
 )
+from RobustDeepLogic.registration.result import RigidResult
 from RobustDeepLogic.registration.rigid import compose_rigid
 from RobustDeepLogic.registration.template_space import (
     TemplateSpace,

@@ -21,8 +21,14 @@ from RobustDeepLogic.core.errors import InputError
 from RobustDeepLogic.core.types import PathLike
 from RobustDeepLogic.io.volumes import Grid, read_volume, write_volume
 from RobustDeepLogic.registration import templates
-from RobustDeepLogic.registration.templates import PET_FWHM_MM, brain_mask, fdg_template, head_mask, t1_template
 from RobustDeepLogic.registration.template_grid import resample_to_grid, template_grid
+from RobustDeepLogic.registration.templates import (
+    PET_FWHM_MM,
+    brain_mask,
+    fdg_template,
+    head_mask,
+    t1_template,
+)
 
 
 @dataclass

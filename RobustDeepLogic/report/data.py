@@ -21,9 +21,9 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import yaml
 
 from RobustDeepLogic.core.errors import InputError
+from RobustDeepLogic.core.files import safe_name
 from RobustDeepLogic.core.types import PathLike
 from RobustDeepLogic.evaluate.cases import METRICS_CSV, METRICS_JSON
-from RobustDeepLogic.evaluate.reference import _safe
 from RobustDeepLogic.evaluate.results import read_metrics_csv
 
 #: File names of the report: the HTML page, the Markdown page and the folder of its PNGs.
@@ -356,5 +356,5 @@ def load_report_data(run: PathLike) -> ReportData:
 # --------------------------------------------------------------------------------------------------
 def _slices_path(data: ReportData, row: Mapping[str, Any]) -> Path:
     stem = row["patient"] if row.get("epoch") is None else f"{row['patient']}_epoch{row['epoch']}"
-    return (data.eval_dir / "slices" / _safe(row["task"]) / _safe(row["scenario"])
-            / f"{_safe(stem)}.npz")
+    return (data.eval_dir / "slices" / safe_name(row["task"]) / safe_name(row["scenario"])
+            / f"{safe_name(stem)}.npz")

@@ -26,6 +26,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import yaml
 
+from RobustDeepLogic.core.config import plain_value
 from RobustDeepLogic.core.files import atomic_write_bytes, atomic_write_text
 from RobustDeepLogic.core.progress import Progress
 from RobustDeepLogic.core.types import PathLike
@@ -33,7 +34,6 @@ from RobustDeepLogic.evaluate.figures import (
     BIAS_WINDOW,
     figure_png_bytes,
 )
-from RobustDeepLogic.evaluate.results import _plain
 from RobustDeepLogic.report.data import (
     REPORT_FILES,
     REPORT_HTML,
@@ -96,7 +96,19 @@ def _md_escape(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def _md_table(t: Table) -> str:
+def markdown_table(t: Table) -> str:
+    """A report table as Markdown: its title as a heading, a pipe table, and its note in italics.
+
+    Parameters
+    ----------
+    t : Table
+        The table (title, header, rows, note).
+
+    Returns
+    -------
+    str
+        Markdown text ending in a newline; cells with ``|`` are escaped.
+    """
     lines = [f"### {t.title}", "", "| " + " | ".join(_md_escape(h) for h in t.header) + " |",
              "|" + "|".join("---" for _ in t.header) + "|"]
     lines += ["| " + " | ".join(_md_escape(c) for c in row) + " |" for row in t.rows]
@@ -130,7 +142,8 @@ def _provenance_text(data: ReportData) -> str:
     if data.history:
         prov["history"] = {t: sorted(v) for t, v in data.history.items()}
     prov["patients"] = {t: sorted({r["patient"] for r in data.final if r["task"] == t}) for t in data.tasks}
-    return yaml.safe_dump(_plain(prov), sort_keys=False, default_flow_style=False, allow_unicode=True)
+    return yaml.safe_dump(plain_value(prov, nonfinite=True), sort_keys=False, default_flow_style=False,
+                          allow_unicode=True)
 
 
 def build_sections(data: ReportData, patient: Optional[str] = None,
@@ -255,7 +268,7 @@ def build_report(
             md += [sec.text, ""]
         for t in sec.tables:
             parts.append(_html_table(t))
-            md.append(_md_table(t))
+            md.append(markdown_table(t))
         for fid, caption, png in sec.figures:
             b64 = base64.b64encode(png).decode("ascii")
             parts.append(f"<figure id='{fid}'><img alt='{html.escape(fid)}' src='data:image/png;base64,{b64}'>"

@@ -38,7 +38,6 @@ from RobustDeepLogic.io.volumes import Grid, image_from_array, write_volume
 from RobustDeepLogic.registration.assets import asset_path
 from RobustDeepLogic.simulate import ct as ctmod
 from RobustDeepLogic.simulate.anatomy import LABELS, template_anatomy
-from RobustDeepLogic.simulate.subject_anatomy import draw_subject_anatomy, label_map, sample_tissues
 from RobustDeepLogic.simulate.mr import mr_image
 from RobustDeepLogic.simulate.pet import (
     HALF_LIFE_S,
@@ -55,6 +54,11 @@ from RobustDeepLogic.simulate.pose import (
 )
 from RobustDeepLogic.simulate.profiles import Profile, get_profile
 from RobustDeepLogic.simulate.streams import _rngs
+from RobustDeepLogic.simulate.subject_anatomy import (
+    draw_subject_anatomy,
+    label_map,
+    sample_tissues,
+)
 from RobustDeepLogic.simulate.truth import _rigid_part_meta
 
 SIMULATOR_VERSION = 1

@@ -36,8 +36,15 @@ from typing import Any, Dict, Optional, Tuple
 import numpy as np
 from scipy import ndimage
 
-from RobustDeepLogic.simulate.pet_physics import FWHM_TO_SIGMA, ParallelProjector, blur_sinogram, psf_sigmas, scatter_shape, thin_counts
 from RobustDeepLogic.simulate.osem import osem
+from RobustDeepLogic.simulate.pet_physics import (
+    FWHM_TO_SIGMA,
+    ParallelProjector,
+    blur_sinogram,
+    psf_sigmas,
+    scatter_shape,
+    thin_counts,
+)
 
 #: Expected prompts of a full-dose scan that starts 35 min after injecting :data:`DOSE_REF_BQ`.
 FD_PROMPTS_REF = 3.0e8  # expected prompts of a full-dose brain scan at the reference dose

@@ -20,13 +20,13 @@ import numpy as np
 import SimpleITK as sitk
 
 from RobustDeepLogic.registration.rigid import compose_rigid, rigid_from_matrix
-from RobustDeepLogic.registration.templates import brain_mask
 from RobustDeepLogic.registration.template_grid import template_grid
-from RobustDeepLogic.simulate.subject_anatomy import draw_subject_anatomy, rigid_part
+from RobustDeepLogic.registration.templates import brain_mask
 from RobustDeepLogic.simulate.pose import (
     true_transform,
 )
 from RobustDeepLogic.simulate.streams import _rngs
+from RobustDeepLogic.simulate.subject_anatomy import draw_subject_anatomy, rigid_part
 
 
 def _rigid_part_meta(seed: int, index: int) -> Dict[str, Any]:

@@ -27,7 +27,7 @@ from RobustDeepLogic.evaluate.evaluation import evaluate_cases
 from RobustDeepLogic.evaluate.results import read_metrics_csv
 from RobustDeepLogic.evaluate.statistics import compare, summarize
 from RobustDeepLogic.report.data import final_rows, load_paper_results
-from RobustDeepLogic.report.document import Section, _md_table
+from RobustDeepLogic.report.document import Section, markdown_table
 from RobustDeepLogic.report.tables import Table
 from RobustDeepLogic.study.folder import Study, prediction_path, task_arms
 from RobustDeepLogic.study.profiles import (
@@ -249,7 +249,7 @@ def headline_markdown(study: Study, rows: Sequence[Mapping[str, Any]]) -> str:
         The tables of the ``Headline`` section of :func:`preface_sections`, as Markdown.
     """
     _, head = preface_sections(study, rows)
-    return "\n".join(_md_table(t) for t in head.tables)
+    return "\n".join(markdown_table(t) for t in head.tables)
 
 
 def _subject_counts(run_dir: Path, cfg: Mapping[str, Any], fold: int) -> Dict[str, int]:

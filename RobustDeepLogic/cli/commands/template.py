@@ -22,8 +22,8 @@ def _write_arguments(o: Options) -> None:
 
 
 def _write_run(config: dict, ctx) -> Result:
-    from RobustDeepLogic.registration.template_space import write_template_space
     from RobustDeepLogic.registration.template_grid import template_grid
+    from RobustDeepLogic.registration.template_space import write_template_space
 
     with ctx.progress.stage("template", total=1) as st:
         paths = write_template_space(Path(config["out"]), spacing=float(config["spacing"]),
