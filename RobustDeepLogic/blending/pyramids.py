@@ -34,14 +34,11 @@ from RobustDeepLogic.core.errors import InputError
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
 
-
 #: The generating kernel (1 4 6 4 1) / 16, for documentation and for reference implementations.
 BINOMIAL_KERNEL: Tuple[float, ...] = (1 / 16, 4 / 16, 6 / 16, 4 / 16, 1 / 16)
 
-
 #: Default number of pyramid levels (the benchmarks and the study's grid use 4).
 DEFAULT_LEVELS = 4
-
 
 #: The smallest axis length that can still be reduced.
 MIN_REDUCE_SIZE = 3

@@ -32,9 +32,7 @@ from RobustDeepLogic.core.version import __version__
 #: The log file's name, in a command's output folder.
 LOG_NAME = "robustdeep.log"
 
-
 _FILE_ONLY = {"console": False}  # log records for the log file only (already shown another way)
-
 
 #: The command line's logger (its handlers are set up for each command by ``run_command``).
 logger = logging.getLogger("robustdeep")

@@ -47,7 +47,6 @@ ALIASES: Dict[str, str] = {
     "t2": "T2", "t2w": "T2",
 }
 
-
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 

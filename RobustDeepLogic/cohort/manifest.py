@@ -48,14 +48,11 @@ from RobustDeepLogic.io.volumes import read_volume
 #: File name of the manifest in a cohort folder.
 MANIFEST_NAME = "manifest.json"
 
-
 #: The manifest's ``format`` value.
 MANIFEST_FORMAT = "robustdeep-cohort"
 
-
 #: The manifest version this code writes; a newer one is refused on loading.
 MANIFEST_VERSION = 1
-
 
 #: Where a cohort's images are: each patient's own frame, or template (MNI) space.
 SPACES = ("native", "template")

@@ -21,7 +21,6 @@ from RobustDeepLogic.core.types import PathLike
 #: File name endings that SimpleITK reads and writes for us, longest first.
 VOLUME_SUFFIXES: Tuple[str, ...] = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
 
-
 #: Formats whose header names a separate data file.
 DETACHED_SUFFIXES: Tuple[str, ...] = (".nhdr", ".mhd")
 

@@ -21,19 +21,15 @@ from RobustDeepLogic.core.types import PathLike
 #: The modalities of the study (docs/method.md §2), in a fixed order.
 MODALITIES: Tuple[str, ...] = ("FD", "LD", "NAC", "MAC", "CT", "T1", "T2")
 
-
 #: Modalities reconstructed from one PET acquisition: they share a grid and a frame.
 PET_FAMILY: Tuple[str, ...] = ("FD", "LD", "NAC", "MAC")
-
 
 #: The PET/CT frame: one rigid transform to template space moves all of these.
 PETCT_FAMILY: Tuple[str, ...] = PET_FAMILY + ("CT",)
 
-
 #: The MR modalities: each registered to the patient's CT (its PET when there is no CT), then
 #: moved to template space with the PET/CT frame's transform.
 MR_FAMILY: Tuple[str, ...] = ("T1", "T2")
-
 
 #: Physical unit of each modality as stored in a cohort. NAC PET is in SUV-scaled units of the
 #: uncorrected reconstruction (no attenuation correction: not a true SUV, lower in the centre).

@@ -5,6 +5,4 @@ there, and it is written into what the engine saves (cohort manifests, resolved 
 training runs, evaluation results).
 """
 
-
-
 __version__ = "0.1.0"

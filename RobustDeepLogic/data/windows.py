@@ -36,7 +36,6 @@ from RobustDeepLogic.data.sources import SubjectVolumes
 #: Default training window (rows along y, columns along x), docs/method.md §7.
 DEFAULT_WINDOW: Tuple[int, int] = (112, 96)
 
-
 #: Stored crops keep this margin (voxels in y and x) around the head bounding box.
 CROP_MARGIN = 56
 

@@ -36,21 +36,16 @@ from RobustDeepLogic.evaluate.metrics import HEAD_THRESHOLD
 #: ``format`` of metrics.json.
 EVALUATION_FORMAT = "robustdeep-evaluation"
 
-
 #: ``version`` of metrics.json.
 EVALUATION_VERSION = 1
-
 
 #: File names of the metrics table and of its JSON form, in the evaluation folder.
 METRICS_CSV = "metrics.csv"
 
-
 METRICS_JSON = "metrics.json"
-
 
 #: Scenario name of rows that evaluate the network input itself against the reference.
 INPUT_SCENARIO = "input"
-
 
 #: Columns of metrics.csv, in order (docs/evaluation.md).
 CSV_COLUMNS: Tuple[str, ...] = (
@@ -59,7 +54,6 @@ CSV_COLUMNS: Tuple[str, ...] = (
     "slope", "intercept", "r2", "mean_reference", "mean_prediction",
     "mean_rel_error_pct", "mean_abs_rel_error_pct", "mask_source", "reference", "prediction", "input",
 )
-
 
 #: Columns a case table (CSV or YAML) may have; the first five are required.
 CASE_COLUMNS: Tuple[str, ...] = (

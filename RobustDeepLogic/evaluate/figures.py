@@ -32,7 +32,6 @@ from RobustDeepLogic.evaluate.maps import (
 #: Colour window of relative-error figures: +-10 % (docs/method.md §8).
 BIAS_WINDOW = 0.10
 
-
 #: The three orthogonal slices of a case, in the order they are drawn.
 VIEWS = ("axial", "coronal", "sagittal")
 

@@ -45,27 +45,20 @@ from RobustDeepLogic.io.headmask import clean_head
 #: The paper's constants of its global SSIM (for data in the scaled [0, 1] units).
 SSIM_GLOBAL_C1 = 0.01
 
-
 SSIM_GLOBAL_C2 = 0.02
-
 
 #: Windowed SSIM (Wang et al. 2004): Gaussian window and constants k1, k2 (c = (k D)^2).
 SSIM_SIGMA = 1.5
 
-
 SSIM_TRUNCATE = 3.5
-
 
 SSIM_K1 = 0.01
 
-
 SSIM_K2 = 0.03
-
 
 #: Default head-mask threshold, in the scaled [0, 1] units (0.3 SUV for FD/MAC at SUV/15,
 #: 0.1 SUV for NAC at SUV/5, -940 HU for CT at (HU+1000)/3000).
 HEAD_THRESHOLD = 0.02
-
 
 ArrayLike = Union[np.ndarray, Sequence[float]]
 

@@ -23,12 +23,10 @@ from RobustDeepLogic.core.errors import InputError
 #: Metrics where a smaller value is better.
 LOWER_IS_BETTER = frozenset({"rmse", "mae", "mean_abs_rel_error_pct"})
 
-
 #: The paper's comparisons, in this order, kept when both scenarios are present.
 DEFAULT_PAIRS: Tuple[Tuple[str, str], ...] = (
     ("PU", "PR"), ("PR", "PM1"), ("PR", "PM2"), ("PM1", "PM2"), ("PU", "PM2"),
 )
-
 
 #: Significance level of the paired t-tests (p < ALPHA).
 ALPHA = 0.05

@@ -28,7 +28,6 @@ from RobustDeepLogic.io.volumes import Grid
 
 Vector = Tuple[float, float, float]
 
-
 #: The MNI152 2 mm grid (91 x 109 x 91 voxels, RAS-oriented image written in LPS terms). A fallback
 #: for previews and tests; the real template grid comes from the template assets.
 MNI152_2MM_GRID = Grid(
@@ -37,7 +36,6 @@ MNI152_2MM_GRID = Grid(
     origin=(90.0, 126.0, -72.0),
     direction=(-1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 1.0),
 )
-
 
 #: Where the patterns with a centre are centred when no head is given: the middle of an MNI brain.
 MNI_BRAIN_CENTRE: Vector = (0.0, -18.0, 10.0)

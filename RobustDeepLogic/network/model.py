@@ -44,11 +44,9 @@ import torch.nn.functional as F
 #: Dilation of each of the 20 convolutions (docs/method.md §7: 7 x 1, 7 x 2, 6 x 4).
 DILATIONS: Tuple[int, ...] = (1,) * 7 + (2,) * 7 + (4,) * 6
 
-
 #: How far (pixels) an output pixel sees: the sum of the 3x3 convolutions' dilations (45). A crop with
 #: this margin around the head gives the head's pixels exactly as the full slice does.
 RECEPTIVE_RADIUS: int = sum(DILATIONS)
-
 
 #: Index (0-based) of the first convolution of each dilation group.
 GROUP_STARTS: Tuple[int, ...] = (0, 7, 14)

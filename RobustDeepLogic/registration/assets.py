@@ -55,27 +55,20 @@ from RobustDeepLogic.io.volumes import read_volume
 #: Environment variable naming the assets folder (overrides the default cache folder).
 ASSETS_ENV = "ROBUSTDEEP_ASSETS"
 
-
 #: The record in the assets folder: per asset its source, version, licence, size and checksum.
 RECORD_NAME = "assets.json"
-
 
 #: The nilearn wheel: ``(package, version, licence)``.
 NILEARN = ("nilearn", "0.14.1", "BSD-3-Clause (nilearn); ICBM152 2009 template notice (see docs)")
 
-
 #: The SPM runtime wheel: ``(package, version, licence)``.
 SPM = ("spm-runtime-r2025b", "25.1.2.post4", "GPL-2.0")
 
-
 _NILEARN_DATA = "nilearn/datasets/data/"
-
 
 _SPM_CTF = "spm_runtime/_spm/_spm.ctf"
 
-
 _SPM_ROOT = "fsroot/_spm/cleaned/spm/"
-
 
 #: The six classes of SPM's ``TPM.nii``, in the order of its fourth axis.
 TPM_CLASSES = ("gm", "wm", "csf", "bone", "soft", "air")

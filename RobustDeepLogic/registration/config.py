@@ -22,23 +22,18 @@ from RobustDeepLogic.core.types import PathLike
 #: Values of ``RigidConfig.initialize_transform_mode`` (BRAINSFit ``initializeTransformMode``).
 INIT_MODES = ("useMomentsAlign", "useCenterOfHeadAlign", "useGeometryAlign", "Off")
 
-
 #: Values of ``RigidConfig.cost_metric``: Mattes mutual information, mean squares, normalised
 #: correlation (BRAINSFit ``costMetric``).
 COST_METRICS = ("MMI", "MSE", "NC")
 
-
 #: Values of ``RigidConfig.mask_processing_mode`` (BRAINSFit ``maskProcessingMode``).
 MASK_MODES = ("NOMASK", "ROIAUTO", "ROI")
-
 
 #: Values of ``RigidConfig.brain_refinement``.
 BRAIN_REFINEMENTS = ("similarity", "off")
 
-
 #: Head sizes (similarity scale against the template) outside this range reject the brain refinement.
 SCALE_RANGE = (0.75, 1.33)
-
 
 #: Modalities tried, in order, as the reference of the PET/CT frame (the one registered to the
 #: FDG template); all are 18F-FDG PET of the same acquisition.
@@ -305,7 +300,7 @@ def brainsfit_parameters(
 
 
 # --------------------------------------------------------------------------------------------------
-# A patient
+# Options of a patient's registration (robustdeep register)
 # --------------------------------------------------------------------------------------------------
 @dataclass
 class RegistrationOptions:

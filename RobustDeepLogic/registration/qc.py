@@ -59,7 +59,7 @@ from RobustDeepLogic.registration.templates import (
 
 
 # --------------------------------------------------------------------------------------------------
-# Figures
+# Overlap and alignment measures
 # --------------------------------------------------------------------------------------------------
 def dice(a: Union[np.ndarray, sitk.Image], b: Union[np.ndarray, sitk.Image]) -> float:
     """Dice coefficient ``2 |A n B| / (|A| + |B|)`` of two binary masks.

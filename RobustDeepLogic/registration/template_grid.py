@@ -19,7 +19,6 @@ from RobustDeepLogic.io.volumes import Grid
 #: The TPM itself ends at z = -72 (no neck below).
 HEAD_BOUNDS_MNI: Tuple[Tuple[float, float], ...] = ((-88.0, 88.0), (-122.0, 94.0), (-72.0, 106.0))
 
-
 _MNI_TO_LPS = np.array([-1.0, -1.0, 1.0])
 
 

@@ -44,7 +44,6 @@ from RobustDeepLogic.registration.template_grid import resample_to_grid, templat
 #: The six tissue classes of the SPM TPM, in its order.
 TISSUE_CLASSES: Tuple[str, ...] = ("gm", "wm", "csf", "bone", "soft", "air")
 
-
 #: Intensity of each tissue class per modality: FD in SUV (FDG, 35-55 min p.i.: grey matter about
 #: 3x white matter), CT in HU (120 kVp), T1 / T2 in arbitrary units (T1: WM > GM > CSF, fat bright;
 #: T2: CSF > GM > WM). Bone in CT is sharpened before mixing (see :func:`tissue_model_image`).
@@ -55,20 +54,15 @@ TISSUE_VALUES: Dict[str, Dict[str, float]] = {
     "T2": {"gm": 0.6, "wm": 0.45, "csf": 1.0, "bone": 0.05, "soft": 0.35, "air": 0.0},
 }
 
-
 TISSUE_VALUES["LD"] = dict(TISSUE_VALUES["FD"])
-
 
 TISSUE_VALUES["MAC"] = dict(TISSUE_VALUES["FD"])
 
-
 TISSUE_VALUES["NAC"] = {k: v * 0.4 for k, v in TISSUE_VALUES["FD"].items()}
-
 
 #: Background value of each modality outside the field of view (air).
 BACKGROUND: Dict[str, float] = {"FD": 0.0, "LD": 0.0, "NAC": 0.0, "MAC": 0.0, "CT": -1000.0,
                                 "T1": 0.0, "T2": 0.0}
-
 
 #: Default PET resolution of the FDG template: Gaussian FWHM in mm.
 PET_FWHM_MM = 6.0

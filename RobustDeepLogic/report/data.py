@@ -29,28 +29,21 @@ from RobustDeepLogic.evaluate.results import read_metrics_csv
 #: File names of the report: the HTML page, the Markdown page and the folder of its PNGs.
 REPORT_HTML = "report.html"
 
-
 REPORT_MD = "report.md"
 
-
 REPORT_FILES = "report_files"
-
 
 #: Folder of the validation histories, ``history/<task>/<scenario>.csv``.
 HISTORY_DIR = "history"
 
-
 #: Order of scenarios in tables and figures; others follow in order of appearance.
 SCENARIO_ORDER = ("input", "PU", "PR", "PM1", "PM2")
-
 
 #: Order of tasks; others follow in order of appearance.
 TASK_ORDER = ("ld2fd", "ldmr2fd", "nac2mac", "mr2ct")
 
-
 #: Metrics compared with paired t-tests.
 TEST_METRICS = ("rmse", "ssim_global", "ssim_3d", "psnr")
-
 
 #: History columns drawn over epochs (extra ``val_*`` columns follow).
 HISTORY_METRICS = ("train_loss", "val_rmse", "val_psnr", "val_ssim")

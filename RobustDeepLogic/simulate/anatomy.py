@@ -36,19 +36,15 @@ from RobustDeepLogic.registration.assets import load_asset
 #: Template working grid bounds (LPS mm): the TPM field of view.
 TEMPLATE_MIN_LPS = (-90.0, -90.0, -72.0)
 
-
 #: Template working grid bounds (LPS mm), upper corner.
 TEMPLATE_MAX_LPS = (90.0, 126.0, 108.0)
-
 
 #: Tissue labels of the label maps written beside each subject (0: mixed voxel, no class >= 0.6).
 LABELS: Dict[str, int] = {"gm": 1, "wm": 2, "csf": 3, "bone": 4, "diploe": 5, "soft": 6, "air": 7,
                           "lesion": 8}
 
-
 #: The tissue classes whose fractions sum to 1 in every voxel (fat and lesion are overlays).
 TISSUES = ("gm", "wm", "csf", "bone", "diploe", "soft", "air")
-
 
 # Lateral ventricles (MNI RAS -> LPS), the centre of the atrophy expansion.
 _VENTRICLE_LPS = (0.0, 8.0, 16.0)

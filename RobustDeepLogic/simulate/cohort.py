@@ -63,9 +63,7 @@ from RobustDeepLogic.simulate.truth import _rigid_part_meta
 
 SIMULATOR_VERSION = 1
 
-
 GENERATOR = "RobustDeepLogic.simulate"
-
 
 _BASE_DATE = _dt.datetime(2021, 3, 1, 8, 30, 0)
 

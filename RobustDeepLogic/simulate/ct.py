@@ -34,17 +34,13 @@ from scipy import ndimage
 HU = {"air": -1000.0, "fat": -100.0, "muscle": 40.0, "gm": 40.0, "wm": 28.0, "csf": 8.0,
       "lesion": 20.0}
 
-
 #: 511 keV linear attenuation of water, per mm.
 MU_WATER_PER_MM = 0.0096
-
 
 #: True 511 keV attenuation of the non-bone tissues, per mm.
 MU_TRUE_PER_MM = {"soft": 0.0096, "brain": 0.0099, "csf": 0.0096, "fat": 0.0090, "air": 0.0}
 
-
 MU_TRUE_BONE_SLOPE = 5.6e-6  # per mm per HU
-
 
 MU_CTAC_BONE_SLOPE = 5.1e-6  # the bilinear model's slope above 0 HU
 

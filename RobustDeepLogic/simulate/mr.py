@@ -36,10 +36,8 @@ RELAXATION: Dict[str, Tuple[float, float, float]] = {
     "air": (1.0, 1.0, 0.0),
 }
 
-
 #: The T1-weighted spoiled gradient echo: TR and TE in ms, flip angle in degrees.
 T1_SEQUENCE = {"tr_ms": 18.0, "te_ms": 3.0, "flip_deg": 30.0}
-
 
 #: The T2-weighted spin echo: TR and TE in ms.
 T2_SEQUENCE = {"tr_ms": 4000.0, "te_ms": 100.0}

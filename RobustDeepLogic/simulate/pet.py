@@ -49,17 +49,13 @@ from RobustDeepLogic.simulate.pet_physics import (
 #: Expected prompts of a full-dose scan that starts 35 min after injecting :data:`DOSE_REF_BQ`.
 FD_PROMPTS_REF = 3.0e8  # expected prompts of a full-dose brain scan at the reference dose
 
-
 #: The reference injected dose (Bq), the study's about 205 MBq.
 DOSE_REF_BQ = 205e6
-
 
 #: Fraction of the FD prompts kept for LD.
 LD_FRACTION = 0.05
 
-
 HALF_LIFE_S = 6586.2  # 18F
-
 
 #: True SUV of the tissues outside the brain's grey and white matter.
 SUV_TISSUE = {"csf": 0.25, "muscle": 1.0, "fat": 0.4, "bone": 0.3, "diploe": 1.2, "air": 0.0}

@@ -40,13 +40,10 @@ from RobustDeepLogic.core.errors import InputError
 #: and of every native grid.
 HEAD_CENTRE_LPS: Tuple[float, float, float] = (0.0, 18.0, 10.0)
 
-
 #: Pose ranges: each rotation angle uniform in +-15 degrees, each translation in +-20 mm.
 MAX_ROTATION_DEG = 15.0
 
-
 MAX_TRANSLATION_MM = 20.0
-
 
 #: The two frames of a subject, each with its own pose: PET/CT (FD, LD, NAC, MAC, CT) and MR (T1, T2).
 FAMILIES = ("petct", "mr")

@@ -36,10 +36,8 @@ from RobustDeepLogic.study.profiles import ARMS, Arm, StudyProfile
 #: The study record's file name, in the study folder.
 STUDY_FILE = "study.json"
 
-
 #: The ``format`` field of ``study.json``: a folder whose record has another is not a study folder.
 STUDY_FORMAT = "robustdeep-study"
-
 
 #: The ``version`` field of ``study.json``.
 STUDY_VERSION = 1

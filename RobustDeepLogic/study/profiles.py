@@ -24,7 +24,6 @@ from RobustDeepLogic.simulate.profiles import get_profile as sim_profile
 #: The paper's four tasks (docs/method.md §7): LD -> FD, LD+MR -> FD, NAC -> MAC, MR -> CT.
 ALL_TASKS: Tuple[str, ...] = ("ld2fd", "ldmr2fd", "nac2mac", "mr2ct")
 
-
 #: The paper's masks: arm -> mask preset (docs/masks.md; mask #1 and mask #2 of docs/method.md §5).
 MASKS: Dict[str, str] = {"PM1": "simple", "PM2": "complex"}
 
@@ -84,18 +83,14 @@ ARMS: Dict[str, Arm] = {a.name: a for a in (
         synthetic="PM2", steps_of="PR", group="compute"),
 )}
 
-
 #: The paper's scenarios (docs/method.md §9).
 MAIN_ARMS: Tuple[str, ...] = ("PU", "PR", "PM1", "PM2")
-
 
 #: The augmentation ablation: PR plus subjects by naive blending, MixUp or CutMix.
 ABLATION_ARMS: Tuple[str, ...] = ("PR-naive", "PR-mixup", "PR-cutmix")
 
-
 #: The equal-compute comparison (docs/method.md §7, "Equal compute").
 COMPUTE_ARMS: Tuple[str, ...] = ("PM2-steps",)
-
 
 #: Paired t-tests in the report, kept when both arms are present.
 STUDY_PAIRS: Tuple[Tuple[str, str], ...] = (

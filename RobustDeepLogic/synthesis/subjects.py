@@ -40,22 +40,18 @@ from RobustDeepLogic.io.volumes import Grid, read_array, write_array
 #: Blend methods for synthesis.
 METHODS = ("laplacian", "naive")
 
-
 #: Methods of on-the-fly augmentation (:class:`~RobustDeepLogic.synthesis.dataset.BlendedDataset`):
 #: the blends, and the two classic mixing baselines (MixUp, Zhang et al. 2018; CutMix, Yun et al.
 #: 2019), which use no mask.
 ON_THE_FLY_METHODS = METHODS + ("mixup", "cutmix")
 
-
 #: Beta(alpha, alpha) of the mixing weight of MixUp and of the kept fraction of CutMix (the papers'
 #: usual choices).
 MIX_ALPHA = {"mixup": 0.4, "cutmix": 1.0}
 
-
 #: The file in a subject's folder that holds its provenance; written last, it marks the subject
 #: complete.
 PROVENANCE_NAME = "provenance.json"
-
 
 #: The blending algorithm's identity, recorded in provenance.
 BLEND_DESCRIPTION = "binomial (1 4 6 4 1)/16, mirror borders, exact-size expand; x2 + collapse(GM*Lap(x1-x2))"

@@ -35,18 +35,14 @@ from RobustDeepLogic.core.version import __version__
 #: The ``format`` field of ``run.json``.
 RUN_FORMAT = "robustdeep-run"
 
-
 #: The ``version`` of ``run.json`` written; a newer one is refused by :func:`load_run`.
 RUN_VERSION = 1
-
 
 #: Name of the run description in the run folder.
 RUN_FILE = "run.json"
 
-
 #: Name of the per-epoch history in the run folder.
 HISTORY_FILE = "history.csv"
-
 
 #: The columns of history.csv (other keys of a history row are not written).
 HISTORY_COLUMNS = ["epoch", "step", "train_loss", "val_rmse", "val_psnr", "val_ssim", "fold",

@@ -52,11 +52,9 @@ TRAIN_DEFAULTS: Dict[str, Any] = {
     "tensorboard": True,
 }
 
-
 #: Keys that may change between an interrupted run and its resumption.
 RESUMABLE_CHANGES = {"epochs", "steps", "device", "workers", "cache_gb", "val_batch", "resume",
                      "tensorboard", "fold", "amp", "progress", "out", "verbose", "cohort"}
-
 
 #: Scenario (docs/method.md §9) to (cohort space, synthetic subjects used); PM1, PM2, ... are PM.
 SCENARIOS = {"PU": ("native", False), "PR": ("template", False), "PM": ("template", True)}
