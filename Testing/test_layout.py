@@ -42,7 +42,6 @@ LAZY_IMPORTS = {
     "dask": "optional (pip install 'dask[distributed]')",
     "onnx": "optional (ONNX export)",
     "tqdm": "the progress bar only",
-    "pkgutil": "finding the command modules once",
 }
 
 

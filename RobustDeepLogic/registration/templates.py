@@ -328,7 +328,7 @@ def head_mask(grid: Optional[Grid] = None) -> sitk.Image:
     """
     grid = grid or template_grid()
     air = tissue_maps(grid)["air"]
-    mask = _clean_mask(air < 0.5)
+    mask = clean_head(air < 0.5, fill_slices=False)
     return _mask_image(mask, grid)
 
 
@@ -355,12 +355,8 @@ def brain_mask(grid: Optional[Grid] = None) -> sitk.Image:
     """
     grid = grid or template_grid()
     maps = tissue_maps(grid)
-    mask = _clean_mask((maps["gm"] + maps["wm"] + maps["csf"]) >= 0.5)
+    mask = clean_head((maps["gm"] + maps["wm"] + maps["csf"]) >= 0.5, fill_slices=False)
     return _mask_image(mask, grid)
-
-
-def _clean_mask(mask: np.ndarray) -> np.ndarray:
-    return clean_head(mask, fill_slices=False)
 
 
 def _mask_image(mask: np.ndarray, grid: Grid) -> sitk.Image:

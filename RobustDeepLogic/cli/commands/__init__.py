@@ -9,6 +9,7 @@ here is found automatically (:func:`all_commands`); :data:`COMMAND_MODULES` give
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from typing import List
 
 from RobustDeepLogic.cli.frame import Command
@@ -44,8 +45,6 @@ def all_commands() -> List[Command]:
         The commands of :data:`COMMAND_MODULES` that exist, in that order, then those of the other
         modules (names not starting with ``_``), sorted by module name.
     """
-    import pkgutil
-
     found = {m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")}
     names = [n for n in COMMAND_MODULES if n in found] + sorted(found - set(COMMAND_MODULES))
     return [importlib.import_module(f"{__name__}.{name}").COMMAND for name in names]
