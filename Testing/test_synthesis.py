@@ -119,6 +119,34 @@ def test_synthesize_writes_subjects_with_provenance_and_resumes(cohort, tmp_path
         S.synthesize(cohort, out, ["simple"], count=3, seed=7, folds=[0], levels=1)
 
 
+def test_folds_share_a_folder_and_reuse_pairs_drawn_with_another_seed(cohort, tmp_path):
+    # Two trained folds draw from overlapping pools with their own seeds into one folder (as a study
+    # does): a pair drawn twice is the same blend, kept once, with the provenance of its first draw.
+    out = tmp_path / "PM1"
+    first = S.synthesize(cohort, out, ["simple"], all_pairs=True, seed=1, patients=["P01", "P02", "P03"],
+                         modalities=["FD"], levels=2)
+    stamps = {f: f.stat().st_mtime_ns for f in out.rglob("*.nii.gz")}
+    second = S.synthesize(cohort, out, ["simple"], all_pairs=True, seed=2,
+                          patients=["P01", "P02", "P03", "P04"], modalities=["FD"], levels=2)
+    assert first.made == 6 and second.planned == 12
+    assert second.skipped == 6 and second.made == 6  # the 6 pairs of P01..P03 are the same blends
+    syn = Cohort.load(out)
+    assert len(syn) == 12
+    for f, stamp in stamps.items():
+        assert f.stat().st_mtime_ns == stamp
+    for p in syn:
+        with_p04 = "P04" in p.provenance["parents"]
+        assert p.provenance["seed"] == (2 if with_p04 else 1)
+        a, _ = read_array(cohort.path(p.provenance["parents"][0], "FD"))
+        b, _ = read_array(cohort.path(p.provenance["parents"][1], "FD"))
+        np.testing.assert_array_equal(read_array(syn.path(p, "FD"))[0],
+                                      laplacian_blend(a, b, make_preset("simple", GRID), 2))
+    # what makes the voxels still has to agree
+    with pytest.raises(InputError, match="different provenance"):
+        S.synthesize(cohort, out, ["simple"], all_pairs=True, seed=3, patients=["P01", "P02"],
+                     modalities=["FD"], levels=1)
+
+
 def test_restricted_pool_and_all_pairs(cohort, tmp_path):
     report = S.synthesize(cohort, tmp_path / "o", ["coronal"], all_pairs=True, seed=0,
                           patients=["P04", "P05"], modalities=["FD"], levels=1, method="naive")

@@ -10,7 +10,6 @@ from RobustDeepLogic.synthesis.dataset import BlendedDataset
 from RobustDeepLogic.synthesis.disk import (
     SynthesisReport,
     plan_synthesis,
-    regenerate,
     synthesize,
 )
 from RobustDeepLogic.synthesis.pairs import choose_pairs, select_pool, subject_id
@@ -22,6 +21,7 @@ from RobustDeepLogic.synthesis.subjects import (
     PROVENANCE_NAME,
     blend_subject,
     iter_blend_subject,
+    regenerate,
     synthesize_subject,
 )
 from RobustDeepLogic.synthesis.transforms import LaplacianBlendd, RandLaplacianBlendd

@@ -12,7 +12,7 @@ new subject in the cohort layout with its provenance (docs/method.md §6)::
 
 Provenance (in the manifest and in ``provenance.json``): parents (``x1`` first: mask 1 takes it),
 the mask spec, its file and SHA-256, levels, method, seed, pair index, the source cohort and the
-RobustDeep version; :func:`regenerate` rebuilds any subject from it, bit for bit.
+RobustDeep version; :func:`~RobustDeepLogic.synthesis.subjects.regenerate` rebuilds any subject from it, bit for bit.
 
 Pairs come only from the pool given (``patients`` / ``folds``; test-split patients never), so the
 patients held out of a training fold never become parents. Runs are resumable and idempotent: a
@@ -36,7 +36,6 @@ from typing import (
     Union,
 )
 
-import numpy as np
 import SimpleITK as sitk
 
 from RobustDeepLogic.blending.pyramids import check_levels
@@ -55,7 +54,6 @@ from RobustDeepLogic.synthesis.subjects import (
     BLEND_DESCRIPTION,
     METHODS,
     _in_plan_order,
-    blend_subject,
 )
 
 
@@ -85,6 +83,17 @@ class SynthesisReport:
     seconds: float = 0.0
     subjects: List[str] = field(default_factory=list)
     pool: List[str] = field(default_factory=list)
+
+
+#: Provenance fields that say how a pair was drawn, not what the subject is: a subject drawn again
+#: by a run with another seed (another fold's) is the same blend and is reused.
+DRAW_FIELDS = ("seed", "pair_index")
+
+
+def _content(provenance: Dict[str, Any]) -> Dict[str, Any]:
+    """The provenance fields that decide a subject's voxels (all but :data:`DRAW_FIELDS`)."""
+    plain = json.loads(json.dumps(provenance))
+    return {k: v for k, v in plain.items() if k not in DRAW_FIELDS}
 
 
 def _template_grid(cohort: Cohort, pid: str, modality: str) -> Grid:
@@ -237,12 +246,16 @@ def plan_synthesis(
                 "version": __version__,
             }
             old = existing.get(sid)
-            if old is not None and json.loads(json.dumps(old.provenance)) != json.loads(json.dumps(provenance)):
-                raise InputError(
-                    "this synthetic subject already exists with a different provenance",
-                    file=out_cohort.manifest_path, patient=sid,
-                    hint="use a new output folder to synthesize with other settings",
-                )
+            if old is not None:
+                if _content(old.provenance) != _content(provenance):
+                    raise InputError(
+                        "this synthetic subject already exists with a different provenance",
+                        file=out_cohort.manifest_path, patient=sid,
+                        hint="use a new output folder to synthesize with other settings",
+                    )
+                # The same blend, drawn by an earlier run with another seed (e.g. another fold's):
+                # it is kept as it is, with the provenance of the run that made it.
+                provenance = old.provenance
             jobs.append({
                 "id": sid,
                 "out_root": str(out.resolve()),
@@ -353,48 +366,3 @@ def synthesize(
             out_cohort.save()
     report.seconds = time.perf_counter() - t0
     return report
-
-
-def regenerate(out: Union[Cohort, PathLike], subject: str, *, source: Optional[PathLike] = None) -> Dict[str, np.ndarray]:
-    """Rebuild a synthetic subject from its provenance: ``{modality: float32 [z, y, x]}``.
-
-    The parents are read from the recorded source cohort (or ``source``), the mask from the recorded
-    mask file (its SHA-256 is checked), and blended with the recorded levels and method.
-
-    Parameters
-    ----------
-    out : Cohort or path-like
-        The cohort that holds the subject, or its folder.
-    subject : str
-        The synthetic subject's id.
-    source : path-like, optional
-        The source cohort's folder, in place of the one recorded (e.g. after a move).
-
-    Returns
-    -------
-    dict of str to numpy.ndarray
-        The blended modalities, float32 ``[z, y, x]`` on the template grid.
-
-    Raises
-    ------
-    InputError
-        The subject is unknown or not synthetic, the stored mask differs from the recorded digest, or a
-        parent volume is missing or off the mask's grid.
-    """
-    cohort = out if isinstance(out, Cohort) else Cohort.load(out)
-    patient = cohort.patient(subject)
-    prov = patient.provenance
-    if not patient.is_synthetic:
-        raise InputError("is not a synthetic subject", file=cohort.manifest_path, patient=subject)
-    src = Cohort.load(source or prov["source"])
-    mask_path = cohort.root / prov["mask_file"]
-    mask, _ = read_array(mask_path)
-    if mask_digest(mask) != prov["mask_sha256"]:
-        raise InputError("the stored mask differs from the one recorded in provenance", file=mask_path,
-                         patient=subject)
-    mods = list(prov["modalities"])
-    p1, p2 = prov["parents"]
-    paths1 = {m: str(src.path(p1, m)) for m in mods}
-    paths2 = {m: str(src.path(p2, m)) for m in mods}
-    blended, _ = blend_subject(paths1, paths2, (p1, p2), mods, mask_path, prov["levels"], prov["method"])
-    return {m: blended[c] for c, m in enumerate(mods)}

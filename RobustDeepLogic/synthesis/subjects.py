@@ -2,7 +2,7 @@
 
 All paired modalities of a synthetic subject are blended with the same mask and the same two parents,
 so it is again a consistent set of paired images. :func:`iter_blend_subject` and :func:`blend_subject`
-blend in memory; :func:`synthesize_subject` makes one subject on disk from a job of
+blend in memory; :func:`regenerate` rebuilds a subject from its provenance; :func:`synthesize_subject` makes one subject on disk from a job of
 :func:`~RobustDeepLogic.synthesis.disk.plan_synthesis` and is what a worker runs
 (:mod:`RobustDeepLogic.synthesis.executors`). Memory is bounded per worker and does not grow with the
 number of patients or subjects: a task streams one modality at a time (two parent volumes, the blend,
@@ -23,8 +23,10 @@ from typing import (
     Iterable,
     Iterator,
     Mapping,
+    Optional,
     Sequence,
     Tuple,
+    Union,
 )
 
 import numpy as np
@@ -36,6 +38,7 @@ from RobustDeepLogic.core.errors import InputError
 from RobustDeepLogic.core.files import atomic_write_text
 from RobustDeepLogic.core.types import PathLike
 from RobustDeepLogic.io.volumes import Grid, read_array, write_array
+from RobustDeepLogic.masks.presets import mask_digest
 
 #: Blend methods for synthesis.
 METHODS = ("laplacian", "naive")
@@ -245,3 +248,48 @@ def _in_plan_order(cohort: Cohort, planned: Sequence[str]) -> None:
     ordered = sorted((cohort.patients[i] for i in slots), key=lambda p: rank[p.id])
     for i, patient in zip(slots, ordered):
         cohort.patients[i] = patient
+
+
+def regenerate(out: Union[Cohort, PathLike], subject: str, *, source: Optional[PathLike] = None) -> Dict[str, np.ndarray]:
+    """Rebuild a synthetic subject from its provenance: ``{modality: float32 [z, y, x]}``.
+
+    The parents are read from the recorded source cohort (or ``source``), the mask from the recorded
+    mask file (its SHA-256 is checked), and blended with the recorded levels and method.
+
+    Parameters
+    ----------
+    out : Cohort or path-like
+        The cohort that holds the subject, or its folder.
+    subject : str
+        The synthetic subject's id.
+    source : path-like, optional
+        The source cohort's folder, in place of the one recorded (e.g. after a move).
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        The blended modalities, float32 ``[z, y, x]`` on the template grid.
+
+    Raises
+    ------
+    InputError
+        The subject is unknown or not synthetic, the stored mask differs from the recorded digest, or a
+        parent volume is missing or off the mask's grid.
+    """
+    cohort = out if isinstance(out, Cohort) else Cohort.load(out)
+    patient = cohort.patient(subject)
+    prov = patient.provenance
+    if not patient.is_synthetic:
+        raise InputError("is not a synthetic subject", file=cohort.manifest_path, patient=subject)
+    src = Cohort.load(source or prov["source"])
+    mask_path = cohort.root / prov["mask_file"]
+    mask, _ = read_array(mask_path)
+    if mask_digest(mask) != prov["mask_sha256"]:
+        raise InputError("the stored mask differs from the one recorded in provenance", file=mask_path,
+                         patient=subject)
+    mods = list(prov["modalities"])
+    p1, p2 = prov["parents"]
+    paths1 = {m: str(src.path(p1, m)) for m in mods}
+    paths2 = {m: str(src.path(p2, m)) for m in mods}
+    blended, _ = blend_subject(paths1, paths2, (p1, p2), mods, mask_path, prov["levels"], prov["method"])
+    return {m: blended[c] for c, m in enumerate(mods)}
