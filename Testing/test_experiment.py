@@ -17,13 +17,19 @@ from RobustDeepLogic.evaluate.results import read_metrics_csv
 pytestmark = pytest.mark.assets
 
 
+#: The settings the study below changes from the tiny profile: every fold trained (both of them).
+SETTINGS = {"train_folds": "all"}
+
+
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
-    """``robustdeep reproduce --profile tiny`` through the CLI (simulates its own 6-patient cohort)."""
+    """``robustdeep reproduce --profile tiny --set train_folds=all`` through the CLI (simulates its own
+    6-patient cohort; 2 test patients, 2 folds of 2, both trained)."""
     from RobustDeepLogic.cli.main import main
 
     out = tmp_path_factory.mktemp("study") / "tiny"
-    code = main(["reproduce", "--profile", "tiny", "--out", str(out), "--progress", "none"])
+    code = main(["reproduce", "--profile", "tiny", "--out", str(out), "--progress", "none",
+                 "--set", "train_folds=all"])
     assert code == 0
     return out
 
@@ -87,24 +93,52 @@ def test_predictions_are_in_the_native_frame_and_units(study):
 def test_synthetic_parents_and_ablation_pairs_come_from_the_training_fold(study):
     from RobustDeepLogic.data.on_the_fly import on_the_fly_source
     from RobustDeepLogic.cohort.folds import FoldPlan, fold_seed
+    from RobustDeepLogic.training.runs import read_fold_subjects
 
     record = json.loads((study / "study.json").read_text())
     plan = FoldPlan.from_dict(record["split"])
-    training = set(plan.training(0))
-    pairs = {}
-    for key in ("PM1", "PM2"):
-        syn = Cohort.load(study / "synthetic" / key)
-        subjects = [p for p in syn.patients if p.is_synthetic]
-        assert len(subjects) == X.PROFILES["tiny"].synthetic
-        for p in subjects:
-            assert set(p.parents) <= training
-        pairs[key] = sorted(tuple(p.parents) for p in subjects)
+    assert plan.k == 2
+    count = X.PROFILES["tiny"].synthetic
     registered = Cohort.load(study / "registered")
-    otf = on_the_fly_source(registered, plan.training(0), ["FD"], count=X.PROFILES["tiny"].synthetic,
-                            method="mixup", seed=fold_seed(record["seed"], 0))
-    assert sorted(otf.parents(s) for s in otf.ids) == pairs["PM2"]
+    for fold in range(plan.k):
+        training = set(plan.training(fold))
+        pairs = {}
+        for key in ("PM1", "PM2"):
+            syn = Cohort.load(study / "synthetic" / key)
+            # every trained fold drew its subjects into the one folder, from its training patients only
+            mine = [p for p in syn.patients if p.is_synthetic and set(p.parents) <= training]
+            assert len(mine) == count
+            pairs[key] = sorted(tuple(p.parents) for p in mine)
+            # and its networks trained on exactly these, never on another fold's
+            used = read_fold_subjects(study / "runs" / "ld2fd" / key, fold)
+            assert sorted(used["real"]) == sorted(training)
+            assert sorted(used["synthetic"]) == sorted(p.id for p in mine)
+        otf = on_the_fly_source(registered, plan.training(fold), ["FD"], count=count, method="mixup",
+                                seed=fold_seed(record["seed"], fold))
+        assert sorted(otf.parents(s) for s in otf.ids) == pairs["PM2"]
+    for key in ("PM1", "PM2"):
+        assert len(Cohort.load(study / "synthetic" / key)) == count * plan.k  # the folds' pools are disjoint
     assert {p.split for p in registered.patients} == {"train", "test"}
     assert {p.id for p in registered.patients if p.split == "test"} == set(plan.test)
+
+
+def test_every_fold_of_every_arm_is_trained_and_recorded(study):
+    from RobustDeepLogic.training.runs import checkpoints
+
+    record = json.loads((study / "study.json").read_text())
+    assert record["settings"] == {"train_folds": None}
+    assert record["profile"]["train_folds"] is None
+    for key in record["trained"]:
+        assert sorted(checkpoints(study / "runs" / key, "best")) == [0, 1], key
+    # the report's subjects per fold are those trained: 2 real patients, and 2 synthetic subjects for
+    # the arms that add them (the tiny profile's cap, which every fold reached)
+    trained = record["trained"]
+    assert trained["ld2fd/PR"]["real"] == 2 and "synthetic" in trained["ld2fd/PR"]
+    assert trained["ld2fd/PR"]["synthetic"] == 0
+    for arm in ("PM1", "PM2", "PR-mixup", "PM2-steps"):
+        assert trained[f"ld2fd/{arm}"]["synthetic"] == X.PROFILES["tiny"].synthetic, arm
+    md = (study / "evaluation" / "report.md").read_text()
+    assert "train_folds=all" in md.splitlines()[0]
 
 
 def test_equal_compute_arm_trains_for_the_steps_of_pr(study):
@@ -120,17 +154,21 @@ def test_a_second_run_resumes_without_redoing_work(study):
     pred = next((study / "predictions" / "ld2fd" / "PM2").glob("*.nii.gz"))
     before = (ckpt.stat().st_mtime_ns, pred.stat().st_mtime_ns,
               (study / "evaluation" / "metrics.csv").stat().st_mtime_ns)
-    result = X.reproduce(study, profile="tiny")
+    result = X.reproduce(study, profile="tiny", settings=SETTINGS)
     assert (ckpt.stat().st_mtime_ns, pred.stat().st_mtime_ns,
             (study / "evaluation" / "metrics.csv").stat().st_mtime_ns) == before
     assert result["headline"] == (study / "evaluation" / "headline.md").read_text()
 
 
-def test_a_study_folder_refuses_another_profile_or_seed(study):
+def test_a_study_folder_refuses_another_profile_setting_or_seed(study):
     with pytest.raises(InputError, match="profile"):
         X.reproduce(study, profile="quick")
     with pytest.raises(InputError, match="seed"):
-        X.reproduce(study, profile="tiny", seed=3)
+        X.reproduce(study, profile="tiny", seed=3, settings=SETTINGS)
+    with pytest.raises(InputError, match=r"train_folds=None \(asked: \[0\]\)"):
+        X.reproduce(study, profile="tiny")  # the tiny profile trains fold 0 only
+    with pytest.raises(InputError, match=r"epochs=1 \(asked: 2\)"):
+        X.reproduce(study, profile="tiny", settings={**SETTINGS, "epochs": 2})
 
 
 def test_bad_arguments_are_input_errors(tmp_path):

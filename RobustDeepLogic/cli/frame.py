@@ -131,6 +131,18 @@ class Options:
         self.parser.add_argument(name, **kwargs)
         self.positionals.append(name)
 
+    def setting(self, name: str, *, default: Any = None) -> None:
+        """A config key without an option of its own: set by ``--set NAME=VALUE`` or a config file.
+
+        Parameters
+        ----------
+        name : str
+            The config key.
+        default : object, optional
+            Its value when nothing sets it (default None).
+        """
+        self.defaults[name] = default
+
     def option(
         self,
         *flags: str,

@@ -1,9 +1,10 @@
 """The paper's study in one call (docs/method.md §9): ``robustdeep reproduce`` and ``robustdeep demo``.
 
-Modules: :mod:`.profiles` (arms and profiles: tiny, quick, paper), :mod:`.folder` (a study folder:
-its record ``study.json``, its split, its native cohort), :mod:`.stages` (``reproduce``, the stages in
-order), :mod:`.results` (evaluation, histories, the headline table). The public names of all four
-are re-exported here.
+Modules: :mod:`.profiles` (arms and profiles: tiny, quick, paper), :mod:`.settings` (a profile's
+settings changed with ``--set``), :mod:`.folder` (a study folder: its record ``study.json``, its split,
+its native cohort), :mod:`.stages` (``reproduce``, the stages in order), :mod:`.predictions` (the test
+patients predicted by every arm), :mod:`.results` (evaluation, histories, the headline table). Their
+public names are re-exported here.
 """
 
 from RobustDeepLogic.study.folder import (
@@ -17,6 +18,7 @@ from RobustDeepLogic.study.folder import (
     task_arms,
     write_split,
 )
+from RobustDeepLogic.study.predictions import predict_test_patients
 from RobustDeepLogic.study.profiles import (
     ABLATION_ARMS,
     ALL_TASKS,
@@ -40,7 +42,8 @@ from RobustDeepLogic.study.results import (
     preface_sections,
     write_histories,
 )
-from RobustDeepLogic.study.stages import predict_test_patients, reproduce
+from RobustDeepLogic.study.settings import SETTINGS, changed_settings, with_settings
+from RobustDeepLogic.study.stages import reproduce
 
 __all__ = [
     "STUDY_FILE",
@@ -72,5 +75,8 @@ __all__ = [
     "headline_markdown",
     "evaluate_study",
     "predict_test_patients",
+    "SETTINGS",
+    "changed_settings",
+    "with_settings",
     "reproduce",
 ]

@@ -32,6 +32,7 @@ from RobustDeepLogic.core.version import __version__
 from RobustDeepLogic.io.transforms import read_transform
 from RobustDeepLogic.io.volumes import write_volume
 from RobustDeepLogic.study.profiles import ARMS, Arm, StudyProfile
+from RobustDeepLogic.study.settings import changed_settings
 
 #: The study record's file name, in the study folder.
 STUDY_FILE = "study.json"
@@ -74,8 +75,8 @@ class Study:
         ``{stage: {"status": "done", "seconds": float, ...}}`` of the stages done.
     trained : dict, optional
         ``{"<task>/<arm>": {...}}``: per-fold mean optimizer steps, epochs and training seconds,
-        and real and synthetic training subjects of the first trained fold (the report's training
-        table).
+        and the real and synthetic subjects the trained folds trained on (the report's training
+        table; ``"min-max"`` when folds differ).
     """
 
     root: Path
@@ -110,10 +111,12 @@ class Study:
         -------
         dict
             ``format``, ``version``, ``written_by`` (the robustdeep version), the identity
-            (:meth:`identity`), ``tasks``, ``arms``, ``split``, ``stages`` and ``trained``.
+            (:meth:`identity`), ``settings`` (those changed from the named profile, ``--set``),
+            ``tasks``, ``arms``, ``split``, ``stages`` and ``trained``.
         """
         return {"format": STUDY_FORMAT, "version": STUDY_VERSION, "written_by": f"robustdeep {__version__}",
-                **self.identity(), "tasks": self.tasks, "arms": self.arms, "split": self.split,
+                **self.identity(), "settings": changed_settings(self.profile), "tasks": self.tasks,
+                "arms": self.arms, "split": self.split,
                 "stages": self.stages, "trained": self.trained}
 
     def save(self) -> None:
@@ -181,12 +184,18 @@ class Study:
             raise InputError(f"cannot read the study record ({exc})", file=study.path) from None
         if data.get("format") != STUDY_FORMAT:
             raise InputError("not a RobustDeep study folder", file=study.path)
-        old = {k: data.get(k) for k in ("profile", "seed", "cohort")}
-        if json.loads(json.dumps(old, default=str)) != json.loads(json.dumps(study.identity(), default=str)):
-            changed = [k for k in old if json.dumps(old[k], default=str)
-                       != json.dumps(study.identity()[k], default=str)]
+        old = json.loads(json.dumps({k: data.get(k) for k in ("profile", "seed", "cohort")}, default=str))
+        new = json.loads(json.dumps(study.identity(), default=str))
+        if old != new:
+            changed = [k for k in old if old[k] != new[k]]
+            if "profile" in changed and isinstance(old["profile"], dict) \
+                    and old["profile"].get("name") == profile.name:
+                changed.remove("profile")
+                changed[:0] = [f"{k}={old['profile'].get(k)!r} (asked: {v!r})" for k, v in new["profile"].items()
+                               if old["profile"].get(k) != v]
             raise InputError(f"this folder holds a study with another {', '.join(changed)}", file=root,
-                             hint="use a new --out folder, or the same profile, seed and cohort to resume")
+                             hint="use a new --out folder, or the same profile, settings, seed and cohort "
+                                  "to resume")
         study.split = dict(data.get("split") or {})
         study.stages = dict(data.get("stages") or {})
         study.trained = dict(data.get("trained") or {})

@@ -7,7 +7,8 @@ equal-compute arm PM2-steps (docs/method.md §7); :data:`ARMS` holds them all. A
 study's design (45 patients: 35 + 10 held out, 5 folds, 350 synthetic subjects per mask, 20 epochs,
 112 x 96 windows, widths 16 / 32 / 64), meant for a GPU; ``quick``, the README's demo on a 2-core
 CPU; and ``tiny``, for tests. :func:`reductions` lists where a profile departs from ``paper`` (the
-report shows it).
+report shows it). A profile's settings are changed with
+:func:`RobustDeepLogic.study.settings.with_settings` (``robustdeep reproduce --set epochs=10``).
 
 The study folder and its record are in :mod:`RobustDeepLogic.study.folder`; the stages that run a
 study are in :mod:`RobustDeepLogic.study.stages`.

@@ -18,7 +18,6 @@ import math
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Sequence
 
-from RobustDeepLogic.cohort.folds import FoldPlan
 from RobustDeepLogic.cohort.tasks import get_task
 from RobustDeepLogic.core.files import atomic_path
 from RobustDeepLogic.core.progress import Progress
@@ -37,7 +36,7 @@ from RobustDeepLogic.study.profiles import (
     _show,
     reductions,
 )
-from RobustDeepLogic.training.runs import load_run, read_history
+from RobustDeepLogic.training.runs import read_fold_subjects, read_history
 
 #: File name of the headline tables (Markdown), in the study's evaluation folder.
 HEADLINE_MD = "headline.md"
@@ -252,15 +251,19 @@ def headline_markdown(study: Study, rows: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(markdown_table(t) for t in head.tables)
 
 
-def _subject_counts(run_dir: Path, cfg: Mapping[str, Any], fold: int) -> Dict[str, int]:
-    """Real and synthetic training subjects of ``fold`` (for the report's training table)."""
-    plan = FoldPlan.from_dict(load_run(run_dir).folds)
-    synthetic = 0
-    if cfg.get("synthetic_cohorts"):
-        synthetic = int(cfg["max_synthetic"])
-    elif cfg.get("on_the_fly"):
-        synthetic = int(cfg["on_the_fly"]["count"])
-    return {"real": len(plan.training(fold)), "synthetic": synthetic}
+def _subject_counts(run_dir: Path, folds: Sequence[int]) -> Dict[str, Any]:
+    """Real and synthetic subjects the ``folds`` trained on (``fold<k>/subjects.json``), per fold.
+
+    One number when every fold trained on as many, ``"min-max"`` otherwise (the report's training
+    table).
+    """
+    records = [r for r in (read_fold_subjects(run_dir, f) for f in folds) if r]
+    out: Dict[str, Any] = {}
+    for key in ("real", "synthetic"):
+        counts = sorted({len(r[key]) for r in records})
+        if counts:
+            out[key] = counts[0] if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+    return out
 
 
 def _run_figures(run_dir: Path, folds: Sequence[int]) -> Dict[str, Any]:

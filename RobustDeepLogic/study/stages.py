@@ -45,7 +45,7 @@ import os
 import platform
 import time
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 import numpy
 import SimpleITK
@@ -58,10 +58,6 @@ from RobustDeepLogic.core.progress import Progress
 from RobustDeepLogic.core.types import PathLike
 from RobustDeepLogic.core.version import __version__
 from RobustDeepLogic.evaluate.results import read_metrics_csv
-from RobustDeepLogic.io.transforms import read_transform
-from RobustDeepLogic.io.volumes import write_volume
-from RobustDeepLogic.predict.ensemble import load_models
-from RobustDeepLogic.predict.volumes import inference_device, predict_image, to_native
 from RobustDeepLogic.registration.cohort import register_cohort
 from RobustDeepLogic.registration.config import RegistrationOptions
 from RobustDeepLogic.registration.template_space import (
@@ -74,10 +70,10 @@ from RobustDeepLogic.study.folder import (
     Study,
     build_native_cohort,
     choose_split,
-    prediction_path,
     task_arms,
     write_split,
 )
+from RobustDeepLogic.study.predictions import predict_test_patients
 from RobustDeepLogic.study.profiles import (
     ALL_TASKS,
     ARMS,
@@ -95,9 +91,9 @@ from RobustDeepLogic.study.results import (
     preface_sections,
     write_histories,
 )
+from RobustDeepLogic.study.settings import changed_settings, with_settings
 from RobustDeepLogic.synthesis.disk import synthesize
 from RobustDeepLogic.training.loop import train_run
-from RobustDeepLogic.training.runs import checkpoints
 
 
 def _blend_device(device: str) -> str:
@@ -129,66 +125,6 @@ def _train_config(study: Study, task: str, arm: Arm, *, device: str, workers: in
     return cfg
 
 
-def predict_test_patients(study: Study, task: str, arm: Arm, run_dir: Path, source, registered, native,
-                          *, device: str, progress: Progress) -> Dict[str, str]:
-    """Predict every test patient with ``arm``'s networks (fold average), in native space and SUV / HU.
-
-    PU predicts from the native cohort on the native target grid. PR / PM predict from the registered
-    inputs on the template grid and are mapped back onto the patient's native target grid through the
-    inverse of its PET/CT registration (linear; outside the template grid, the target's background).
-    A prediction newer than the run's checkpoints is kept.
-
-    Parameters
-    ----------
-    study : Study
-        The study: its folder and test patients.
-    task : str
-        The task (``ld2fd``, ``ldmr2fd``, ``nac2mac``, ``mr2ct``).
-    arm : Arm
-        The arm; its ``space`` says which cohort the inputs come from.
-    run_dir : Path
-        The arm's training run; the ``best`` checkpoint of each fold is used.
-    source, registered, native : Cohort
-        The native-space cohort (the target grids), the registered one (PR / PM inputs and the
-        ``PETCT_to_template`` transforms) and the PU one (PU inputs and target grids).
-    device : str
-        ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
-    progress : Progress
-        Progress sink.
-
-    Returns
-    -------
-    dict of str to str
-        ``{patient: path}`` of every test patient's prediction (:func:`prediction_path`).
-
-    Raises
-    ------
-    InputError
-        When the run has no checkpoint, or a patient lacks an input of the task.
-    """
-    dev = inference_device(device)
-    newest = max(p.stat().st_mtime for p in checkpoints(run_dir, "best").values())
-    paths = {pid: prediction_path(study.root, task, arm.name, pid) for pid in study.split["test"]}
-    todo = [pid for pid, path in paths.items() if not (path.is_file() and path.stat().st_mtime >= newest)]
-    outputs = {pid: str(path) for pid, path in paths.items()}
-    if not todo:
-        return outputs
-    info, models = load_models(run_dir, which="best", device=dev)
-    background = info.scaling_of(info.target).to_physical(0.0)
-    for pid in todo:
-        cohort = native if arm.space == "native" else registered
-        images = [cohort.read(pid, m) for m in info.inputs]
-        reference = cohort.read(pid, info.target)
-        pred = predict_image(info, models, images, reference=reference, device=dev, patient=pid,
-                             progress=progress)
-        if arm.space != "native":
-            rel = registered.patient(pid).meta["registration"]["transforms"]["PETCT_to_template"]
-            pred = to_native(pred, source.read(pid, info.target), read_transform(Path(registered.root) / rel),
-                             default_value=background)
-        write_volume(pred, paths[pid])
-    return outputs
-
-
 def _provenance(study: Study, source) -> Dict[str, Any]:
     import torch
 
@@ -216,6 +152,7 @@ def reproduce(
     seed: int = 0,
     device: str = "auto",
     workers: int = 0,
+    settings: Optional[Mapping[str, Any]] = None,
     progress: Optional[Progress] = None,
     log=None,
 ) -> Dict[str, Any]:
@@ -241,6 +178,9 @@ def reproduce(
         ``auto``, ``cpu`` or ``cuda`` (training, prediction, on-the-fly blending).
     workers : int, optional
         Processes for simulation, registration and synthesis (0: one per core).
+    settings : mapping of str to object, optional
+        Settings of the profile to change (``--set``; :func:`~RobustDeepLogic.study.settings.with_settings`),
+        e.g. ``{"train_folds": "all", "epochs": 10}``; recorded in ``study.json``.
     progress : Progress, optional
         Progress sink (default: silent).
     log : logging.Logger, optional
@@ -256,11 +196,12 @@ def reproduce(
     Raises
     ------
     InputError
-        For an unknown profile, task or arm; PM2-steps without PR; a cohort not in native space;
-        a folder that holds another study; too few patients; a patient whose registration failed.
+        For an unknown profile, task or arm; a bad setting; PM2-steps without PR; a cohort not in native space;
+        a folder that holds another study (another profile, setting, seed or cohort); too few
+        patients; a patient whose registration failed.
     """
     progress = progress or Progress()
-    prof = get_profile(profile)
+    prof = with_settings(get_profile(profile), settings)
     root = Path(out)
     tasks = list(tasks) if tasks else list(ALL_TASKS)
     for t in tasks:
@@ -363,7 +304,7 @@ def reproduce(
             train_run(cohort_of_arm.root, run_dir, cfg, progress=progress, log=log)
             key = f"{task}/{arm.name}"
             study.trained[key] = {**_run_figures(run_dir, trained_folds),
-                                  **_subject_counts(run_dir, cfg, trained_folds[0])}
+                                  **_subject_counts(run_dir, trained_folds)}
             study.save()
             runs[key] = str(run_dir)
             predictions[key] = predict_test_patients(study, task, arm, run_dir, source, registered, native,
@@ -387,7 +328,8 @@ def reproduce(
 
     metric_rows = read_metrics_csv(result["csv"])
     paths = build_report(eval_dir, patient=plan.test[0] if plan.test else None, pairs=list(STUDY_PAIRS),
-                         title=f"Robust-Deep reproduced: the '{prof.name}' profile",
+                         title=f"Robust-Deep reproduced: the '{prof.name}' profile" + "".join(
+                             f", {k}={'all' if v is None else v}" for k, v in changed_settings(prof).items()),
                          preface=preface_sections(study, metric_rows), progress=progress)
     headline = headline_markdown(study, metric_rows)
     atomic_write_text(eval_dir / HEADLINE_MD, headline)

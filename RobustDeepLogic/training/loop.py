@@ -51,6 +51,7 @@ from RobustDeepLogic.training.runs import (
     read_history,
     save_checkpoint,
     save_run,
+    write_fold_subjects,
     write_history,
 )
 from RobustDeepLogic.training.settings import _check_config, on_the_fly_factory
@@ -146,6 +147,8 @@ def train_fold(
         train_ids = train_ids + list(extra.ids)
     for sid in train_ids:
         check_no_leakage(sid, source.parents(sid), held_out, fold=fold)
+    real = set(plan.folds.training(fold))
+    write_fold_subjects(run_dir, fold, [i for i in train_ids if i in real], [i for i in train_ids if i not in real])
 
     task = plan.task
     window = tuple(cfg["window"])

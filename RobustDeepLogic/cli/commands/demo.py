@@ -9,6 +9,7 @@ run it again to resume.
 
 from __future__ import annotations
 
+from RobustDeepLogic.cli.commands.reproduce import add_profile_settings, run_study
 from RobustDeepLogic.cli.frame import Command, Options, Result
 
 
@@ -17,13 +18,13 @@ def _arguments(o: Options) -> None:
     o.option("--seed", type=int, default=0, help="seed of the cohort, the split, the pairs and the weights")
     o.option("--device", default="auto", help="auto, cpu or cuda")
     o.option("--workers", type=int, default=0, help="processes for simulation and registration (0: one per core)")
+    add_profile_settings(o)
 
 
 def _run(config: dict, ctx) -> Result:
-    from RobustDeepLogic.cli.commands.reproduce import run_study
-
     return run_study({**config, "cohort": None, "tasks": None, "scenarios": None}, ctx, "quick")
 
 
 COMMAND = Command("demo", "the quick study on the bundled digital cohort (the README's main job)",
-                  _arguments, _run, output="out", description=__doc__)
+                  _arguments, _run, output="out", description=__doc__,
+                  epilog="profile settings: as 'robustdeep reproduce' (--set NAME=VALUE; see its --help)")
