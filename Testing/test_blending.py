@@ -157,6 +157,29 @@ def test_bad_shapes_are_input_errors(rng):
         B.laplacian_blend(np.zeros((4, 5, 6)), np.zeros((4, 5, 7)), np.zeros((4, 5, 6)), 1)
 
 
+def test_a_mask_pyramid_of_another_mask_is_refused(rng):
+    shape = (11, 14, 13)
+    x1, x2 = smooth(rng, shape), smooth(rng, shape, offset=1)
+    m = np.zeros(shape, np.float32)
+    m[..., :6] = 1
+    other = 1 - m
+    alone = B.laplacian_blend(x1, x2, m, 2)
+    # the blend under `other` differs, so a silently used wrong pyramid would change the result
+    assert np.abs(B.laplacian_blend(x1, x2, other, 2) - alone).max() > 0.1
+    with pytest.raises(InputError, match="not the pyramid of this mask"):
+        B.laplacian_blend(x1, x2, m, 2, mask_levels=B.mask_pyramid(other, 2))
+    with pytest.raises(InputError, match="not the pyramid of this mask"):
+        B.laplacian_blend(torch.from_numpy(x1), torch.from_numpy(x2), torch.from_numpy(m), 2,
+                          mask_levels=B.mask_pyramid(torch.from_numpy(other), 2))
+    with pytest.raises(InputError, match="entries"):  # a pyramid of 3 levels for a 2-level blend
+        B.laplacian_blend(x1, x2, m, 2, mask_levels=B.mask_pyramid(m, 3))
+    # the pyramid of an equal mask held in other memory (float64 here) gives the blend of the mask alone
+    same = B.mask_pyramid(m.astype(np.float64).copy(), 2)
+    np.testing.assert_array_equal(B.laplacian_blend(x1, x2, m, 2, mask_levels=same), alone)
+    # the pyramid alone stands for its mask (documented)
+    np.testing.assert_array_equal(B.laplacian_blend(x1, x2, None, 2, mask_levels=same), alone)
+
+
 def test_k_parent_blend(rng):
     shape = (13, 16, 15)
     xs = [smooth(rng, shape, offset=k) for k in range(3)]

@@ -253,6 +253,15 @@ def test_blended_dataset(cohort):
         S.BlendedDataset(cohort, ["P01", "P02"], np.zeros((3, 3, 3), np.float32))
 
 
+def test_blended_dataset_refuses_test_patients_as_parents(cohort):
+    assert cohort.patient("T01").split == "test"
+    with pytest.raises(InputError, match="held-out test patient") as info:
+        S.BlendedDataset(cohort, ["P01", "T01", "P02"], "complex", levels=2)
+    assert info.value.patient == "T01" and "T01" in str(info.value)
+    with pytest.raises(InputError, match="T01"):  # also for the mask-free baselines and given pairs
+        S.BlendedDataset(cohort, ["P01", "T01"], None, method="mixup", pairs=[("T01", "P01")])
+
+
 def test_dictionary_transforms(rng):
     shape = (9, 12, 10)
     m = np.zeros(shape, np.float32)

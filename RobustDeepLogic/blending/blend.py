@@ -38,9 +38,12 @@ from RobustDeepLogic.blending.pyramids import (
     collapse_pyramid,
     gaussian_pyramid,
     laplacian_pyramid,
+    level_shapes,
 )
 from RobustDeepLogic.core.errors import InputError
 
+#: The largest difference allowed between ``mask`` and level 0 of a precomputed ``mask_levels``.
+_MASK_LEVEL_TOL = 1e-5
 
 # --------------------------------------------------------------------------------------------------
 # Blending
@@ -57,6 +60,46 @@ def _check_pair(x1: torch.Tensor, x2: torch.Tensor, mask: torch.Tensor) -> int:
             hint="images are [z, y, x] or [C, z, y, x] on the mask's grid",
         )
     return nspatial
+
+
+def _check_mask_levels(
+    gm: Sequence[torch.Tensor], mask: Optional[ArrayLike], levels: int, device: torch.device
+) -> None:
+    """Refuse a precomputed mask pyramid that is not the Gaussian pyramid of ``mask`` at ``levels``.
+
+    The number of entries and their shapes are checked, and (when ``mask`` is given) ``gm[0]`` must
+    equal ``mask`` as float32 (which :func:`mask_pyramid` gives exactly; ``_MASK_LEVEL_TOL`` allows for
+    a pyramid built elsewhere).
+    """
+    if len(gm) != levels + 1:
+        raise InputError(
+            f"the mask pyramid mask_levels has {len(gm)} entries, {levels + 1} are needed for "
+            f"{levels} levels",
+            hint="build it with mask_pyramid(mask, levels) for the same levels",
+        )
+    nspatial = gm[0].ndim
+    for i, shape in enumerate(level_shapes(gm[0].shape, levels)):
+        if tuple(gm[i].shape[-nspatial:]) != shape or gm[i].ndim != nspatial:
+            raise InputError(
+                f"level {i} of the mask pyramid mask_levels has shape {tuple(gm[i].shape)}, "
+                f"{shape} expected", hint="build it with mask_pyramid(mask, levels)")
+    if mask is None:
+        return
+    m = _as_tensor(mask, "mask", device)
+    g0 = gm[0]
+    if m is g0 or (m.shape == g0.shape and m.stride() == g0.stride() and m.data_ptr() == g0.data_ptr()):
+        return  # the very same values (mask_pyramid's level 0 shares the mask's memory)
+    if m.shape != g0.shape:
+        raise InputError(
+            f"mask has shape {tuple(m.shape)} but level 0 of its pyramid mask_levels has shape "
+            f"{tuple(g0.shape)}: mask_levels is not the pyramid of this mask",
+            hint="pass mask_levels=mask_pyramid(mask, levels), or the mask alone")
+    err = float((m - g0).abs().max()) if m.numel() else 0.0
+    if not err <= _MASK_LEVEL_TOL:
+        raise InputError(
+            f"mask differs from level 0 of the mask pyramid mask_levels (by up to {err:.3g}): "
+            "mask_levels is not the pyramid of this mask",
+            hint="pass mask_levels=mask_pyramid(mask, levels), or the mask alone")
 
 
 def mask_pyramid(mask: ArrayLike, levels: int = DEFAULT_LEVELS) -> List[torch.Tensor]:
@@ -87,7 +130,7 @@ def mask_pyramid(mask: ArrayLike, levels: int = DEFAULT_LEVELS) -> List[torch.Te
 def laplacian_blend(
     x1: ArrayLike,
     x2: ArrayLike,
-    mask: ArrayLike,
+    mask: Optional[ArrayLike],
     levels: int = DEFAULT_LEVELS,
     *,
     mask_levels: Optional[Sequence[torch.Tensor]] = None,
@@ -104,14 +147,16 @@ def laplacian_blend(
         Images of the two parents: ``[z, y, x]`` / ``[y, x]``, or ``[C, z, y, x]`` / ``[C, y, x]`` to
         blend ``C`` channels (modalities) with one shared mask pyramid. Any real dtype; computed in
         float32 on the device of the tensors (CPU for numpy input).
-    mask : numpy.ndarray or torch.Tensor
-        ``[z, y, x]`` or ``[y, x]`` weights in [0, 1]; its dimensionality sets the spatial one.
+    mask : numpy.ndarray or torch.Tensor or None
+        ``[z, y, x]`` or ``[y, x]`` weights in [0, 1]; its dimensionality sets the spatial one. May be
+        None when ``mask_levels`` is given.
     levels : int, optional
         Number of pyramid reductions (default 4; at most
         :func:`~RobustDeepLogic.blending.pyramids.max_levels` of the shape); 0 gives the naive blend.
     mask_levels : sequence of torch.Tensor, optional
-        A precomputed :func:`mask_pyramid` of ``mask`` with ``levels + 1`` entries; when given, its
-        first entry stands for ``mask``, whose values are then not used.
+        A precomputed :func:`mask_pyramid` of ``mask`` with ``levels + 1`` entries, to share between
+        many blends; the blend uses it in place of the mask's pyramid. When ``mask`` is given too, it
+        must equal ``mask_levels[0]`` (to within 1e-5), else :class:`InputError`.
     pool : BufferPool, optional
         Where temporary buffers come from and go back to (default: the calling thread's
         :func:`~RobustDeepLogic.blending.buffers.default_pool`).
@@ -126,7 +171,9 @@ def laplacian_blend(
     ------
     InputError
         ``x1`` and ``x2`` differ in shape or do not fit the mask, the mask is not 2D or 3D, ``levels``
-        is too many for the shape, or ``mask_levels`` does not have ``levels + 1`` entries.
+        is too many for the shape, neither ``mask`` nor ``mask_levels`` is given, or ``mask_levels``
+        does not have ``levels + 1`` entries of the pyramid's shapes or is not the pyramid of ``mask``
+        (its level 0 differs from ``mask``).
 
     References
     ----------
@@ -147,8 +194,12 @@ def laplacian_blend(
     b = _as_tensor(x2, "x2", device)
     if mask_levels is not None:
         gm = [_as_tensor(g, "mask", device) for g in mask_levels]
+        if not gm:
+            raise InputError("the mask pyramid mask_levels is empty")
         m = gm[0]
     else:
+        if mask is None:
+            raise InputError("laplacian_blend needs a mask (or its pyramid, mask_levels)")
         m = _as_tensor(mask, "mask", device)
         gm = None
     nspatial = _check_pair(a, b, m)
@@ -161,8 +212,7 @@ def laplacian_blend(
         own_mask_levels = gm[1:]
     else:
         own_mask_levels = []
-        if len(gm) != levels + 1:
-            raise InputError(f"the mask pyramid has {len(gm)} entries, {levels + 1} are needed")
+        _check_mask_levels(gm, mask, levels, device)
     # One channel at a time: the working set stays small and the buffers of the pool are reused
     # by every channel (measured faster than one pass over [C, z, y, x] arrays).
     result = torch.empty(a.shape, dtype=torch.float32, device=a.device)

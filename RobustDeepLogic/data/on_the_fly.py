@@ -179,7 +179,7 @@ def on_the_fly_source(
     InputError
         When masks are given to ``'mixup'`` or ``'cutmix'``, when ``count`` is below 1 or needs more
         ordered pairs than the parents give, or (from the dataset) when the cohort is not registered,
-        a parent is synthetic or the method is unknown.
+        a parent is synthetic or in the test split, or the method is unknown.
 
     References
     ----------

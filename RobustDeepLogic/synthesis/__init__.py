@@ -2,8 +2,8 @@
 
 Modules: :mod:`.pairs` (which parents), :mod:`.subjects` (one blended subject), :mod:`.executors`
 (processes or Dask), :mod:`.disk` (``robustdeep synthesize``: plans, runs, provenance, resumes),
-:mod:`.dataset` (``BlendedDataset``, blending on demand), :mod:`.transforms` (MONAI-style dictionary
-transforms).
+:mod:`.dataset` (``BlendedDataset``, blending on demand), :mod:`.transforms` (MONAI-style array and
+dictionary transforms).
 """
 
 from RobustDeepLogic.synthesis.dataset import BlendedDataset
@@ -24,7 +24,7 @@ from RobustDeepLogic.synthesis.subjects import (
     regenerate,
     synthesize_subject,
 )
-from RobustDeepLogic.synthesis.transforms import LaplacianBlendd, RandLaplacianBlendd
+from RobustDeepLogic.synthesis.transforms import LaplacianBlend, LaplacianBlendd, RandLaplacianBlendd
 
 __all__ = [
     "BlendedDataset",
@@ -43,6 +43,7 @@ __all__ = [
     "iter_blend_subject",
     "blend_subject",
     "synthesize_subject",
+    "LaplacianBlend",
     "LaplacianBlendd",
     "RandLaplacianBlendd",
 ]

@@ -68,7 +68,8 @@ class BlendedDataset(Dataset):
     cohort : Cohort
         A registered :class:`~RobustDeepLogic.cohort.Cohort` (space ``template``).
     parents : sequence of str
-        The patient ids that may be parents (a training fold: held-out patients must not be here).
+        The patient ids that may be parents (a training fold: held-out patients must not be here;
+        patients of the cohort's ``test`` split are refused).
     masks : array, tensor, str, or a list or tuple of them
         One mask or a list: float32 ``[z, y, x]`` arrays / tensors on the template grid, or mask specs
         (:func:`~RobustDeepLogic.masks.presets.mask_from_spec`) resolved on the cohort's grid.
@@ -104,7 +105,8 @@ class BlendedDataset(Dataset):
     Raises
     ------
     InputError
-        The cohort is not in template space; ``method`` is unknown; a parent is unknown or synthetic;
+        The cohort is not in template space; ``method`` is unknown; a parent is unknown, synthetic or
+        in the cohort's ``test`` split (the message names every such patient);
         a pair is not two different parents, or no pair is given; fewer than 2 parents; no mask for a
         blend, or a mask off the cohort's grid; or ``levels`` is too many.
     """
@@ -133,10 +135,19 @@ class BlendedDataset(Dataset):
             raise InputError(f"method must be one of {', '.join(ON_THE_FLY_METHODS)}")
         self.cohort = cohort
         self.parents = sorted(set(parents))
+        held_out = []
         for pid in self.parents:
             p = cohort.patient(pid)
             if p.is_synthetic:
                 raise InputError("is synthetic; parents must be real", patient=pid)
+            if p.split == "test":
+                held_out.append(pid)
+        if held_out:
+            raise InputError(
+                f"{', '.join(held_out)}: held-out test patient(s) cannot be parents of synthetic subjects "
+                "(only training patients may be blended, docs/method.md §6)",
+                file=cohort.manifest_path, patient=held_out[0],
+                hint="give only patients outside the 'test' split (select_pool chooses them)")
         self.modalities = [normalise_modality(m) for m in modalities]
         self.seed = int(seed)
         self.method = method

@@ -1,9 +1,12 @@
-"""MONAI-style dictionary transforms that blend a sample with a partner (docs/method.md §4, §6).
+"""MONAI-style transforms that blend a sample with a partner (docs/method.md §4, §6).
 
+:class:`LaplacianBlend` is the array transform (an image and its partner in, the blend out);
 :class:`LaplacianBlendd` blends each key with a partner entry of the same sample under one mask;
 :class:`RandLaplacianBlendd` blends, with some probability, with a partner and a mask drawn at random.
 They follow MONAI's conventions (``keys``, channel-first values, ``set_random_state`` /
-``randomize``) without importing MONAI, so they fit in a ``monai.transforms.Compose``. The blend is
+``randomize``) without importing MONAI, so they fit in a ``monai.transforms.Compose``: a MONAI
+``MetaTensor`` comes back as a ``MetaTensor`` with the affine and metadata of the image blended into
+(recognised by MONAI's ``copy_meta_from``, not by importing MONAI). The blend is
 :func:`~RobustDeepLogic.blending.blend.laplacian_blend` or the naive baseline; a whole dataset of
 blended pairs is :class:`~RobustDeepLogic.synthesis.dataset.BlendedDataset`.
 """
@@ -30,13 +33,106 @@ from RobustDeepLogic.synthesis.dataset import _torch
 from RobustDeepLogic.synthesis.subjects import METHODS
 
 
+def _has_meta(x: Any) -> bool:
+    """Whether ``x`` is a tensor subclass that carries metadata the MONAI way (a ``MetaTensor``)."""
+    torch = _torch()
+    return isinstance(x, torch.Tensor) and type(x) is not torch.Tensor and hasattr(x, "copy_meta_from")
+
+
+def _plain(x: Any) -> Any:
+    """``x`` as a plain tensor (a view, no copy) when it carries metadata, else ``x`` itself."""
+    return x.as_subclass(_torch().Tensor) if _has_meta(x) else x
+
+
+def _with_meta_of(result: Any, like: Any) -> Any:
+    """``result`` as the class of ``like`` with its metadata (affine, meta, applied operations) copied.
+
+    The blend is not added to ``applied_operations``: it cannot be inverted, and MONAI's inverses
+    check that the last operation recorded is their own.
+    """
+    if not _has_meta(like) or not isinstance(result, _torch().Tensor):
+        return result
+    out = result.as_subclass(type(like))
+    out.copy_meta_from(like)
+    return out
+
+
+class LaplacianBlend:
+    """A MONAI-style array transform: the blend of an image and its partner under a mask.
+
+    ``LaplacianBlend(mask, levels)(img, partner)`` is ``laplacian_blend(img, partner, mask, levels)``
+    (1 in the mask takes ``img``), with the mask's pyramid computed once and shared by every call.
+    ``img`` and ``partner`` are numpy arrays or tensors, ``[z, y, x]`` or channel-first
+    ``[C, z, y, x]``; the result is of the kind of ``img``, and a MONAI ``MetaTensor`` keeps its
+    affine and metadata (those of ``img``). Does not import MONAI. In a ``monai.transforms.Compose``
+    with ``unpack_items=True``, give it the tuple ``(img, partner)``.
+
+    Parameters
+    ----------
+    mask : numpy.ndarray or torch.Tensor
+        ``[z, y, x]`` (or ``[y, x]``) weights in [0, 1] on the images' grid.
+    levels : int, optional
+        Pyramid levels (default 4; 0 is recorded for ``'naive'``).
+    method : {'laplacian', 'naive'}, optional
+        The Laplacian blend (default, docs/method.md §4) or the naive mask blend.
+
+    Raises
+    ------
+    InputError
+        No mask, ``method`` is unknown, or ``levels`` is too many for the mask's shape.
+    """
+
+    def __init__(self, mask: Any, levels: int = 4, *, method: str = "laplacian") -> None:
+        if method not in METHODS:
+            raise InputError(f"method must be one of {', '.join(METHODS)}")
+        if mask is None:
+            raise InputError("LaplacianBlend needs a mask ([z, y, x] weights in [0, 1])")
+        self.method = method
+        self.mask = _plain(mask)
+        self.levels = check_levels(np.shape(self.mask), levels) if method == "laplacian" else 0
+        self._pyramid = mask_pyramid(self.mask, self.levels) if method == "laplacian" else None
+
+    def __call__(self, img: Any, partner: Any) -> Any:
+        """Blend ``img`` with ``partner`` under the transform's mask.
+
+        Parameters
+        ----------
+        img : numpy.ndarray or torch.Tensor
+            ``[z, y, x]`` or ``[C, z, y, x]``, taken where the mask is 1. For a tensor, the mask
+            pyramid is moved to its device (and kept there).
+        partner : numpy.ndarray or torch.Tensor
+            The partner, of the shape of ``img``.
+
+        Returns
+        -------
+        numpy.ndarray or torch.Tensor
+            float32, shaped like ``img`` and of its kind; a ``MetaTensor`` with ``img``'s affine and
+            metadata (copied) when ``img`` is one.
+
+        Raises
+        ------
+        InputError
+            ``img`` and ``partner`` differ in shape or do not fit the mask.
+        """
+        a, b = _plain(img), _plain(partner)
+        if self.method == "naive":
+            return _with_meta_of(naive_blend(a, b, self.mask), img)
+        torch = _torch()
+        if isinstance(a, torch.Tensor) and self._pyramid[0].device != a.device:  # type: ignore[index]
+            self._pyramid = [g.to(a.device) for g in self._pyramid]  # type: ignore[union-attr]
+        y = laplacian_blend(a, b, self._pyramid[0], self.levels, mask_levels=self._pyramid)  # type: ignore[index]
+        return _with_meta_of(y, img)
+
+
 class LaplacianBlendd:
     """A MONAI-style dictionary transform: blend ``data[key]`` with ``data[key + partner_suffix]``.
 
     All ``keys`` share one mask (and its pyramid), so paired modalities stay consistent. Values may be
     numpy arrays or tensors, ``[z, y, x]`` or channel-first ``[C, z, y, x]`` (MONAI's layout); the
-    mask is ``[z, y, x]`` on the same grid. The partner entries are removed unless
-    ``keep_partner=True``. Does not import MONAI; drop it into a ``monai.transforms.Compose``.
+    mask is ``[z, y, x]`` on the same grid. A MONAI ``MetaTensor`` value comes back as a
+    ``MetaTensor`` with the affine and metadata of ``data[key]``. The partner entries are removed
+    unless ``keep_partner=True``. Does not import MONAI; drop it into a ``monai.transforms.Compose``.
+    The blend of each key is :class:`LaplacianBlend`.
 
     Parameters
     ----------
@@ -70,17 +166,15 @@ class LaplacianBlendd:
         keep_partner: bool = False,
     ) -> None:
         self.keys = [keys] if isinstance(keys, str) else list(keys)
-        self.mask = mask
         self.partner_suffix = partner_suffix
-        self.method = method
         self.keep_partner = keep_partner
-        if method not in METHODS:
-            raise InputError(f"method must be one of {', '.join(METHODS)}")
-        self.levels = check_levels(np.shape(mask), levels) if method == "laplacian" else 0
-        self._pyramid = mask_pyramid(mask, self.levels) if method == "laplacian" else None
+        self.blender = LaplacianBlend(mask, levels, method=method)
+        self.method = method
+        self.mask = self.blender.mask
+        self.levels = self.blender.levels
 
     def blend(self, a: Any, b: Any) -> Any:
-        """Blend one value with its partner under the transform's mask.
+        """Blend one value with its partner under the transform's mask (:class:`LaplacianBlend`).
 
         Parameters
         ----------
@@ -93,19 +187,14 @@ class LaplacianBlendd:
         Returns
         -------
         numpy.ndarray or torch.Tensor
-            float32, shaped like ``a`` and of its kind.
+            float32, shaped like ``a`` and of its kind (a ``MetaTensor`` keeps ``a``'s metadata).
 
         Raises
         ------
         InputError
             ``a`` and ``b`` differ in shape or do not fit the mask.
         """
-        if self.method == "naive":
-            return naive_blend(a, b, self.mask)
-        torch = _torch()
-        if isinstance(a, torch.Tensor) and self._pyramid[0].device != a.device:  # type: ignore[index]
-            self._pyramid = [g.to(a.device) for g in self._pyramid]  # type: ignore[union-attr]
-        return laplacian_blend(a, b, self._pyramid[0], self.levels, mask_levels=self._pyramid)  # type: ignore[index]
+        return self.blender(a, b)
 
     def __call__(self, data: Mapping[str, Any]) -> Dict[str, Any]:
         """Blend every key of ``data`` with its partner entry.
@@ -144,7 +233,7 @@ class RandLaplacianBlendd:
     the same ``keys`` (e.g. other training patients of the same fold, already loaded). The transform
     owns its random state (``set_random_state(seed)``); the choice is recorded under
     ``data["blend_provenance"]``: ``{"partner": index, "mask": index, "levels": L}``, or None when
-    the sample was left as it was.
+    the sample was left as it was. A MONAI ``MetaTensor`` value keeps its affine and metadata.
 
     Parameters
     ----------
