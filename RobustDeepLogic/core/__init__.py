@@ -8,6 +8,8 @@ file endings), :mod:`.modalities` (FD, LD, NAC, MAC, CT, T1, T2; families and un
 """
 
 from RobustDeepLogic.core.config import (
+    Setting,
+    convert_value,
     load_yaml,
     parse_override,
     plain_value,
@@ -43,6 +45,8 @@ from RobustDeepLogic.core.progress import (
 from RobustDeepLogic.core.types import PathLike
 
 __all__ = [
+    "Setting",
+    "convert_value",
     "load_yaml",
     "parse_override",
     "resolve",
