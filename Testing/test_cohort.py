@@ -190,3 +190,78 @@ def test_import_of_empty_folder(tmp_path):
     (tmp_path / "src").mkdir()
     with pytest.raises(InputError, match="no patient images"):
         import_cohort(tmp_path / "src", tmp_path / "out")
+
+
+# --------------------------------------------------------------------------------------------------
+# Files that ITK reads without complaint (issue 15 #12, #15, #17): import refuses, check reports
+# --------------------------------------------------------------------------------------------------
+def _truncated_gz(path):
+    image = sitk.GetImageFromArray((np.arange(20 * 30 * 40).reshape(20, 30, 40) % 1000 + 1).astype(np.int16))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sitk.WriteImage(image, str(path), True)
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * 0.6)])
+
+
+def _zero_spacing(path):
+    import gzip
+    import struct
+
+    _write(path)  # a float32 NIfTI-1 written by ITK, little-endian
+    header = bytearray(gzip.decompress(path.read_bytes()))
+    assert struct.unpack_from("<i", header, 0)[0] == 348
+    struct.pack_into("<f", header, 80, 0.0)  # pixdim[1]
+    path.write_bytes(gzip.compress(bytes(header)))
+
+
+class _Unreadable:
+    """Make one file unreadable, also for root (who reads anything: then opening it is refused)."""
+
+    def __init__(self, monkeypatch):
+        self.monkeypatch = monkeypatch
+
+    def __call__(self, path):
+        import builtins
+        import os
+
+        _write(path)
+        path.chmod(0)
+        if os.geteuid() == 0:
+            real_open = builtins.open
+
+            def guarded_open(file, *args, **kwargs):
+                if str(file) == str(path):
+                    raise PermissionError(13, "Permission denied", str(file))
+                return real_open(file, *args, **kwargs)
+
+            self.monkeypatch.setattr(builtins, "open", guarded_open)
+
+
+@pytest.mark.parametrize("spoil, message", [
+    (_truncated_gz, "truncated or corrupt gzip stream"),
+    (_zero_spacing, "voxel spacing (pixdim)"),
+    ("unreadable", "cannot be read: permission denied"),
+])
+def test_import_refuses_and_check_reports_what_itk_lets_through(tmp_path, monkeypatch, capsys,
+                                                                  spoil, message):
+    from RobustDeepLogic.cli.main import main
+
+    spoil = _Unreadable(monkeypatch) if spoil == "unreadable" else spoil
+    src = tmp_path / "src"
+    _write(src / "P001" / "FD.nii.gz", 3.0)
+    bad = src / "P002" / "FD.nii.gz"
+    spoil(bad)
+    assert main(["cohort", "import", str(src), str(tmp_path / "out"), "--progress", "none"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and str(bad) in err and "not found" not in err and "exist" not in err
+
+    # The same file inside a cohort: check names it (and modifies nothing).
+    cohort = write_tiny_cohort(tmp_path / "c", n=2, modalities=("FD",), tasks=())
+    target = cohort.path("P002", "FD")
+    target.unlink()
+    spoil(target)
+    problems = check_cohort(cohort)
+    assert [(p.patient, p.modality, p.file) for p in problems] == [("P002", "FD", str(target))]
+    assert message in problems[0].message
+    assert main(["cohort", "check", str(tmp_path / "c"), "--progress", "none"]) == 2
+    assert message in capsys.readouterr().out
