@@ -265,3 +265,25 @@ def test_import_refuses_and_check_reports_what_itk_lets_through(tmp_path, monkey
     assert message in problems[0].message
     assert main(["cohort", "check", str(tmp_path / "c"), "--progress", "none"]) == 2
     assert message in capsys.readouterr().out
+
+
+def test_import_whose_check_finds_an_error_exits_2(tmp_path, capsys):
+    """Issue 15 #13: 'P002 FD is identical to P001's' was counted as an error, yet the exit was 0."""
+    from RobustDeepLogic.cli.main import main
+
+    src = tmp_path / "src"
+    _write(src / "P001" / "FD.nii.gz", 3.0)
+    _write(src / "P002" / "FD.nii.gz", 3.0)  # the same image: a duplicated patient
+    before = file_digest(src)
+    out = tmp_path / "out"
+    assert main(["cohort", "import", str(src), str(out), "--progress", "none"]) == 2
+    captured = capsys.readouterr()
+    assert "P002 FD: FD image is identical to patient P001's" in captured.out
+    assert "1 error(s)" in captured.err and str(out) in captured.err
+    assert file_digest(src) == before  # originals untouched
+    # What was written is whole: a cohort that loads, whose check gives the same error.
+    problems = check_cohort(Cohort.load(out))
+    assert [(p.patient, "identical" in p.message) for p in problems] == [("P002", True)]
+    # Distinct images: exit 0.
+    _write(src / "P002" / "FD.nii.gz", 4.0)
+    assert main(["cohort", "import", str(src), str(tmp_path / "out2"), "--progress", "none"]) == 0
