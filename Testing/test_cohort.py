@@ -287,3 +287,20 @@ def test_import_whose_check_finds_an_error_exits_2(tmp_path, capsys):
     # Distinct images: exit 0.
     _write(src / "P002" / "FD.nii.gz", 4.0)
     assert main(["cohort", "import", str(src), str(tmp_path / "out2"), "--progress", "none"]) == 0
+
+
+@pytest.mark.parametrize("folder, suggestion", [("Jörg Müller", "Jorg_Muller"), ("patient 01", "patient_01")])
+def test_a_patient_folder_breaking_the_id_rule_is_named_with_the_rule(tmp_path, capsys, folder, suggestion):
+    """Issue 15 #16: the error named neither the folder nor the rule it breaks."""
+    from RobustDeepLogic.cli.main import main
+
+    src = tmp_path / "src"
+    _write(src / folder / "FD.nii.gz")
+    _write(src / folder / "LD.nii.gz")
+    found, skipped = discover(src)
+    assert found == {} and len(skipped) == 1  # one line for the folder, not one per file
+    assert main(["cohort", "import", str(src), str(tmp_path / "out"), "--progress", "none"]) == 2
+    err = capsys.readouterr().err
+    assert str(src / folder) in err
+    assert "ASCII letters, digits, '.', '_' and '-'" in err
+    assert repr(suggestion) in err

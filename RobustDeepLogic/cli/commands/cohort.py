@@ -107,7 +107,8 @@ _NAMING = """naming rule:
   SRC/<patient>/<modality>.nii.gz   (or .nii .nrrd .nhdr .mha .mhd)
   SRC/<patient>/<modality>/         a DICOM series (PET -> SUV, CT -> HU)
   SRC/<patient>_<modality>.nii.gz   flat files
-modalities: FD LD NAC MAC CT T1 T2 (aliases: fulldose lowdose ac ctac t1w mprage t2w ...)"""
+modalities: FD LD NAC MAC CT T1 T2 (aliases: fulldose lowdose ac ctac t1w mprage t2w ...)
+patient ids: ASCII letters, digits, . _ - (no spaces or accents)"""
 
 COMMAND = Command(
     "cohort",
