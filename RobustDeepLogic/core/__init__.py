@@ -23,6 +23,7 @@ from RobustDeepLogic.core.files import (
     atomic_path,
     atomic_write_bytes,
     atomic_write_text,
+    remove_stale_temporaries,
     strip_volume_suffix,
     volume_suffix,
 )
@@ -61,6 +62,7 @@ __all__ = [
     "atomic_path",
     "atomic_write_bytes",
     "atomic_write_text",
+    "remove_stale_temporaries",
     "MODALITIES",
     "PET_FAMILY",
     "PETCT_FAMILY",
