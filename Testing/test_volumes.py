@@ -229,3 +229,16 @@ def test_file_without_read_permission_is_named_as_such(tmp_path, monkeypatch):
     finally:
         path.chmod(0o644)
     assert err.value.file == str(path) and "not found" not in str(err.value)
+
+
+def test_a_valid_gzip_stream_of_several_members_is_accepted(tmp_path):
+    """Its last member's trailer does not give the whole size: the stream is read to its end instead."""
+    import gzip
+
+    data = _nifti1("<", (1.5, 2.0, 2.5))
+    path = tmp_path / "members.nii.gz"
+    path.write_bytes(gzip.compress(data[:400]) + gzip.compress(data[400:]))
+    assert sitk.GetArrayFromImage(read_volume(path)).ravel().tolist() == list(range(120))
+    path.write_bytes(gzip.compress(data[:400]) + gzip.compress(data[400:])[:-8])
+    with pytest.raises(InputError, match="truncated or corrupt gzip stream"):
+        read_volume(path)

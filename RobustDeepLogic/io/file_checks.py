@@ -4,8 +4,10 @@ ITK reads a gzip stream cut short, or a NIfTI file shorter than its header says,
 fills the missing voxels with zeros; and it reads a NIfTI voxel spacing (``pixdim``) of zero, below
 zero or not finite as 1 mm (its metadata shows the substituted value, so the header is read here).
 :func:`check_volume_file` refuses such files with an :class:`~RobustDeepLogic.core.errors.InputError`
-naming the file. It streams a compressed file through :mod:`gzip` in chunks (memory stays at one
-chunk) and reads only the header of an uncompressed one.
+naming the file. It reads the header of an uncompressed file; a compressed NIfTI file whose gzip
+trailer gives the size its header needs costs only its header's decompression (a stream cut short
+ends in other bytes but for a chance of 2^-32); any other is streamed through :mod:`gzip` to its end
+in chunks (memory stays at one chunk), which finds a stream cut short or corrupt.
 """
 
 from __future__ import annotations
@@ -36,11 +38,15 @@ def _header_and_size(f: BinaryIO, path: Path, compressed: bool,
     try:
         with gzip.GzipFile(fileobj=f, mode="rb") as stream:
             head = stream.read(540)
-            size = len(head)
-            while True:
-                chunk = stream.read(CHUNK_BYTES)
-                if not chunk:
-                    break
+        geometry = nifti_header_geometry(head)
+        needed = _nifti_bytes(geometry) if geometry is not None else None
+        f.seek(-4, os.SEEK_END)  # the trailer's ISIZE: the content's size modulo 2^32
+        if needed is not None and struct.unpack("<I", f.read(4))[0] == needed % (1 << 32):
+            return head, needed  # the usual case, at the cost of the header's decompression
+        f.seek(0)
+        size = 0
+        with gzip.GzipFile(fileobj=f, mode="rb") as stream:
+            while chunk := stream.read(CHUNK_BYTES):
                 size += len(chunk)
     except (EOFError, OSError, zlib.error) as exc:
         raise InputError(f"truncated or corrupt gzip stream ({exc})", file=path, patient=patient,
@@ -86,6 +92,12 @@ def nifti_header_geometry(head: bytes) -> Optional[Tuple[Tuple[int, ...], Tuple[
         int(bitpix)
 
 
+def _nifti_bytes(geometry: Tuple[Tuple[int, ...], Tuple[float, ...], int, int]) -> Optional[int]:
+    """Header and voxel bytes of a NIfTI file (None for a dimension below 1)."""
+    dims, _, offset, bitpix = geometry
+    return offset + math.prod(dims) * bitpix // 8 if all(d > 0 for d in dims) else None
+
+
 def check_volume_file(path: PathLike, *, patient: Optional[str] = None) -> None:
     """Refuse a volume file that cannot be read, is cut short, or (NIfTI) has no valid voxel spacing.
 
@@ -123,15 +135,14 @@ def check_volume_file(path: PathLike, *, patient: Optional[str] = None) -> None:
     geometry = nifti_header_geometry(head)
     if geometry is None:
         return  # not a header this reads: ITK decides
-    dims, pixdim, offset, bitpix = geometry
+    dims, pixdim = geometry[:2]
     spacing = pixdim[: min(3, len(dims))]
     if not all(math.isfinite(s) and s > 0 for s in spacing):
         raise InputError(f"voxel spacing (pixdim) {', '.join(f'{s:g}' for s in spacing)} mm: each must "
                          "be a positive number (ITK would silently read it as 1 mm)", file=path,
                          patient=patient, hint="write the file again with its true voxel size")
-    if all(d > 0 for d in dims):
-        needed = offset + math.prod(dims) * bitpix // 8
-        if size < needed:
-            raise InputError(f"truncated: {size} bytes of header and voxels, the header needs {needed} "
-                             "(ITK would silently read the missing voxels as 0)", file=path,
-                             patient=patient, hint="copy or export the file again")
+    needed = _nifti_bytes(geometry)
+    if needed is not None and size < needed:
+        raise InputError(f"truncated: {size} bytes of header and voxels, the header needs {needed} "
+                         "(ITK would silently read the missing voxels as 0)", file=path,
+                         patient=patient, hint="copy or export the file again")
