@@ -224,3 +224,28 @@ def test_set_values_convert_to_the_declared_types(tmp_path):
     assert record["rate"] == 0.001 and isinstance(record["rate"], float)
     assert record["sizes"] == [3, 4] and all(type(v) is int for v in record["sizes"])
     assert record["folds"] == [2]
+
+
+def test_set_of_a_text_choice_takes_the_text_as_typed(tmp_path, capsys):
+    """`--set amp=off` is 'off' as `--amp off` is (YAML alone would read False); a file's bare off is
+    refused with a hint to quote it."""
+    record = {}
+
+    def arguments(o):
+        o.positional("out", help="output folder")
+        o.option("--amp", default="auto", choices=["auto", "off"], help="mixed precision")
+        o.option("--device", default="auto", help="a device")
+
+    def run(config, ctx):
+        record.update(config)
+        return Result()
+
+    probe = Command("probe", "a probe", arguments, run, output="out")
+    assert run_command(["probe", str(tmp_path / "o"), "--set", "amp=off", "--set", "device=0",
+                        "--progress", "none"], [probe]) == 0
+    assert record["amp"] == "off" and record["device"] == "0"
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("amp: off\n")
+    assert run_command(["probe", str(tmp_path / "o"), "--config", str(cfg), "--progress", "none"], [probe]) == 2
+    err = capsys.readouterr().err
+    assert "amp=False" in err and "one of auto, off" in err and "quote" in err

@@ -75,7 +75,7 @@ def parse_override(text: str) -> tuple[str, Any]:
         The key, stripped, with ``-`` replaced by ``_`` (``train-steps`` gives ``train_steps``).
     value : object
         The value parsed by ``yaml.safe_load``; None for an empty value; the raw text when it is not
-        valid YAML.
+        valid YAML. (:func:`resolve` takes the text as typed for a setting of one text value.)
 
     Raises
     ------
@@ -117,6 +117,11 @@ class Setting:
     choices: Optional[Sequence[Any]] = None
     flag: bool = False
     optional: bool = True
+
+
+def _is_text(setting: Setting) -> bool:
+    """A setting of one text value, which ``--set`` takes as typed (YAML would read ``off`` as False)."""
+    return setting.type in (None, str) and setting.nargs is None and not setting.flag
 
 
 def _expected(setting: Setting) -> str:
@@ -176,7 +181,10 @@ def convert_value(key: str, value: Any, setting: Setting, *, source: str = "--se
         The value does not convert, has the wrong number of items, or is not one of the choices.
     """
     def fail(what: str) -> InputError:
-        return InputError(f"{source}: {key}={value!r} is not {what}", file=file)
+        yaml_bool = isinstance(value, bool) and not setting.flag
+        return InputError(f"{source}: {key}={value!r} is not {what}", file=file,
+                          hint="YAML reads off, no, on and yes as false / true: quote the value ('off')"
+                          if yaml_bool else None)
 
     if value is None:
         if setting.optional:
@@ -288,8 +296,11 @@ def resolve(
                 f"--set: unknown key {key!r} for 'robustdeep {command}'",
                 hint=f"known keys: {', '.join(sorted(known))}",
             )
-        if key in settings:
-            value = convert_value(key, value, settings[key])
+        setting = settings.get(key)
+        if setting is not None:
+            if value is not None and _is_text(setting):  # as on the command line: 'off' stays 'off'
+                value = text.partition("=")[2].strip()
+            value = convert_value(key, value, setting)
         resolved[key] = value
     return resolved
 

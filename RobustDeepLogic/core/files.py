@@ -73,9 +73,10 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
     """Context manager: a temporary path beside ``path``, renamed over ``path`` on success.
 
     The temporary file is created empty in ``path``'s folder (made if missing), hidden (its name
-    starts with a dot; :data:`STALE_TEMPORARY` matches it) and with ``path``'s ending, so that writers that choose a format by ending
-    work. On leaving the block it gets the usual permissions (``0o666`` less the umask) and replaces
-    ``path`` in one rename. On an exception it is removed and ``path`` is untouched.
+    starts with a dot; :data:`STALE_TEMPORARY` matches it) and with ``path``'s ending, so that
+    writers that choose a format by ending work. On leaving the block it gets the usual permissions
+    (``0o666`` less the umask) and replaces ``path`` in one rename. On an exception it is removed
+    and ``path`` is untouched.
 
     Parameters
     ----------

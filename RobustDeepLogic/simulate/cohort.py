@@ -298,8 +298,9 @@ def simulate_cohort(
 
     Subjects are made in parallel (:func:`simulate_subject`), each saved in the manifest when done;
     those already complete on disk are skipped, and temporary files and staging folders left by an
-    interrupted run are removed (:func:`~RobustDeepLogic.core.files.remove_stale_temporaries`). The tasks are the paper's four; the MR scaling
-    constants are computed from the subjects and stored at the end.
+    interrupted run are removed (:func:`~RobustDeepLogic.core.files.remove_stale_temporaries`). The
+    tasks are the paper's four; the MR scaling constants are computed from the subjects and stored at
+    the end.
 
     Parameters
     ----------

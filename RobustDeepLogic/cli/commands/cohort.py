@@ -117,7 +117,8 @@ COMMAND = Command(
         Command("check", "validate a cohort and report every problem with its patient and file; "
                 "modifies nothing", _check_arguments, _check_run),
         Command("import", "build a cohort from a folder of NIfTI / NRRD / MetaImage files or DICOM "
-                "series, and check it (exit status 2 when the check finds an error)", _import_arguments, _import_run, output="out", epilog=_NAMING),
+                "series, and check it (exit status 2 when the check finds an error)", _import_arguments,
+                _import_run, output="out", epilog=_NAMING),
         Command("list", "list the patients of a cohort by modality", _list_arguments, _list_run),
     ],
 )
