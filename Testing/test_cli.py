@@ -171,3 +171,81 @@ def test_shipped_configs_hold_only_known_keys_and_valid_training_settings(name):
 
                 task = get_task(checked["task"], load_tasks(checked["tasks"]))
                 assert task.inputs == ("FD",) and task.target == "CT"
+
+
+@pytest.mark.parametrize("argv, key, value, expected", [
+    (["train", "C", "--out", "O", "--set", "epochs=abc"], "epochs", "abc", "an integer"),
+    (["train", "C", "--out", "O", "--set", "lr=fast"], "lr", "fast", "a number"),
+    (["train", "C", "--out", "O", "--set", "window=[64, 64, 64]"], "window", "[64, 64, 64]", "a list of 2"),
+    (["train", "C", "--out", "O", "--set", "batch_size=2.5"], "batch_size", "2.5", "an integer"),
+    (["train", "C", "--out", "O", "--set", "amp=fp8"], "amp", "fp8", "one of auto, bf16"),
+    (["train", "C", "--out", "O", "--set", "resume=maybe"], "resume", "maybe", "true or false"),
+    (["simulate", "O", "--set", "subjects=many"], "subjects", "many", "an integer"),
+    (["register", "C", "O", "--set", "shrink_factors=[4, x]"], "shrink_factors", "[4, 'x']",
+     "each an integer"),
+    (["cohort", "check", "C", "--set", "workers=two"], "workers", "two", "an integer"),
+])
+def test_set_value_of_the_wrong_type_is_an_input_error_naming_key_value_and_type(
+        tmp_path, monkeypatch, capsys, argv, key, value, expected):
+    """Issue 15 #14: `train --set epochs=abc` was an internal error (exit 1)."""
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "internal error" not in err
+    assert f"{key}=" in err and value in err and expected in err
+    assert not (tmp_path / "O").exists()  # refused before anything was made
+
+
+def test_config_file_value_of_the_wrong_type_names_the_file(tmp_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("train:\n  epochs: twenty\n")
+    assert main(["train", str(tmp_path / "C"), "--out", str(tmp_path / "O"), "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "c.yaml" in err and "epochs='twenty'" in err and "an integer" in err
+
+
+def test_set_values_convert_to_the_declared_types(tmp_path):
+    """YAML reads 1e-3 as text and 5 as an int: the declared type decides (float, list of int)."""
+    record = {}
+
+    def arguments(o):
+        o.positional("out", help="output folder")
+        o.option("--rate", type=float, default=0.1, help="a rate")
+        o.option("--sizes", type=int, nargs=2, default=[1, 1], help="two sizes")
+        o.option("--folds", type=int, nargs="+", default=None, help="folds")
+
+    def run(config, ctx):
+        record.update(config)
+        return Result()
+
+    probe = Command("probe", "a probe", arguments, run, output="out")
+    assert run_command(["probe", str(tmp_path / "o"), "--set", "rate=1e-3", "--set", "sizes=[3, 4.0]",
+                        "--set", "folds=2", "--progress", "none"], [probe]) == 0
+    assert record["rate"] == 0.001 and isinstance(record["rate"], float)
+    assert record["sizes"] == [3, 4] and all(type(v) is int for v in record["sizes"])
+    assert record["folds"] == [2]
+
+
+def test_set_of_a_text_choice_takes_the_text_as_typed(tmp_path, capsys):
+    """`--set amp=off` is 'off' as `--amp off` is (YAML alone would read False); a file's bare off is
+    refused with a hint to quote it."""
+    record = {}
+
+    def arguments(o):
+        o.positional("out", help="output folder")
+        o.option("--amp", default="auto", choices=["auto", "off"], help="mixed precision")
+        o.option("--device", default="auto", help="a device")
+
+    def run(config, ctx):
+        record.update(config)
+        return Result()
+
+    probe = Command("probe", "a probe", arguments, run, output="out")
+    assert run_command(["probe", str(tmp_path / "o"), "--set", "amp=off", "--set", "device=0",
+                        "--progress", "none"], [probe]) == 0
+    assert record["amp"] == "off" and record["device"] == "0"
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("amp: off\n")
+    assert run_command(["probe", str(tmp_path / "o"), "--config", str(cfg), "--progress", "none"], [probe]) == 2
+    err = capsys.readouterr().err
+    assert "amp=False" in err and "one of auto, off" in err and "quote" in err

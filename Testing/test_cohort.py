@@ -190,3 +190,117 @@ def test_import_of_empty_folder(tmp_path):
     (tmp_path / "src").mkdir()
     with pytest.raises(InputError, match="no patient images"):
         import_cohort(tmp_path / "src", tmp_path / "out")
+
+
+# --------------------------------------------------------------------------------------------------
+# Files that ITK reads without complaint (issue 15 #12, #15, #17): import refuses, check reports
+# --------------------------------------------------------------------------------------------------
+def _truncated_gz(path):
+    image = sitk.GetImageFromArray((np.arange(20 * 30 * 40).reshape(20, 30, 40) % 1000 + 1).astype(np.int16))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sitk.WriteImage(image, str(path), True)
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * 0.6)])
+
+
+def _zero_spacing(path):
+    import gzip
+    import struct
+
+    _write(path)  # a float32 NIfTI-1 written by ITK, little-endian
+    header = bytearray(gzip.decompress(path.read_bytes()))
+    assert struct.unpack_from("<i", header, 0)[0] == 348
+    struct.pack_into("<f", header, 80, 0.0)  # pixdim[1]
+    path.write_bytes(gzip.compress(bytes(header)))
+
+
+class _Unreadable:
+    """Make one file unreadable, also for root (who reads anything: then opening it is refused)."""
+
+    def __init__(self, monkeypatch):
+        self.monkeypatch = monkeypatch
+
+    def __call__(self, path):
+        import builtins
+        import os
+
+        _write(path)
+        path.chmod(0)
+        if os.geteuid() == 0:
+            real_open = builtins.open
+
+            def guarded_open(file, *args, **kwargs):
+                if str(file) == str(path):
+                    raise PermissionError(13, "Permission denied", str(file))
+                return real_open(file, *args, **kwargs)
+
+            self.monkeypatch.setattr(builtins, "open", guarded_open)
+
+
+@pytest.mark.parametrize("spoil, message", [
+    (_truncated_gz, "truncated or corrupt gzip stream"),
+    (_zero_spacing, "voxel spacing (pixdim)"),
+    ("unreadable", "cannot be read: permission denied"),
+])
+def test_import_refuses_and_check_reports_what_itk_lets_through(tmp_path, monkeypatch, capsys,
+                                                                  spoil, message):
+    from RobustDeepLogic.cli.main import main
+
+    spoil = _Unreadable(monkeypatch) if spoil == "unreadable" else spoil
+    src = tmp_path / "src"
+    _write(src / "P001" / "FD.nii.gz", 3.0)
+    bad = src / "P002" / "FD.nii.gz"
+    spoil(bad)
+    assert main(["cohort", "import", str(src), str(tmp_path / "out"), "--progress", "none"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and str(bad) in err and "not found" not in err and "exist" not in err
+
+    # The same file inside a cohort: check names it (and modifies nothing).
+    cohort = write_tiny_cohort(tmp_path / "c", n=2, modalities=("FD",), tasks=())
+    target = cohort.path("P002", "FD")
+    target.unlink()
+    spoil(target)
+    problems = check_cohort(cohort)
+    assert [(p.patient, p.modality, p.file) for p in problems] == [("P002", "FD", str(target))]
+    assert message in problems[0].message
+    assert main(["cohort", "check", str(tmp_path / "c"), "--progress", "none"]) == 2
+    assert message in capsys.readouterr().out
+
+
+def test_import_whose_check_finds_an_error_exits_2(tmp_path, capsys):
+    """Issue 15 #13: 'P002 FD is identical to P001's' was counted as an error, yet the exit was 0."""
+    from RobustDeepLogic.cli.main import main
+
+    src = tmp_path / "src"
+    _write(src / "P001" / "FD.nii.gz", 3.0)
+    _write(src / "P002" / "FD.nii.gz", 3.0)  # the same image: a duplicated patient
+    before = file_digest(src)
+    out = tmp_path / "out"
+    assert main(["cohort", "import", str(src), str(out), "--progress", "none"]) == 2
+    captured = capsys.readouterr()
+    assert "P002 FD: FD image is identical to patient P001's" in captured.out
+    assert "1 error(s)" in captured.err and str(out) in captured.err
+    assert file_digest(src) == before  # originals untouched
+    # What was written is whole: a cohort that loads, whose check gives the same error.
+    problems = check_cohort(Cohort.load(out))
+    assert [(p.patient, "identical" in p.message) for p in problems] == [("P002", True)]
+    # Distinct images: exit 0.
+    _write(src / "P002" / "FD.nii.gz", 4.0)
+    assert main(["cohort", "import", str(src), str(tmp_path / "out2"), "--progress", "none"]) == 0
+
+
+@pytest.mark.parametrize("folder, suggestion", [("Jörg Müller", "Jorg_Muller"), ("patient 01", "patient_01")])
+def test_a_patient_folder_breaking_the_id_rule_is_named_with_the_rule(tmp_path, capsys, folder, suggestion):
+    """Issue 15 #16: the error named neither the folder nor the rule it breaks."""
+    from RobustDeepLogic.cli.main import main
+
+    src = tmp_path / "src"
+    _write(src / folder / "FD.nii.gz")
+    _write(src / folder / "LD.nii.gz")
+    found, skipped = discover(src)
+    assert found == {} and len(skipped) == 1  # one line for the folder, not one per file
+    assert main(["cohort", "import", str(src), str(tmp_path / "out"), "--progress", "none"]) == 2
+    err = capsys.readouterr().err
+    assert str(src / folder) in err
+    assert "ASCII letters, digits, '.', '_' and '-'" in err
+    assert repr(suggestion) in err

@@ -6,6 +6,7 @@ One tiny cohort of two subjects is simulated once per session (in this process) 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -336,3 +337,35 @@ def test_best_rigid_truth_is_stored_and_reproducible(tiny_cohort):
     q = (10.0, -20.0, 30.0)
     h = np.asarray(a) @ np.asarray(q) + np.asarray(b)
     np.testing.assert_allclose(best.TransformPoint(q), pose.TransformPoint(tuple(h)), atol=1e-6)
+
+
+@pytest.mark.assets
+def test_resume_removes_what_interrupted_atomic_writes_left(tiny_cohort):
+    """Issue 15 #18: a killed `simulate` left a .tmp file in the cohort that the resume never removed."""
+    import tempfile
+
+    from RobustDeepLogic.cohort.check import check_cohort
+    from RobustDeepLogic.core.files import atomic_path
+    from RobustDeepLogic.simulate.cohort import simulate_cohort
+
+    root = tiny_cohort.root
+    # A process killed inside atomic_path's block: its temporary file stays (the block never ends).
+    killed = atomic_path(root / "SIM002" / "LD.nii.gz")
+    stale = killed.__enter__()
+    stale.write_bytes(b"half a volume")
+    killed_manifest = atomic_path(root / "manifest.json")
+    stale_manifest = killed_manifest.__enter__()
+    # ... and one killed while staging the DICOM series (tempfile's naming, as simulate_subject uses).
+    staging = Path(tempfile.mkdtemp(prefix=".FD.", dir=root / "SIM001" / "dicom"))
+    (staging / "FD").mkdir()
+    (root / "SIM002" / "LD.nii.gz").unlink()  # the subject whose write was cut short
+    kept = root / "SIM001" / ".keep.me"  # hidden, but not a name an atomic write gives
+    kept.write_text("user's")
+    again = simulate_cohort(root, subjects=2, seed=7, profile="tiny", workers=1)
+    assert not stale.exists() and not stale_manifest.exists() and not staging.exists()
+    assert kept.exists()
+    left = [p for p in root.rglob(".*") if p != kept]
+    assert left == []
+    assert [p.id for p in again] == ["SIM001", "SIM002"] and check_cohort(again) == []
+    assert all(p.meta.get("complete") and len(p.modalities) == 7 for p in again)
+    kept.unlink()

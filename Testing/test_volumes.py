@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -134,3 +136,109 @@ def test_unknown_output_format(tmp_path):
                                          ("b.mhd", ".mhd"), ("c.txt", None)])
 def test_volume_suffix(name, suffix):
     assert volume_suffix(name) == suffix
+
+
+# --------------------------------------------------------------------------------------------------
+# What ITK lets through (issue 15 #12, #15, #17): truncated files, NIfTI spacing <= 0, no permission
+# --------------------------------------------------------------------------------------------------
+def _int16_volume(spacing=(1.5, 2.0, 2.5)):
+    image = sitk.GetImageFromArray((np.arange(20 * 30 * 40).reshape(20, 30, 40) % 1000 + 1).astype(np.int16))
+    image.SetSpacing(spacing)
+    return image
+
+
+def _truncate(path, fraction=0.6):
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * fraction)])
+
+
+@pytest.mark.parametrize("name, message", [("cut.nii.gz", "truncated or corrupt gzip stream"),
+                                           ("cut.nii", "truncated")])
+def test_truncated_nifti_is_refused_naming_the_file(tmp_path, name, message):
+    path = tmp_path / name
+    sitk.WriteImage(_int16_volume(), str(path), name.endswith(".gz"))
+    read_volume(path)  # complete: fine
+    _truncate(path)
+    with pytest.raises(InputError, match=message) as err:
+        read_volume(path, patient="P003")
+    assert err.value.file == str(path) and err.value.patient == "P003"
+
+
+def test_a_gzip_stream_missing_only_its_trailer_is_refused(tmp_path):
+    path = tmp_path / "v.nii.gz"
+    sitk.WriteImage(_int16_volume(), str(path), True)
+    path.write_bytes(path.read_bytes()[:-8])  # CRC and size gone: every voxel byte still there
+    with pytest.raises(InputError, match="truncated or corrupt gzip stream"):
+        read_volume(path)
+
+
+def _nifti1(endian, pixdim, dims=(4, 5, 6)):
+    """A NIfTI-1 file of int16 voxels 0, 1, 2 ... written byte by byte (no ITK), in either byte order."""
+    header = bytearray(348)
+    struct.pack_into(f"{endian}i", header, 0, 348)
+    struct.pack_into(f"{endian}8h", header, 40, 3, *dims, 1, 1, 1, 1)
+    struct.pack_into(f"{endian}hh", header, 70, 4, 16)  # datatype int16, bitpix 16
+    struct.pack_into(f"{endian}8f", header, 76, 1.0, *pixdim, 0, 0, 0, 0)
+    struct.pack_into(f"{endian}f", header, 108, 352.0)
+    struct.pack_into(f"{endian}f", header, 112, 1.0)  # scl_slope
+    header[344:348] = b"n+1\0"
+    voxels = np.arange(int(np.prod(dims)), dtype=f"{endian}i2").tobytes()
+    return bytes(header) + b"\0\0\0\0" + voxels
+
+
+@pytest.mark.parametrize("endian", ["<", ">"])
+@pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
+def test_nifti_spacing_must_be_positive(tmp_path, endian, suffix):
+    import gzip
+
+    def write(name, pixdim):
+        data = _nifti1(endian, pixdim)
+        path = tmp_path / f"{name}{suffix}"
+        path.write_bytes(gzip.compress(data) if suffix.endswith(".gz") else data)
+        return path
+
+    good = read_volume(write("good", (1.5, 2.0, 2.5)))
+    assert good.GetSpacing() == (1.5, 2.0, 2.5)  # the bytes written are a valid NIfTI file
+    assert sitk.GetArrayFromImage(good).ravel().tolist() == list(range(120))
+    for name, pixdim in [("zero", (1.5, 0.0, 2.5)), ("negative", (-1.0, 2.0, 2.5)),
+                         ("nan", (1.5, 2.0, float("nan")))]:
+        path = write(name, pixdim)
+        with pytest.raises(InputError, match=r"voxel spacing \(pixdim\)") as err:
+            read_volume(path)
+        assert err.value.file == str(path)
+
+
+def test_file_without_read_permission_is_named_as_such(tmp_path, monkeypatch):
+    import builtins
+    import os
+
+    path = write_volume(oblique_image(), tmp_path / "locked.nii.gz")
+    path.chmod(0)
+    if os.geteuid() == 0:  # root reads anything: make opening this one file fail as it would for a user
+        real_open = builtins.open
+
+        def guarded_open(file, *args, **kwargs):
+            if str(file) == str(path):
+                raise PermissionError(13, "Permission denied", str(file))
+            return real_open(file, *args, **kwargs)
+
+        monkeypatch.setattr(builtins, "open", guarded_open)
+    try:
+        with pytest.raises(InputError, match="cannot be read: permission denied") as err:
+            read_volume(path)
+    finally:
+        path.chmod(0o644)
+    assert err.value.file == str(path) and "not found" not in str(err.value)
+
+
+def test_a_valid_gzip_stream_of_several_members_is_accepted(tmp_path):
+    """Its last member's trailer does not give the whole size: the stream is read to its end instead."""
+    import gzip
+
+    data = _nifti1("<", (1.5, 2.0, 2.5))
+    path = tmp_path / "members.nii.gz"
+    path.write_bytes(gzip.compress(data[:400]) + gzip.compress(data[400:]))
+    assert sitk.GetArrayFromImage(read_volume(path)).ravel().tolist() == list(range(120))
+    path.write_bytes(gzip.compress(data[:400]) + gzip.compress(data[400:])[:-8])
+    with pytest.raises(InputError, match="truncated or corrupt gzip stream"):
+        read_volume(path)

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
+from RobustDeepLogic.core.config import Setting
 from RobustDeepLogic.core.progress import MODES, Progress
 from RobustDeepLogic.core.version import __version__
 
@@ -104,12 +105,16 @@ class Options:
         ``{config key: default}`` of every option declared.
     positionals : list of str
         The names of the positional arguments declared.
+    settings : dict
+        ``{config key: Setting}`` of every option declared: what values from config files and
+        ``--set`` are converted to (:func:`RobustDeepLogic.core.config.convert_value`).
     """
 
     def __init__(self, parser: argparse.ArgumentParser) -> None:
         self.parser = parser
         self.defaults: Dict[str, Any] = {}
         self.positionals: List[str] = []
+        self.settings: Dict[str, Setting] = {}
 
     def positional(self, name: str, *, help: str, nargs: Any = None, type: Any = str) -> None:
         """A positional argument (always given on the command line).
@@ -179,6 +184,9 @@ class Options:
         """
         dest = flags[0].lstrip("-").replace("-", "_")
         self.defaults[dest] = default
+        self.settings[dest] = Setting(type=None if flag else type, nargs=None if flag else nargs,
+                                      choices=None if flag else choices, flag=flag,
+                                      optional=default is None)
         shown = "" if default is None else f" (default: {default})"
         kwargs: Dict[str, Any] = {"dest": dest, "default": argparse.SUPPRESS, "help": help + shown}
         if flag:

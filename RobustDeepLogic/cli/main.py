@@ -135,6 +135,7 @@ def run_command(argv: Optional[Sequence[str]] = None, commands: Optional[Sequenc
             overrides=overrides,
             all_commands=[c.name for c in commands],
             positionals=options.positionals,
+            settings=options.settings,
         )
         config.update(positional_values)
         if command.output is not None and config.get(command.output) is not None:

@@ -24,10 +24,12 @@ from RobustDeepLogic.cohort.folds import (
 )
 from RobustDeepLogic.cohort.importer import (
     ALIASES,
+    ID_RULE,
     discover,
     import_cohort,
     modality_from_name,
     mr_scaling,
+    suggest_id,
 )
 from RobustDeepLogic.cohort.manifest import (
     MANIFEST_FORMAT,
@@ -54,6 +56,8 @@ __all__ = [
     "allowed_synthetic",
     "check_no_leakage",
     "ALIASES",
+    "ID_RULE",
+    "suggest_id",
     "modality_from_name",
     "discover",
     "mr_scaling",

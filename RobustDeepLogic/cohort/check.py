@@ -5,7 +5,8 @@ are worth a look (every check below reports errors). The manifest is read by the
 (:meth:`RobustDeepLogic.cohort.manifest.Cohort.load`). Checked:
 
 - the manifest: no duplicate patient ids, images listed for every patient, paths that exist;
-- every volume: readable, 3D scalar, no NaN or Inf voxels;
+- every volume: readable, complete (a gzip stream or NIfTI data cut short), NIfTI voxel spacing
+  positive, 3D scalar, no NaN or Inf voxels;
 - the modalities each declared task needs (``--task`` or the manifest's ``tasks``);
 - the PET family (FD, LD, NAC, MAC) of a patient shares one grid;
 - PET in SUV has no negative voxels below ``-negative_suv_tolerance``;
@@ -33,6 +34,7 @@ from RobustDeepLogic.cohort.tasks import Task, get_task, load_tasks
 from RobustDeepLogic.core.errors import InputError
 from RobustDeepLogic.core.modalities import PET_FAMILY
 from RobustDeepLogic.core.progress import Progress
+from RobustDeepLogic.io.file_checks import check_volume_file
 from RobustDeepLogic.io.volumes import Grid, read_volume
 
 #: Plausible CT values, HU: a CT outside this range is reported.
@@ -192,6 +194,7 @@ def _inspect(path: Path, negative_below: float) -> VolumeFacts:
     facts = VolumeFacts()
     is_nifti = str(path).lower().endswith((".nii", ".nii.gz"))
     try:
+        check_volume_file(path)  # readable, gzip complete, NIfTI spacing positive: ITK checks none
         if is_nifti:
             reader = sitk.ImageFileReader()
             reader.SetFileName(str(path))
@@ -205,12 +208,12 @@ def _inspect(path: Path, negative_below: float) -> VolumeFacts:
             facts.grid = Grid.of(image)
             _stats(facts, sitk.GetArrayViewFromImage(image).ravel(), 1.0, 0.0, negative_below)
             return facts
+    except InputError as exc:  # before ValueError, which it also is
+        facts.problem = exc.message
+        return facts
     except (RuntimeError, OSError, EOFError, ValueError) as exc:
         lines = str(exc).strip().splitlines() or [type(exc).__name__]
         facts.problem = f"cannot read this volume ({lines[-1][:160]})"
-        return facts
-    except InputError as exc:
-        facts.problem = exc.message
         return facts
     size = reader.GetSize()
     if len(size) == 4 and size[3] == 1:

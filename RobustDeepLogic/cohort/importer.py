@@ -7,8 +7,10 @@ Naming rule (case does not matter; the first that applies wins):
 3. ``SRC/<patient>_<modality>.<ext>``: flat files, the modality after the last underscore.
 
 ``<ext>`` is any volume ending RobustDeep reads (.nii.gz, .nii, .nrrd, .nhdr, .mha, .mhd).
-``<modality>`` is one of FD LD NAC MAC CT T1 T2 or an alias (:data:`ALIASES`, e.g. ``t1w``,
-``mprage``, ``lowdose``). Anything else is listed as skipped, never guessed.
+``<patient>`` keeps to :data:`ID_RULE` (ASCII letters, digits, ``.`` ``_`` ``-``); a folder or file
+that breaks it is skipped with the rule and a suggested name. ``<modality>`` is one of FD LD NAC MAC CT
+T1 T2 or an alias (:data:`ALIASES`, e.g. ``t1w``, ``mprage``, ``lowdose``). Anything else is listed as
+skipped, never guessed.
 
 Every volume is converted to its physical unit (PET DICOM to SUV, CT DICOM to HU; files are taken to
 be in SUV / HU already) and written as ``OUT/<patient>/<MODALITY>.nii.gz``; originals are only read.
@@ -19,6 +21,7 @@ Importing again into the same OUT resumes: volumes already there are kept.
 from __future__ import annotations
 
 import re
+import unicodedata
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -49,6 +52,29 @@ ALIASES: Dict[str, str] = {
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
+#: The rule for patient ids, as messages state it.
+ID_RULE = ("a patient id holds only ASCII letters, digits, '.', '_' and '-' (no spaces or accents) and "
+           "starts with a letter or digit")
+
+
+def suggest_id(name: str) -> str:
+    """A patient id close to ``name`` that keeps to :data:`ID_RULE` (``'Jörg Müller'``: ``'Jorg_Muller'``).
+
+    Parameters
+    ----------
+    name : str
+        A folder or file name that breaks the rule.
+
+    Returns
+    -------
+    str
+        Accents removed, every other character outside the rule replaced by ``_``, leading ``.``,
+        ``_`` and ``-`` dropped; ``'patient'`` when nothing is left.
+    """
+    plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    plain = re.sub(r"[^A-Za-z0-9._-]+", "_", plain).lstrip("._-")
+    return plain or "patient"
+
 
 def modality_from_name(name: str) -> Optional[str]:
     """The modality a file or folder name stands for (:data:`ALIASES`).
@@ -69,9 +95,9 @@ def modality_from_name(name: str) -> Optional[str]:
 def discover(src: PathLike) -> Tuple[Dict[str, Dict[str, Path]], List[str]]:
     """Find the patients' images under ``src`` by the naming rule of the module doc.
 
-    Names starting with ``.`` are ignored; patient ids may hold only letters, digits, ``.``, ``_`` and
-    ``-``. Data files of detached formats (``.raw``, ``.raw.gz``, ``.zraw``, ``.img``) inside a patient
-    folder are passed over silently.
+    Names starting with ``.`` are ignored; patient ids keep to :data:`ID_RULE` (a folder or file that
+    breaks it is skipped, with the rule and a name that keeps it). Data files of detached formats
+    (``.raw``, ``.raw.gz``, ``.zraw``, ``.img``) inside a patient folder are passed over silently.
 
     Parameters
     ----------
@@ -96,9 +122,15 @@ def discover(src: PathLike) -> Tuple[Dict[str, Dict[str, Path]], List[str]]:
     found: Dict[str, Dict[str, Path]] = {}
     skipped: List[str] = []
 
+    def bad_id(pid: str, path: Path) -> bool:
+        if _ID_RE.match(pid):
+            return False
+        skipped.append(f"{path}: patient id {pid!r} breaks the rule: {ID_RULE}; rename it, e.g. to "
+                       f"{suggest_id(pid)!r}")
+        return True
+
     def put(pid: str, modality: str, path: Path) -> None:
-        if not _ID_RE.match(pid):
-            skipped.append(f"{path}: patient id {pid!r} has characters other than letters, digits, . _ -")
+        if bad_id(pid, path):
             return
         mods = found.setdefault(pid, {})
         if modality in mods:
@@ -110,6 +142,8 @@ def discover(src: PathLike) -> Tuple[Dict[str, Dict[str, Path]], List[str]]:
         if entry.name.startswith("."):
             continue
         if entry.is_dir():
+            if bad_id(entry.name, entry):  # one line for the folder, not one per file
+                continue
             for item in sorted(entry.iterdir()):
                 if item.name.startswith("."):
                     continue
@@ -211,16 +245,18 @@ def import_cohort(
     Raises
     ------
     InputError
-        No images found by the naming rule, ``out`` is ``src``, or a volume cannot be read or
+        No images found by the naming rule (the message lists what was skipped and why, the hint
+        states the naming rule and :data:`ID_RULE`), ``out`` is ``src``, or a volume cannot be read or
         converted to its physical unit (:func:`RobustDeepLogic.io.units.read_physical`).
     """
     progress = progress or Progress()
     src, out = Path(src), Path(out)
     found, skipped = discover(src)
     if not found:
-        raise InputError("no patient images found by the naming rule", file=src,
+        passed_over = "".join(f"; {line}" for line in skipped[:5]) + ("; ..." if len(skipped) > 5 else "")
+        raise InputError(f"no patient images found by the naming rule{passed_over}", file=src,
                          hint="use SRC/<patient>/<modality>.nii.gz or SRC/<patient>_<modality>.nii.gz "
-                         f"with modalities {', '.join(MODALITIES)}")
+                         f"with modalities {', '.join(MODALITIES)}; {ID_RULE}")
     if out.resolve() == src.resolve():
         raise InputError("the output folder must differ from the source folder", file=out)
     cohort = Cohort.load(out) if (out / MANIFEST_NAME).is_file() else Cohort(root=out)

@@ -8,6 +8,8 @@ file endings), :mod:`.modalities` (FD, LD, NAC, MAC, CT, T1, T2; families and un
 """
 
 from RobustDeepLogic.core.config import (
+    Setting,
+    convert_value,
     load_yaml,
     parse_override,
     plain_value,
@@ -21,6 +23,7 @@ from RobustDeepLogic.core.files import (
     atomic_path,
     atomic_write_bytes,
     atomic_write_text,
+    remove_stale_temporaries,
     strip_volume_suffix,
     volume_suffix,
 )
@@ -43,6 +46,8 @@ from RobustDeepLogic.core.progress import (
 from RobustDeepLogic.core.types import PathLike
 
 __all__ = [
+    "Setting",
+    "convert_value",
     "load_yaml",
     "parse_override",
     "resolve",
@@ -57,6 +62,7 @@ __all__ = [
     "atomic_path",
     "atomic_write_bytes",
     "atomic_write_text",
+    "remove_stale_temporaries",
     "MODALITIES",
     "PET_FAMILY",
     "PETCT_FAMILY",

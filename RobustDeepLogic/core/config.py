@@ -4,7 +4,9 @@ Precedence, lowest first: the command's declared defaults; each ``--config FILE.
 options given on the command line; each ``--set key=value`` in order. A YAML file holds config keys at
 its top level (``levels: 4``) and may hold per-command sections (``blend: {levels: 5}``) that apply only
 to that command; unknown keys are an error that names the file, so a typo never passes silently.
-The resolved configuration is written beside every output (:func:`save_resolved`).
+Values from files and ``--set`` are converted to each setting's declared type (:class:`Setting`,
+:func:`convert_value`); one that does not convert is an error that names the key, the value and the
+type expected. The resolved configuration is written beside every output (:func:`save_resolved`).
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ import math
 import os
 import platform
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, Mapping, Optional
+from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Sequence
 
 import yaml
 
@@ -72,7 +75,7 @@ def parse_override(text: str) -> tuple[str, Any]:
         The key, stripped, with ``-`` replaced by ``_`` (``train-steps`` gives ``train_steps``).
     value : object
         The value parsed by ``yaml.safe_load``; None for an empty value; the raw text when it is not
-        valid YAML.
+        valid YAML. (:func:`resolve` takes the text as typed for a setting of one text value.)
 
     Raises
     ------
@@ -90,6 +93,128 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key, value
 
 
+@dataclass(frozen=True)
+class Setting:
+    """What a configuration key accepts, as its command declares it (``Options.option``).
+
+    Attributes
+    ----------
+    type : callable, optional
+        Converts one value (``int``, ``float``, or a function of a text); None: taken as given.
+    nargs : int or str, optional
+        ``"+"`` / ``"*"`` for a list of values (a single value is taken as a list of one), an int for
+        a list of exactly that many; None for one value.
+    choices : sequence, optional
+        The values allowed.
+    flag : bool, optional
+        A boolean switch: ``true`` or ``false``.
+    optional : bool, optional
+        None (an empty ``--set key=``) is accepted (the declared default is None).
+    """
+
+    type: Optional[Callable[[Any], Any]] = None
+    nargs: Any = None
+    choices: Optional[Sequence[Any]] = None
+    flag: bool = False
+    optional: bool = True
+
+
+def _is_text(setting: Setting) -> bool:
+    """A setting of one text value, which ``--set`` takes as typed (YAML would read ``off`` as False)."""
+    return setting.type in (None, str) and setting.nargs is None and not setting.flag
+
+
+def _expected(setting: Setting) -> str:
+    if setting.flag:
+        return "true or false"
+    names = {int: "an integer", float: "a number"}
+    one = names.get(setting.type, f"a valid {getattr(setting.type, '__name__', 'value').lstrip('_')}")
+    if setting.nargs is None:
+        return one
+    count = f"{setting.nargs} " if isinstance(setting.nargs, int) else ""
+    return f"a list of {count}values, each {one}"
+
+
+def _convert_one(value: Any, kind: Optional[Callable[[Any], Any]]) -> Any:
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ValueError
+        number = int(value) if isinstance(value, str) else value
+        if number != int(number):
+            raise ValueError
+        return int(number)
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ValueError
+        return float(value)
+    if kind is not None and isinstance(value, str):
+        return kind(value)
+    return value
+
+
+def convert_value(key: str, value: Any, setting: Setting, *, source: str = "--set",
+                  file: Optional[os.PathLike | str] = None) -> Any:
+    """``value`` converted to what ``setting`` declares, or an :class:`InputError` naming the key.
+
+    Parameters
+    ----------
+    key : str
+        The configuration key, for the message.
+    value : object
+        The value as YAML gave it (``--set epochs=abc`` gives the text ``'abc'``).
+    setting : Setting
+        What the key accepts.
+    source : str, optional
+        Where the value came from, for the message (``"--set"`` or ``"config file"``).
+    file : str or os.PathLike, optional
+        The config file the value came from, named in the error.
+
+    Returns
+    -------
+    object
+        The converted value: an int, float or the type's result; a list for ``nargs``; None when
+        allowed.
+
+    Raises
+    ------
+    InputError
+        The value does not convert, has the wrong number of items, or is not one of the choices.
+    """
+    def fail(what: str) -> InputError:
+        yaml_bool = isinstance(value, bool) and not setting.flag
+        return InputError(f"{source}: {key}={value!r} is not {what}", file=file,
+                          hint="YAML reads off, no, on and yes as false / true: quote the value ('off')"
+                          if yaml_bool else None)
+
+    if value is None:
+        if setting.optional:
+            return None
+        raise fail(_expected(setting))
+    if setting.flag:
+        if not isinstance(value, bool):
+            raise fail("true or false")
+        return value
+    try:
+        if setting.nargs is None:
+            converted = _convert_one(value, setting.type)
+            items = [converted]
+        else:
+            values = list(value) if isinstance(value, (list, tuple)) else [value]
+            items = [_convert_one(v, setting.type) for v in values]
+            converted = items
+    except (ValueError, TypeError, OverflowError):
+        raise fail(_expected(setting)) from None
+    if isinstance(setting.nargs, int) and len(items) != setting.nargs:
+        raise fail(_expected(setting))
+    if setting.nargs == "+" and not items:
+        raise fail(_expected(setting))
+    if setting.choices is not None:
+        bad = [v for v in items if v not in setting.choices]
+        if bad:
+            raise fail(f"one of {', '.join(str(c) for c in setting.choices)}")
+    return converted
+
+
 def resolve(
     command: str,
     defaults: Mapping[str, Any],
@@ -98,6 +223,7 @@ def resolve(
     overrides: Iterable[str] = (),
     all_commands: Iterable[str] = (),
     positionals: Iterable[str] = (),
+    settings: Optional[Mapping[str, Setting]] = None,
 ) -> Dict[str, Any]:
     """Merge defaults, YAML files, command-line values and ``--set`` overrides (see the module doc).
 
@@ -122,6 +248,9 @@ def resolve(
         Names of every command, so that their sections in a shared file are recognised as sections.
     positionals : iterable of str, optional
         Keys of the command's positional arguments, accepted in files and overrides.
+    settings : mapping of str to Setting, optional
+        What each key accepts; values from files and overrides of these keys are converted by
+        :func:`convert_value`. Keys without a setting are taken as given.
 
     Returns
     -------
@@ -132,10 +261,12 @@ def resolve(
     Raises
     ------
     InputError
-        A file cannot be read or is not a mapping, this command's section is not a mapping, or a file
-        or an override names an unknown key (the message lists the known keys).
+        A file cannot be read or is not a mapping, this command's section is not a mapping, a file
+        or an override names an unknown key (the message lists the known keys), or a value does not
+        convert to its setting's type (the message names the key, the value and the type).
     """
     known = set(defaults) | set(positionals)
+    settings = dict(settings or {})
     sections = set(all_commands) | {command}
     resolved = dict(defaults)
     for file in config_files:
@@ -153,6 +284,8 @@ def resolve(
                         file=file,
                         hint=f"known keys: {', '.join(sorted(known))}",
                     )
+                if norm in settings:
+                    value = convert_value(norm, value, settings[norm], source="config file", file=file)
                 resolved[norm] = value
     for key, value in (cli_values or {}).items():
         resolved[key] = value
@@ -163,6 +296,11 @@ def resolve(
                 f"--set: unknown key {key!r} for 'robustdeep {command}'",
                 hint=f"known keys: {', '.join(sorted(known))}",
             )
+        setting = settings.get(key)
+        if setting is not None:
+            if value is not None and _is_text(setting):  # as on the command line: 'off' stays 'off'
+                value = text.partition("=")[2].strip()
+            value = convert_value(key, value, setting)
         resolved[key] = value
     return resolved
 

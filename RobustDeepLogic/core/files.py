@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator, Optional, Tuple
+from typing import Any, Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -71,9 +73,10 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
     """Context manager: a temporary path beside ``path``, renamed over ``path`` on success.
 
     The temporary file is created empty in ``path``'s folder (made if missing), hidden (its name
-    starts with a dot) and with ``path``'s ending, so that writers that choose a format by ending
-    work. On leaving the block it gets the usual permissions (``0o666`` less the umask) and replaces
-    ``path`` in one rename. On an exception it is removed and ``path`` is untouched.
+    starts with a dot; :data:`STALE_TEMPORARY` matches it) and with ``path``'s ending, so that
+    writers that choose a format by ending work. On leaving the block it gets the usual permissions
+    (``0o666`` less the umask) and replaces ``path`` in one rename. On an exception it is removed
+    and ``path`` is untouched.
 
     Parameters
     ----------
@@ -98,6 +101,42 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+#: The name of a temporary file of :func:`atomic_path` (``.FD.nii.gz.k3j_x9q2.tmp.nii.gz``), and of a
+#: staging folder of ``tempfile.mkdtemp(prefix=f".{name}.")`` (``.FD.k3j_x9q2``), as a kill leaves them.
+STALE_TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp(\..*)?$")
+STALE_STAGING = re.compile(r"^\..+\.[a-z0-9_]{8}$")
+
+
+def remove_stale_temporaries(folder: PathLike) -> List[Path]:
+    """Remove what interrupted atomic writes left under ``folder``: for resuming in a folder one owns.
+
+    :func:`atomic_path` removes its temporary file when the block fails, but a killed process leaves
+    it, and a staging folder too (:data:`STALE_TEMPORARY`, :data:`STALE_STAGING`). Call this only
+    when no other process writes under ``folder``.
+
+    Parameters
+    ----------
+    folder : str or pathlib.Path
+        The folder, searched with its sub-folders; nothing happens when it does not exist.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files and staging folders removed.
+    """
+    removed: List[Path] = []
+    for root, dirs, files in os.walk(folder):
+        for name in files:
+            if STALE_TEMPORARY.match(name):
+                (Path(root) / name).unlink(missing_ok=True)
+                removed.append(Path(root) / name)
+        for name in [d for d in dirs if STALE_STAGING.match(d)]:
+            shutil.rmtree(Path(root) / name, ignore_errors=True)
+            removed.append(Path(root) / name)
+            dirs.remove(name)
+    return removed
 
 
 def _umask() -> int:

@@ -3,7 +3,8 @@ DICOM series (PET to SUV, CT to HU), ITK transform files, and head masks of volu
 
 Modules: :mod:`.volumes` (``Grid``, ``read_volume``, ``write_volume``), :mod:`.dicom` (reading a
 series; writing PET, CT and MR series), :mod:`.units` (SUV and HU from DICOM), :mod:`.transforms`
-(ITK ``.tfm`` / ``.h5`` files), :mod:`.headmask` (the head region of a volume). Scaling to [0, 1] is
+(ITK ``.tfm`` / ``.h5`` files), :mod:`.headmask` (the head region of a volume), :mod:`.file_checks`
+(what ITK does not check of a file: truncation, NIfTI spacing). Scaling to [0, 1] is
 not here but in :mod:`RobustDeepLogic.cohort.scaling`.
 """
 
@@ -17,6 +18,7 @@ from RobustDeepLogic.io.dicom import (
     write_mr_series,
     write_pet_series,
 )
+from RobustDeepLogic.io.file_checks import check_volume_file, nifti_header_geometry
 from RobustDeepLogic.io.headmask import head_mask
 from RobustDeepLogic.io.transforms import read_transform, write_transform
 from RobustDeepLogic.io.units import (
@@ -48,6 +50,8 @@ __all__ = [
     "write_ct_series",
     "write_mr_series",
     "head_mask",
+    "check_volume_file",
+    "nifti_header_geometry",
     "write_transform",
     "read_transform",
     "SuvInfo",

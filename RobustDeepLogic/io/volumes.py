@@ -33,6 +33,7 @@ from RobustDeepLogic.core.files import (
 )
 from RobustDeepLogic.core.types import PathLike
 from RobustDeepLogic.io.dicom import read_dicom_series
+from RobustDeepLogic.io.file_checks import check_volume_file
 
 
 # --------------------------------------------------------------------------------------------------
@@ -236,15 +237,14 @@ def read_volume(
     Raises
     ------
     InputError
-        Missing or unreadable file, not 3D or not scalar, a DICOM folder that cannot be read as one
-        series (see :func:`RobustDeepLogic.io.dicom.read_dicom_series`).
+        Missing, unreadable or truncated file, NIfTI spacing not positive (:func:`.check_volume_file`),
+        not 3D or not scalar, a DICOM folder that is not one series (:func:`.read_dicom_series`).
     """
     path = Path(path)
-    if not path.exists():
-        raise InputError("file not found", file=path, patient=patient)
     if path.is_dir():
         image = read_dicom_series(path, patient=patient).image
     else:
+        check_volume_file(path, patient=patient)
         try:
             image = sitk.ReadImage(str(path))
         except RuntimeError as exc:

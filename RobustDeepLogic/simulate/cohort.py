@@ -32,6 +32,7 @@ from RobustDeepLogic.cohort.importer import mr_scaling
 from RobustDeepLogic.cohort.manifest import Cohort
 from RobustDeepLogic.cohort.patient import Patient
 from RobustDeepLogic.core.errors import InputError
+from RobustDeepLogic.core.files import remove_stale_temporaries
 from RobustDeepLogic.core.progress import Progress
 from RobustDeepLogic.io.dicom import write_pet_series
 from RobustDeepLogic.io.volumes import Grid, image_from_array, write_volume
@@ -296,8 +297,10 @@ def simulate_cohort(
     """Simulate (or complete) a cohort at ``out``.
 
     Subjects are made in parallel (:func:`simulate_subject`), each saved in the manifest when done;
-    those already complete on disk are skipped. The tasks are the paper's four; the MR scaling
-    constants are computed from the subjects and stored at the end.
+    those already complete on disk are skipped, and temporary files and staging folders left by an
+    interrupted run are removed (:func:`~RobustDeepLogic.core.files.remove_stale_temporaries`). The
+    tasks are the paper's four; the MR scaling constants are computed from the subjects and stored at
+    the end.
 
     Parameters
     ----------
@@ -339,7 +342,6 @@ def simulate_cohort(
     progress = progress or Progress()
     out = Path(out)
     # Check the assets now, in this process, so a missing asset is one clear error.
-
     for name in ("mni152_gm", "mni152_wm", "tpm_gm", "tpm_wm", "tpm_csf", "tpm_bone", "tpm_air"):
         asset_path(name, Path(assets_folder) if assets_folder else None)
     settings = {"generator": GENERATOR, "version": SIMULATOR_VERSION, "seed": int(seed),
@@ -361,6 +363,7 @@ def simulate_cohort(
                                      labels=LABELS, head_centre_lps=list(HEAD_CENTRE_LPS),
                                      pose_convention="x_native = T(p_template), ITK Euler3DTransform "
                                      "(fixed = template, moving = native), LPS mm; see docs/simulation.md")
+    remove_stale_temporaries(out)  # what a killed run's atomic writes left: ours, nobody writes now
     done = {p.id for p in cohort.patients if _complete(cohort, p)}
     todo = [i for i in range(n) if patient_id(i) not in done]
     cohort.save()

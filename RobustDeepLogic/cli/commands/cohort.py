@@ -3,13 +3,24 @@
 A cohort is a folder per patient and a manifest (:mod:`RobustDeepLogic.cohort.manifest`).
 ``cohort check`` reports every problem with its patient and file and modifies nothing (exit status 2
 when there is an error); ``cohort import`` builds a cohort from NIfTI / NRRD / MetaImage files or
-DICOM series (PET in SUV, CT in HU) and checks it; ``cohort list`` shows the patients by modality.
+DICOM series (PET in SUV, CT in HU) and checks it (exit status 2 when the check finds an error: the
+imported cohort stays on disk, complete, for a look); ``cohort list`` shows the patients by modality.
 """
 
 from __future__ import annotations
 
 from RobustDeepLogic.cli.frame import Command, Options, Result
 from RobustDeepLogic.core.errors import InputError
+
+
+def _show(problems, ctx) -> None:
+    """Each problem as a line on stdout, or a JSON ``error`` event; and in the log file."""
+    for problem in problems:
+        ctx.log.info("%s", problem, extra={"console": False})  # the log file only
+        if ctx.progress.mode == "json":
+            ctx.progress.emit(problem.as_event())
+        else:
+            print(problem)
 
 
 def _check_arguments(o: Options) -> None:
@@ -30,11 +41,7 @@ def _check_run(config: dict, ctx) -> Result:
                             negative_suv_tolerance=float(config["negative_suv_tolerance"]),
                             workers=int(config["workers"]), progress=ctx.progress)
     errors, warnings = summarise(problems)
-    for problem in problems:
-        if ctx.progress.mode == "json":
-            ctx.progress.emit(problem.as_event())
-        else:
-            print(problem)
+    _show(problems, ctx)
     n_volumes = sum(len(p.modalities) for p in cohort)
     if errors:
         raise InputError(f"{errors} error(s) and {warnings} warning(s) in {len(cohort)} patients",
@@ -59,9 +66,14 @@ def _import_run(config: dict, ctx) -> Result:
     for line in skipped:
         ctx.log.warning("skipped %s", line)
     problems = check_cohort(cohort, progress=ctx.progress)
-    for problem in problems:
-        ctx.log.warning("%s", problem)
+    _show(problems, ctx)
     errors, warnings = summarise(problems)
+    if errors:  # every volume and the manifest are written whole; the cohort is not usable as it is
+        raise InputError(f"imported {len(cohort)} patients, but the check found {errors} error(s) and "
+                         f"{warnings} warning(s): the cohort is not usable as it is", file=cohort.root,
+                         hint="each problem is listed above; fix the source and import into a new "
+                         "folder (importing again into this one keeps the volumes already there), or "
+                         "fix this folder and run 'robustdeep cohort check'")
     return Result(
         outputs={"cohort": str(cohort.root), "manifest": str(cohort.manifest_path)},
         figures={"patients": len(cohort), "skipped": len(skipped), "errors": errors, "warnings": warnings},
@@ -95,7 +107,8 @@ _NAMING = """naming rule:
   SRC/<patient>/<modality>.nii.gz   (or .nii .nrrd .nhdr .mha .mhd)
   SRC/<patient>/<modality>/         a DICOM series (PET -> SUV, CT -> HU)
   SRC/<patient>_<modality>.nii.gz   flat files
-modalities: FD LD NAC MAC CT T1 T2 (aliases: fulldose lowdose ac ctac t1w mprage t2w ...)"""
+modalities: FD LD NAC MAC CT T1 T2 (aliases: fulldose lowdose ac ctac t1w mprage t2w ...)
+patient ids: ASCII letters, digits, . _ - (no spaces or accents)"""
 
 COMMAND = Command(
     "cohort",
@@ -104,7 +117,8 @@ COMMAND = Command(
         Command("check", "validate a cohort and report every problem with its patient and file; "
                 "modifies nothing", _check_arguments, _check_run),
         Command("import", "build a cohort from a folder of NIfTI / NRRD / MetaImage files or DICOM "
-                "series", _import_arguments, _import_run, output="out", epilog=_NAMING),
+                "series, and check it (exit status 2 when the check finds an error)", _import_arguments,
+                _import_run, output="out", epilog=_NAMING),
         Command("list", "list the patients of a cohort by modality", _list_arguments, _list_run),
     ],
 )
