@@ -59,7 +59,8 @@ def add_rigid_options(o: Options) -> None:
     o.option("--mask-processing-mode", "--maskProcessingMode", default="ROIAUTO",
              choices=["NOMASK", "ROIAUTO", "ROI"],
              help="restrict the metric to the head: ROI uses the template head mask (template "
-             "registrations always do unless NOMASK), ROIAUTO an automatic head mask of the fixed image")
+             "registrations always do unless NOMASK), ROIAUTO an automatic head mask of the fixed "
+             "image (MR to CT always does unless NOMASK)")
     o.option("--brain-refinement", default="similarity", choices=["similarity", "off"],
              help="to a template: refine the rigid result by a similarity fit inside the template "
              "brain and keep its closest rigid transform over the brain (off: the rigid result, as "
