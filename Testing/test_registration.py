@@ -533,6 +533,49 @@ def test_register_cohort_reports_a_broken_patient_and_registers_the_others(need_
 
 
 @pytest.mark.assets
+def test_register_leaves_a_flagged_patient_out_unless_keep_flagged(need_assets, tmp_path, capsys):
+    """P002's FD is moved 500 mm away from its CT: the PET/CT transform fits the FD, QC finds the CT
+    head far from the template and flags the patient, and the registered cohort leaves it out."""
+    from RobustDeepLogic.cli.frame import LOG_NAME
+    from RobustDeepLogic.cli.main import run_command
+
+    cases = [_case(((8.0, -6.0, 5.0), (10.0, -8.0, 6.0)), modalities=("FD", "CT"), seed=13),
+             _case(((-9.0, 7.0, -4.0), (-12.0, 9.0, -5.0)), modalities=("FD", "CT"), seed=14)]
+    far = sitk.Image(cases[1].images["FD"])
+    far.SetOrigin([o + d for o, d in zip(far.GetOrigin(), (500.0, 0.0, 0.0))])
+    native = _write_cohort(tmp_path / "native", cases, broken={("P002", "FD"): far})
+    out = tmp_path / "registered"
+    argv = ["register", str(native.root), str(out), "--spacing", "4", "--workers", "1",
+            "--progress", "none", "--no-qc-images"]
+    assert run_command(argv) == 0
+    reg = Cohort.load(out)
+    assert reg.ids == ["P001"]
+    assert list(reg.meta["registration"]["excluded"]) == ["P002"]
+    assert "Dice" in reg.meta["registration"]["excluded"]["P002"]
+    with open(out / "registration_qc.csv") as f:
+        rows = {r["patient"]: r for r in csv.DictReader(f)}
+    assert rows["P002"]["ok"] == "False" and rows["P001"]["ok"] == "True"
+    warning = [line for line in (out / LOG_NAME).read_text().splitlines() if "P002" in line]
+    assert warning and "left out of the registered cohort" in warning[0] and "Dice" in warning[0]
+    # --keep-flagged takes it in, without registering it again
+    marker = out / "P002" / R.MARKER_NAME
+    stamp = marker.stat().st_mtime_ns
+    assert run_command(argv + ["--keep-flagged"]) == 0
+    assert Cohort.load(out).ids == ["P001", "P002"] and marker.stat().st_mtime_ns == stamp
+    assert Cohort.load(out).meta["registration"]["excluded"] == {}
+    # the two spellings contradict each other
+    capsys.readouterr()
+    assert run_command(argv + ["--keep-flagged", "--exclude-flagged"]) == 2
+    assert "contradict" in capsys.readouterr().err
+    # when QC leaves nobody, exit status 2 names the patient
+    alone = ["register", str(native.root), str(tmp_path / "alone")] + argv[3:] + ["--patients", "P002"]
+    assert run_command(alone) == 2
+    err = capsys.readouterr().err
+    assert "P002" in err and "registered cohort is empty" in err
+    assert Cohort.load(tmp_path / "alone").ids == []
+
+
+@pytest.mark.assets
 def test_register_refuses_a_registered_cohort_and_its_own_folder(need_assets, tmp_path):
     cohort = Cohort(root=tmp_path / "c", space="template")
     cohort.save()
