@@ -182,6 +182,31 @@ def test_bad_arguments_are_input_errors(tmp_path):
         X.reproduce(tmp_path / "d", profile="huge")
 
 
+def test_a_patient_flagged_at_registration_stops_the_study(tmp_path, monkeypatch):
+    """The registered cohort leaves a QC-flagged patient out, but the study's split names it: the
+    study stops with an error naming the patient and its flags (registration itself is faked)."""
+    from RobustDeepLogic.cohort.patient import Patient
+    from RobustDeepLogic.registration.cohort import CohortRegistration
+    from RobustDeepLogic.study import stages
+
+    cohort = Cohort(root=tmp_path / "cohort")
+    for i in range(4):
+        cohort.add(Patient(f"P{i}", {"FD": f"P{i}/FD.nii.gz"}))
+    cohort.save()
+
+    def register_cohort(source, out, **kwargs):
+        registered = Cohort(root=out, space="template")
+        registered.patients = [p for p in source.patients if p.id != "P3"]
+        registered.save()
+        return CohortRegistration(registered, ["P0", "P1", "P2", "P3"], [], {}, ["P3"],
+                                  out / "registration_qc.csv", 1.0,
+                                  excluded={"P3": "head-mask Dice 0.000 < 0.85"})
+
+    monkeypatch.setattr(stages, "register_cohort", register_cohort)
+    with pytest.raises(InputError, match="P3: head-mask Dice 0.000"):
+        X.reproduce(tmp_path / "study", profile="tiny", cohort=cohort.root, tasks=["ld2fd"])
+
+
 def test_the_native_cohort_moves_mr_into_the_pet_ct_frame(study):
     """PU's T1 overlaps the CT head after the within-patient registration, not before."""
     from RobustDeepLogic.io.headmask import head_mask

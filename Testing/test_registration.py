@@ -239,6 +239,81 @@ def test_images_that_do_not_overlap_are_an_input_error():
     assert abs(R.affine_parts(result.transform)[1][0] - 2058.0) < 2.0
 
 
+def _small_pair():
+    """A blob (fixed) and the same blob resampled through a 30-degree turn about LPS x (moving),
+    4 mm voxels: the registration's rotation is -30 degrees about x."""
+    grid = Grid((30, 30, 30), (4.0, 4.0, 4.0), (-58.0, -58.0, -58.0))
+    fixed = _blob_image(grid)
+    turn = R.rigid_transform((30.0, 0.0, 0.0))
+    moving = sitk.Resample(fixed, fixed, turn, sitk.sitkLinear, 0.0)
+    return fixed, moving
+
+
+_SMALL = dict(mask_processing_mode="NOMASK", shrink_factors=(2, 1), smoothing_sigmas=(1.0, 0.0),
+              brain_refinement="off", sampling_percentage=1.0)
+
+
+def test_roi_mode_without_a_fixed_mask_is_an_input_error():
+    fixed, moving = _small_pair()
+    config = R.RigidConfig(**{**_SMALL, "mask_processing_mode": "ROI"})
+    with pytest.raises(InputError, match="mask_processing_mode 'ROI' needs a fixed mask") as info:
+        R.register_rigid(fixed, moving, config, patient="P7", moving_name="FD")
+    assert info.value.patient == "P7" and "ROIAUTO" in str(info.value.hint)
+    empty = sitk.Image(fixed.GetSize(), sitk.sitkUInt8)
+    empty.CopyInformation(fixed)
+    with pytest.raises(InputError, match="no voxel inside the fixed image"):
+        R.register_rigid(fixed, moving, config, fixed_mask=empty, patient="P7")
+
+
+def test_rotation_search_evaluates_the_other_candidates_when_itk_stops_at_one(monkeypatch):
+    """ITK's exhaustive optimizer stops at the first candidate it cannot evaluate: the search then
+    scores the candidates one by one and still finds the 30-degree turn."""
+    from RobustDeepLogic.registration import search
+
+    fixed, moving = _small_pair()
+    config = R.RigidConfig(**_SMALL)
+    plain = R.register_rigid(fixed, moving, config)
+    assert plain.rotation_search == "done"
+    assert np.allclose(plain.initial_rotation_deg, (-30.0, 0.0, 0.0), atol=1e-6)
+
+    def itk_stops(*args, **kwargs):
+        raise RuntimeError("ITK ERROR: All samples map outside moving image buffer")
+
+    one_by_one = search._candidate_value
+    monkeypatch.setattr(search, "_exhaustive_values", itk_stops)
+    monkeypatch.setattr(search, "_candidate_value", lambda f, m, init, params, config: (
+        itk_stops() if params[0] > 0.1 else one_by_one(f, m, init, params, config)))
+    result = R.register_rigid(fixed, moving, config)
+    assert np.allclose(result.initial_rotation_deg, (-30.0, 0.0, 0.0), atol=1e-6)
+    assert result.rotation_search == "done (50 of 125 candidates could not be evaluated)"
+
+
+def test_a_rotation_search_whose_every_candidate_fails_is_recorded_and_flagged(monkeypatch, tmp_path):
+    from RobustDeepLogic.registration import search
+
+    def itk_fails(*args, **kwargs):
+        raise RuntimeError("ITK ERROR: All samples map outside moving image buffer")
+
+    monkeypatch.setattr(search, "_exhaustive_values", itk_fails)
+    monkeypatch.setattr(search, "_candidate_value", itk_fails)
+    fixed, moving = _small_pair()
+    result = R.register_rigid(fixed, moving, R.RigidConfig(**_SMALL), patient="P7")
+    assert result.rotation_search.startswith("failed (none of the 125 candidates")
+    assert "All samples map outside" in result.rotation_search
+    assert result.initial_rotation_deg == (0.0, 0.0, 0.0)  # the initial alignment, no turn
+    assert result.summary()["rotation_search"] == result.rotation_search
+    # QC flags the patient, and registration_qc.csv says why
+    head = sitk.Cast(fixed > 0.05, sitk.sitkUInt8)
+    template = type("T", (), {"fdg": fixed, "head_mask": head})()
+    qc = Q.patient_qc({"FD": fixed}, head, template, {"FD": result}, reference="FD",
+                      options=R.RegistrationOptions())
+    assert not qc["ok"] and any("FD rotation search failed" in f for f in qc["flags"]), qc
+    entry = Patient("P7", {"FD": "P7/FD.nii.gz"}, meta={"registration": {"reference": "FD", "qc": qc}})
+    rows = list(csv.DictReader(open(Q.write_summary_csv(Q.summary_rows([entry], {}),
+                                                        tmp_path / "qc.csv"))))
+    assert rows[0]["ok"] == "False" and "rotation search failed" in rows[0]["flags"]
+
+
 # -------------------------------------------------------------------- known poses (assets) --
 @pytest.mark.assets
 def test_recovers_known_pose_fd_to_template(template4, brain_points, case_a):
@@ -378,6 +453,17 @@ def test_register_patient_moves_every_modality_onto_the_template(template4, case
 
 
 @pytest.mark.assets
+def test_roi_mode_uses_the_template_head_and_the_ct_head_for_mr(template4, case_a, tmp_path):
+    """ROI asked for explicitly: the template registration gets the template head mask, the MR-to-CT
+    registration (no given mask) the CT's automatic head mask, and neither raises."""
+    cohort = _write_cohort(tmp_path / "native", [case_a])
+    options = R.RegistrationOptions(rigid=R.RigidConfig(mask_processing_mode="ROI"))
+    reg = R.register_patient(cohort, cohort.patients[0], template4, options)
+    assert reg.qc["ok"] and reg.qc["t1_dice"] > 0.85, reg.qc
+    assert reg.results["FD"].rotation_search == "done" == reg.results["T1"].rotation_search
+
+
+@pytest.mark.assets
 def test_wrong_modality_that_passes_the_unit_check_is_flagged_by_qc(template4, tmp_path):
     """A T1 stored as FD registers to something, but QC flags it rather than passing it on."""
     case = _case(((5.0, 5.0, 5.0), (5.0, 5.0, 5.0)), modalities=("T1",), seed=6)
@@ -444,6 +530,49 @@ def test_register_cohort_reports_a_broken_patient_and_registers_the_others(need_
     with pytest.raises(InputError, match="empty"):
         R.register_cohort(broken, tmp_path / "out2", options=options, spacing=SPACING, workers=1,
                           keep_going=False)
+
+
+@pytest.mark.assets
+def test_register_leaves_a_flagged_patient_out_unless_keep_flagged(need_assets, tmp_path, capsys):
+    """P002's FD is moved 500 mm away from its CT: the PET/CT transform fits the FD, QC finds the CT
+    head far from the template and flags the patient, and the registered cohort leaves it out."""
+    from RobustDeepLogic.cli.frame import LOG_NAME
+    from RobustDeepLogic.cli.main import run_command
+
+    cases = [_case(((8.0, -6.0, 5.0), (10.0, -8.0, 6.0)), modalities=("FD", "CT"), seed=13),
+             _case(((-9.0, 7.0, -4.0), (-12.0, 9.0, -5.0)), modalities=("FD", "CT"), seed=14)]
+    far = sitk.Image(cases[1].images["FD"])
+    far.SetOrigin([o + d for o, d in zip(far.GetOrigin(), (500.0, 0.0, 0.0))])
+    native = _write_cohort(tmp_path / "native", cases, broken={("P002", "FD"): far})
+    out = tmp_path / "registered"
+    argv = ["register", str(native.root), str(out), "--spacing", "4", "--workers", "1",
+            "--progress", "none", "--no-qc-images"]
+    assert run_command(argv) == 0
+    reg = Cohort.load(out)
+    assert reg.ids == ["P001"]
+    assert list(reg.meta["registration"]["excluded"]) == ["P002"]
+    assert "Dice" in reg.meta["registration"]["excluded"]["P002"]
+    with open(out / "registration_qc.csv") as f:
+        rows = {r["patient"]: r for r in csv.DictReader(f)}
+    assert rows["P002"]["ok"] == "False" and rows["P001"]["ok"] == "True"
+    warning = [line for line in (out / LOG_NAME).read_text().splitlines() if "P002" in line]
+    assert warning and "left out of the registered cohort" in warning[0] and "Dice" in warning[0]
+    # --keep-flagged takes it in, without registering it again
+    marker = out / "P002" / R.MARKER_NAME
+    stamp = marker.stat().st_mtime_ns
+    assert run_command(argv + ["--keep-flagged"]) == 0
+    assert Cohort.load(out).ids == ["P001", "P002"] and marker.stat().st_mtime_ns == stamp
+    assert Cohort.load(out).meta["registration"]["excluded"] == {}
+    # the two spellings contradict each other
+    capsys.readouterr()
+    assert run_command(argv + ["--keep-flagged", "--exclude-flagged"]) == 2
+    assert "contradict" in capsys.readouterr().err
+    # when QC leaves nobody, exit status 2 names the patient
+    alone = ["register", str(native.root), str(tmp_path / "alone")] + argv[3:] + ["--patients", "P002"]
+    assert run_command(alone) == 2
+    err = capsys.readouterr().err
+    assert "P002" in err and "registered cohort is empty" in err
+    assert Cohort.load(tmp_path / "alone").ids == []
 
 
 @pytest.mark.assets

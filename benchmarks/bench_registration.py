@@ -175,7 +175,7 @@ def bench_cohort(args) -> bool:
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="rd-bench-reg-"))
     wall0 = time.perf_counter()
     outcome = R.register_cohort(source, out, spacing=args.spacing, workers=args.workers,
-                                force=args.force)
+                                force=args.force, keep_flagged=True)  # measure every patient
     wall = time.perf_counter() - wall0
     template = R.TemplateSpace.from_files(
         {k: out / "template" / v for k, v in (("fdg", "fdg_template.nii.gz"),

@@ -42,6 +42,7 @@ fixed side of a registration, in memory and on disk), :mod:`~RobustDeepLogic.reg
 (``RigidConfig``, ``RegistrationOptions``, BRAINSFit parameters),
 :mod:`~RobustDeepLogic.registration.images` (checks, working images, centres, foreground masks,
 resampling), :mod:`~RobustDeepLogic.registration.rigid` (rigid transform algebra),
+:mod:`~RobustDeepLogic.registration.search` (the metric set-up and the coarse rotation search),
 :mod:`~RobustDeepLogic.registration.pairwise` (``register_rigid``: one moving image onto one fixed
 image), :mod:`~RobustDeepLogic.registration.result` (``RigidResult``), :mod:`~RobustDeepLogic.registration.qc` (quality control),
 :mod:`~RobustDeepLogic.registration.patient` (one patient's modalities),
@@ -126,6 +127,7 @@ from RobustDeepLogic.registration.rigid import (
     rigid_transform,
     transform_parameters,
 )
+from RobustDeepLogic.registration.search import rotation_search
 from RobustDeepLogic.registration.study_template import build_study_template
 from RobustDeepLogic.registration.template_grid import (
     HEAD_BOUNDS_MNI,
@@ -194,6 +196,7 @@ __all__ = [
     "known_pose_case",
     "RigidResult",
     "register_rigid",
+    "rotation_search",
     "TRANSFORM_NAMES",
     "PatientRegistration",
     "register_patient",

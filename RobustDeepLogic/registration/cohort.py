@@ -5,7 +5,9 @@ Patients run in parallel processes, each registered by
 :func:`~RobustDeepLogic.registration.patient.save_patient`. A run resumes (patients already done with
 the same options and template are kept); by default a patient's bad input is recorded without
 stopping the others; the QC table ``registration_qc.csv`` (:mod:`RobustDeepLogic.registration.qc`)
-closes the run. The result is a registered cohort (manifest space ``'template'``).
+closes the run. The result is a registered cohort (manifest space ``'template'``); patients that QC
+flags (likely misregistered) are left out of it unless ``keep_flagged``, and listed with their flags
+under the manifest's ``meta['registration']['excluded']``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import multiprocessing as mp
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
@@ -86,6 +88,9 @@ class CohortRegistration:
         The QC table, ``out_dir/registration_qc.csv``.
     seconds : float
         Wall time of the run.
+    excluded : dict of str to str
+        The flagged patients left out of the registered cohort (all of ``flagged`` unless
+        ``keep_flagged``), with their QC flags joined by ``'; '``.
     """
 
     cohort: Cohort
@@ -95,6 +100,7 @@ class CohortRegistration:
     flagged: List[str]
     summary_csv: Path
     seconds: float
+    excluded: Dict[str, str] = field(default_factory=dict)
 
 
 def register_cohort(
@@ -108,7 +114,7 @@ def register_cohort(
     force: bool = False,
     patients: Optional[Sequence[str]] = None,
     keep_going: bool = True,
-    exclude_flagged: bool = False,
+    keep_flagged: bool = False,
     progress: Optional[Progress] = None,
 ) -> CohortRegistration:
     """Register every patient of ``source`` into template space and write a registered cohort.
@@ -139,8 +145,12 @@ def register_cohort(
     keep_going : bool, optional
         On a patient's :class:`~RobustDeepLogic.core.errors.InputError`, record it and go on (the rest
         is registered); else stop with that error.
-    exclude_flagged : bool, optional
-        Leave patients whose QC failed out of the registered manifest (they stay in the CSV).
+    keep_flagged : bool, optional
+        Keep patients whose QC failed in the registered manifest. By default they are left out (a
+        registered cohort never holds a patient QC took for misregistered): their files stay in
+        ``out_dir``, their rows in the CSV, and the manifest's ``meta['registration']['excluded']``
+        lists them with their flags. A later run with ``keep_flagged`` takes them in without
+        registering them again.
     progress : Progress, optional
         Progress reporting (stages ``template`` and ``register``; warnings for failed patients);
         default: silent.
@@ -149,7 +159,7 @@ def register_cohort(
     -------
     CohortRegistration
         With the summary table ``out_dir/registration_qc.csv`` (see
-        :mod:`RobustDeepLogic.registration.qc`).
+        :mod:`RobustDeepLogic.registration.qc`) and the flagged patients left out (``excluded``).
 
     Raises
     ------
@@ -219,9 +229,18 @@ def register_cohort(
         else:
             todo.append(p)
 
+    excluded: Dict[str, str] = {}
+
     def save_manifest() -> None:
-        out.patients = [entries[p.id] for p in source.patients if p.id in entries and not (
-            exclude_flagged and not entries[p.id].meta["registration"]["qc"].get("ok", False))]
+        excluded.clear()
+        for pid, entry in entries.items():
+            qc = entry.meta["registration"]["qc"]
+            if not keep_flagged and not qc.get("ok", False):
+                excluded[pid] = "; ".join(qc.get("flags", [])) or "QC failed"
+        out.patients = [entries[p.id] for p in source.patients
+                        if p.id in entries and p.id not in excluded]
+        out.meta["registration"]["excluded"] = {p.id: excluded[p.id] for p in source.patients
+                                                if p.id in excluded}
         out.save()
 
     ncores = os.cpu_count() or 1
@@ -278,4 +297,5 @@ def register_cohort(
     csv_path = write_summary_csv(rows, out_dir / "registration_qc.csv")
     flagged = [r["patient"] for r in rows if r["status"] == "done" and not r["ok"]]
     return CohortRegistration(out, done, skipped, failed, flagged, csv_path,
-                              time.perf_counter() - start)
+                              time.perf_counter() - start,
+                              excluded=dict(out.meta["registration"]["excluded"]))

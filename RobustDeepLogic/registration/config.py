@@ -82,11 +82,14 @@ class RigidConfig:
     smoothing_sigmas : tuple of float
         Gaussian sigma per level, in voxels, one per shrink factor (default 2, 1, 0).
     mask_processing_mode : str
-        ``'ROI'``: sample the metric inside the given fixed mask (the template head mask; without
-        one, as ``'ROIAUTO'``); ``'ROIAUTO'`` (default): inside an automatic head mask of the fixed
-        image; ``'NOMASK'``: everywhere (BRAINSFit ``maskProcessingMode``). For the registration to
-        the template, :func:`~RobustDeepLogic.registration.patient.register_patient` and
-        ``robustdeep template build`` use ``'ROI'`` in place of ``'ROIAUTO'``.
+        ``'ROI'``: sample the metric inside the given fixed mask (``fixed_mask`` of
+        :func:`~RobustDeepLogic.registration.pairwise.register_rigid`, required: without one it
+        raises an ``InputError``); ``'ROIAUTO'`` (default): inside an automatic head mask of the
+        fixed image; ``'NOMASK'``: everywhere (BRAINSFit ``maskProcessingMode``). For the
+        registration to the template, :func:`~RobustDeepLogic.registration.patient.register_patient`
+        and ``robustdeep template build`` use ``'ROI'`` (the template head mask) in place of
+        ``'ROIAUTO'``; the MR-to-CT registrations of ``register_patient`` have no given mask and use
+        ``'ROIAUTO'`` (the CT's head) in place of ``'ROI'``.
     brain_refinement : str
         ``'similarity'`` (default): when the fixed image has a brain mask (the template), the rigid
         result is refined by a 7-DOF similarity registration (rotation, translation, one isotropic

@@ -34,36 +34,11 @@ from RobustDeepLogic.registration.rigid import (
     affine_parts,
     closest_rigid,
 )
-
-
-def _level_percentages(config: RigidConfig) -> List[float]:
-    """Sampling fraction per pyramid level: the configured one at full resolution and
-    ``p * shrink^2`` (at most 1) on coarser levels, so that coarse levels keep enough samples."""
-    p = float(config.sampling_percentage)
-    return [min(1.0, p * float(s) ** 2) for s in config.shrink_factors]
-
-
-def _set_metric(reg: sitk.ImageRegistrationMethod, config: RigidConfig,
-                percentages: Sequence[float]) -> None:
-    if config.cost_metric == "MMI":
-        reg.SetMetricAsMattesMutualInformation(int(config.number_of_histogram_bins))
-    elif config.cost_metric == "MSE":
-        reg.SetMetricAsMeanSquares()
-    else:
-        reg.SetMetricAsCorrelation()
-    # gradients by finite differences at the samples: no whole-image gradient filter per level
-    reg.MetricUseFixedImageGradientFilterOff()
-    reg.MetricUseMovingImageGradientFilterOff()
-    if all(p >= 1.0 for p in percentages):
-        reg.SetMetricSamplingStrategy(reg.NONE)
-    else:
-        reg.SetMetricSamplingStrategy(reg.RANDOM)
-        if len(percentages) == 1:
-            reg.SetMetricSamplingPercentage(float(percentages[0]), int(config.seed))
-        else:
-            reg.SetMetricSamplingPercentagePerLevel([float(p) for p in percentages],
-                                                    int(config.seed))
-    reg.SetInterpolator(sitk.sitkLinear)
+from RobustDeepLogic.registration.search import (
+    _level_percentages,
+    _set_metric,
+    rotation_search,
+)
 
 
 def _crop_to_mask(image: sitk.Image, mask: sitk.Image, margin_mm: float = 10.0) -> sitk.Image:
@@ -80,6 +55,26 @@ def _crop_to_mask(image: sitk.Image, mask: sitk.Image, margin_mm: float = 10.0) 
     lo_xyz = [int(v) for v in lo[::-1]]
     size_xyz = [int(v) for v in (hi - lo)[::-1]]
     return sitk.RegionOfInterest(image, size_xyz, lo_xyz)
+
+
+def _roi_mask(fixed_mask: Optional[sitk.Image], f: sitk.Image, *, patient: Optional[str],
+              moving_name: str) -> sitk.Image:
+    """``fixed_mask`` (``mask_processing_mode='ROI'``) on the working fixed image ``f``'s grid; an
+    ``InputError`` when it is missing or has no voxel inside ``f``."""
+    if fixed_mask is None:
+        raise InputError(
+            f"registration of {moving_name}: mask_processing_mode 'ROI' needs a fixed mask, and none "
+            "was given", patient=patient,
+            hint="pass fixed_mask (BRAINSFit's fixedBinaryVolume), or use mask_processing_mode "
+            "ROIAUTO (an automatic head mask of the fixed image) or NOMASK")
+    mask = sitk.Resample(sitk.Cast(fixed_mask > 0, sitk.sitkUInt8), f, sitk.Transform(),
+                         sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+    if not sitk.GetArrayViewFromImage(mask).any():
+        raise InputError(
+            f"registration of {moving_name}: the fixed mask of mask_processing_mode 'ROI' has no "
+            "voxel inside the fixed image", patient=patient,
+            hint="the mask must be a binary image on the fixed image's grid (or overlap it)")
+    return mask
 
 
 def _overlap_fraction(fixed_mask: sitk.Image, moving: sitk.Image, tx: sitk.Transform) -> float:
@@ -107,49 +102,6 @@ def _initial_centres(fixed: sitk.Image, moving: sitk.Image, mode: str) -> Tuple[
         return image_centre(fixed), image_centre(moving)
     c = centre_of_mass(fixed)
     return c, c
-
-
-def _shrunk(image: sitk.Image, factor: int, sigma_vox: float) -> sitk.Image:
-    if sigma_vox > 0:
-        sp = np.asarray(image.GetSpacing())
-        image = sitk.SmoothingRecursiveGaussian(image, [float(sigma_vox * s) for s in sp])
-    if factor > 1:
-        image = sitk.Shrink(image, [int(factor)] * 3)
-    return image
-
-
-def _rotation_search(fixed: sitk.Image, moving: sitk.Image,
-                     init: sitk.Euler3DTransform, config: RigidConfig) -> sitk.Euler3DTransform:
-    """Exhaustive search over rotations (Euler angles about the fixed centre) at the coarsest level."""
-    n = int(round(config.rotation_search_deg / config.rotation_search_step_deg))
-    if n <= 0:
-        return init
-    factor = int(max(config.shrink_factors))
-    f = _shrunk(fixed, factor, float(max(config.smoothing_sigmas)))
-    m = _shrunk(moving, factor, float(max(config.smoothing_sigmas)))
-    reg = sitk.ImageRegistrationMethod()
-    _set_metric(reg, config, [min(1.0, _level_percentages(config)[0])])
-    reg.SetOptimizerAsExhaustive([n, n, n, 0, 0, 0], math.radians(config.rotation_search_step_deg))
-    reg.SetOptimizerScales([1.0] * 6)
-    search = sitk.Euler3DTransform(init)
-    reg.SetInitialTransform(search, inPlace=True)
-    found: List[Tuple[float, Tuple[float, ...]]] = []
-
-    def record() -> None:
-        found.append((reg.GetMetricValue(), tuple(reg.GetOptimizerPosition())))
-
-    reg.AddCommand(sitk.sitkIterationEvent, record)
-    try:
-        reg.Execute(f, m)
-    except RuntimeError:
-        pass  # some candidates may leave the moving image: the others still count
-    valid = [(v, p) for v, p in found if math.isfinite(v)]
-    if not valid:
-        return init
-    best = min(valid, key=lambda vp: vp[0])[1]
-    out = sitk.Euler3DTransform(init)
-    out.SetParameters(best)
-    return out
 
 
 def _descent_method(tx: sitk.Transform, config: RigidConfig, *, percentages: Sequence[float],
@@ -248,8 +200,8 @@ def register_rigid(
         +-30 degrees in 15-degree steps, shrink 4/2/1, smoothing 2/1/0 voxels, automatic head mask,
         brain refinement, working grid 2 mm); validated.
     fixed_mask : SimpleITK.Image, optional
-        Binary image on ``fixed``'s grid, e.g. the template head, used when
-        ``mask_processing_mode='ROI'`` (without it, ``'ROI'`` acts as ``'ROIAUTO'``).
+        Binary image on ``fixed``'s grid, e.g. the template head: required by
+        ``mask_processing_mode='ROI'`` (BRAINSFit's ``fixedBinaryVolume``), ignored otherwise.
     fixed_modality : str, optional
         Used for the automatic head mask (``'ROIAUTO'``): ``'CT'`` thresholds at -500 HU.
     brain_mask : SimpleITK.Image, optional
@@ -272,8 +224,10 @@ def register_rigid(
     Raises
     ------
     InputError
-        When ``config`` is not valid, when less than 5 % of the fixed head maps inside the moving
-        image after initialisation, or when ITK finds too few metric samples inside the moving image.
+        When ``config`` is not valid, when ``mask_processing_mode='ROI'`` comes without a
+        ``fixed_mask`` or with one that has no voxel inside the fixed image, when less than 5 % of
+        the fixed head maps inside the moving image after initialisation, or when ITK finds too few
+        metric samples inside the moving image.
 
     References
     ----------
@@ -291,10 +245,9 @@ def register_rigid(
         f = working_image(fixed, config.working_spacing)
         m = working_image(moving, config.working_spacing)
         mask = None
-        if config.mask_processing_mode == "ROI" and fixed_mask is not None:
-            mask = sitk.Resample(sitk.Cast(fixed_mask > 0, sitk.sitkUInt8), f, sitk.Transform(),
-                                 sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
-        elif config.mask_processing_mode in ("ROIAUTO", "ROI"):
+        if config.mask_processing_mode == "ROI":
+            mask = _roi_mask(fixed_mask, f, patient=patient, moving_name=moving_name)
+        elif config.mask_processing_mode == "ROIAUTO":
             mask = foreground_mask(f, modality=fixed_modality)
         if mask is not None and sitk.GetArrayViewFromImage(mask).any():
             # the metric is restricted to the mask's bounding box (+10 mm): ITK v4's per-sample mask
@@ -319,7 +272,7 @@ def register_rigid(
                 hint="use initializeTransformMode useMomentsAlign or useCenterOfHeadAlign, or check "
                 "the image's origin and direction",
             )
-        euler = _rotation_search(f, m, euler, config)
+        euler, search = rotation_search(f, m, euler, config)
 
         tx = sitk.VersorRigid3DTransform()
         tx.SetCenter(euler.GetCenter())
@@ -367,6 +320,7 @@ def register_rigid(
             overlap=overlap,
             refinement=refinement,
             scale=scale,
+            rotation_search=search,
         )
     finally:
         if threads_before is not None:

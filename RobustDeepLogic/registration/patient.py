@@ -107,7 +107,8 @@ def register_patient(
     The reference PET is registered to ``template.fdg`` with the template's head mask (``'ROIAUTO'``
     becomes ``'ROI'``) and brain mask (brain refinement); FD, LD, NAC, MAC and CT follow its
     transform. T1 and T2 are registered to the patient's CT (to the reference PET when there is no
-    CT) with an automatic head mask and no brain refinement, and composed with the PET/CT transform.
+    CT) with an automatic head mask (``'ROI'`` becomes ``'ROIAUTO'``: there is no given mask of the
+    CT; ``'NOMASK'`` stays) and no brain refinement, and composed with the PET/CT transform.
 
     Parameters
     ----------
@@ -170,10 +171,14 @@ def register_patient(
     transforms["PETCT"] = t_petct
 
     mr_fixed_name = "CT" if "CT" in native else reference
+    rigid_mr = options.rigid
+    if rigid_mr.mask_processing_mode == "ROI":  # no given mask of the patient's CT: its own head
+        rigid_mr = RigidConfig.from_mapping({**options.rigid.as_dict(),
+                                             "mask_processing_mode": "ROIAUTO"})
     for mr in MR_FAMILY:
         if mr not in native:
             continue
-        r = register_rigid(native[mr_fixed_name], native[mr], options.rigid,
+        r = register_rigid(native[mr_fixed_name], native[mr], rigid_mr,
                            fixed_modality=mr_fixed_name, patient=pid, moving_name=mr)
         results[mr] = r
         transforms[f"{mr}_{'CT' if mr_fixed_name == 'CT' else 'FD'}"] = r.transform

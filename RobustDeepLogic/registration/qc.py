@@ -23,7 +23,8 @@ Per patient (:func:`patient_qc`), all in template space:
     0.75-1.33 is rejected, and the patient flagged.
 
 A patient is flagged (``ok`` false) when ``dice < 0.85``, ``correlation < 0.7``, a ``t1_dice`` or
-``t2_dice < 0.85``, an ``overlap < 0.9`` or a rejected brain refinement (the Dice and correlation
+``t2_dice < 0.85``, an ``overlap < 0.9``, a rejected brain refinement or a rotation search in which
+no candidate could be evaluated (any registration of the patient; the Dice and correlation
 thresholds are those of :class:`~RobustDeepLogic.registration.config.RegistrationOptions`; the
 overlap threshold is fixed; docs/registration.md gives the figures they were chosen from).
 ``registration_qc.csv`` (:func:`write_summary_csv`) lists every patient with these figures, its
@@ -197,6 +198,9 @@ def patient_qc(images: Mapping[str, sitk.Image], head: sitk.Image, template, res
     qc["scale"] = round(float(res.scale), 4)
     if res.refinement.startswith("rejected"):
         flags.append(f"brain refinement {res.refinement}: the rigid result was kept")
+    for name, r in results.items():
+        if r.rotation_search.startswith("failed"):
+            flags.append(f"{name} rotation search {r.rotation_search}")
 
     for mr in MR_FAMILY:
         if mr not in images:

@@ -43,6 +43,11 @@ class RigidResult:
         (``'rejected (...)'``).
     scale : float
         The head size against the fixed image found by the similarity refinement (1: not measured).
+    rotation_search : str
+        What the coarse rotation search did (:func:`~RobustDeepLogic.registration.search.rotation_search`):
+        ``'off'``, ``'done'``, ``'done (k of N candidates could not be evaluated)'``, or
+        ``'failed (...): the initial alignment was kept'`` when no candidate could be evaluated
+        (QC flags the patient then).
     """
 
     transform: sitk.VersorRigid3DTransform
@@ -56,6 +61,8 @@ class RigidResult:
     refinement: str = "off"
     #: the head size against the fixed image found by the similarity refinement (1: not measured)
     scale: float = 1.0
+    #: what the coarse rotation search did: ``'off'``, ``'done'``, ``'done (...)'`` or ``'failed (...)'``
+    rotation_search: str = "off"
 
     def summary(self) -> Dict[str, Any]:
         """The result as a JSON-able dict, rounded, for a registered patient's meta.
@@ -71,4 +78,5 @@ class RigidResult:
                 "initial_rotation_deg": [round(float(a), 2) for a in self.initial_rotation_deg],
                 "seconds": round(float(self.seconds), 3), "overlap": round(float(self.overlap), 4),
                 "refinement": self.refinement, "scale": round(float(self.scale), 4),
+                "rotation_search": self.rotation_search,
                 "transform": transform_parameters(self.transform)}

@@ -196,9 +196,9 @@ def reproduce(
     Raises
     ------
     InputError
-        For an unknown profile, task or arm; a bad setting; PM2-steps without PR; a cohort not in native space;
-        a folder that holds another study (another profile, setting, seed or cohort); too few
-        patients; a patient whose registration failed.
+        For an unknown profile, task or arm; a bad setting; PM2-steps without PR; a cohort not in
+        native space; a folder that holds another study (another profile, setting, seed or cohort);
+        too few patients; a patient failed or flagged at registration.
     """
     progress = progress or Progress()
     prof = with_settings(get_profile(profile), settings)
@@ -260,9 +260,11 @@ def reproduce(
     outcome = register_cohort(source, reg_dir, options=RegistrationOptions(), template_files=files,
                               spacing=spacing, workers=workers, progress=progress,
                               patients=[p.id for p in source.patients if not p.is_synthetic])
-    if outcome.failed:
-        raise InputError(f"registration failed for {', '.join(sorted(outcome.failed))}",
-                         file=outcome.summary_csv, hint="see registration_qc.csv; fix or remove the patient")
+    if outcome.failed or outcome.excluded:  # the split names every patient: each must register well
+        flagged = "; ".join(f"{pid}: {flags}" for pid, flags in outcome.excluded.items())
+        raise InputError(f"registration failed for {', '.join(sorted(outcome.failed)) or 'none'}; flagged "
+                         f"by QC (likely misregistered): {flagged or 'none'}", file=outcome.summary_csv,
+                         hint="see registration_qc.csv and qc.png; fix or remove the patient (new --out)")
     registered = Cohort.load(reg_dir)
     write_split(registered, plan)
     timings["register"] = time.perf_counter() - t0

@@ -6,7 +6,9 @@ brain); LD, NAC, MAC and CT follow it;
 T1 and T2 go to the patient's CT (to FD without CT) and follow. Every modality is resampled onto the
 template grid (about 2 mm, the head); OUT is a registered cohort (space 'template') with per-patient
 transforms (ITK .tfm / .h5, loadable in 3D Slicer as they are), head masks, QC pictures and the table
-OUT/registration_qc.csv, which flags likely failures.
+OUT/registration_qc.csv, which flags likely failures. Flagged patients are left out of the
+registered cohort (the manifest lists them under meta.registration.excluded, with their flags, and a
+warning names each); --keep-flagged keeps them. When QC leaves no patient, the exit status is 2.
 
 Patients run in parallel processes (--workers); a run resumes: patients already registered with the
 same options are skipped unless --force. Options named after BRAINSFit take BRAINSFit's spelling too
@@ -59,7 +61,8 @@ def add_rigid_options(o: Options) -> None:
     o.option("--mask-processing-mode", "--maskProcessingMode", default="ROIAUTO",
              choices=["NOMASK", "ROIAUTO", "ROI"],
              help="restrict the metric to the head: ROI uses the template head mask (template "
-             "registrations always do unless NOMASK), ROIAUTO an automatic head mask of the fixed image")
+             "registrations always do unless NOMASK), ROIAUTO an automatic head mask of the fixed "
+             "image (MR to CT always does unless NOMASK)")
     o.option("--brain-refinement", default="similarity", choices=["similarity", "off"],
              help="to a template: refine the rigid result by a similarity fit inside the template "
              "brain and keep its closest rigid transform over the brain (off: the rigid result, as "
@@ -82,8 +85,12 @@ def _arguments(o: Options) -> None:
     o.option("--patients", nargs="+", default=None, help="only these patient ids")
     o.option("--keep-going", flag=True, default=True,
              help="record a patient's input error and go on with the others (exit status 2 at the end)")
-    o.option("--exclude-flagged", flag=True, default=False,
-             help="leave patients that fail QC out of the registered manifest")
+    o.option("--keep-flagged", flag=True, default=False,
+             help="keep patients that QC flags in the registered cohort (by default they are left "
+             "out, with a warning naming each, and stay in registration_qc.csv)")
+    o.option("--exclude-flagged", flag=True, default=None,
+             help="deprecated: flagged patients are left out by default; --no-exclude-flagged is "
+             "--keep-flagged")
     o.option("--transform-format", default="tfm", choices=["tfm", "h5"], help="transform file type")
     o.option("--qc-images", flag=True, default=True, help="write a QC picture per patient")
     o.option("--dice-threshold", type=float, default=0.85,
@@ -128,6 +135,15 @@ def _run(config: dict, ctx) -> Result:
         write_template_space,
     )
 
+    keep_flagged = bool(config["keep_flagged"])
+    if config.get("exclude_flagged") is not None:  # deprecated: --exclude-flagged is the default
+        if config["exclude_flagged"] and keep_flagged:
+            raise InputError("--exclude-flagged and --keep-flagged contradict each other",
+                             hint="flagged patients are left out by default; give --keep-flagged "
+                             "alone to keep them")
+        ctx.log.warning("--exclude-flagged is deprecated: flagged patients are left out by default "
+                        "(--keep-flagged keeps them)")
+        keep_flagged = keep_flagged or not config["exclude_flagged"]
     source = Cohort.load(config["cohort"])
     out_dir = Path(config["out"])
     options = RegistrationOptions(
@@ -146,24 +162,39 @@ def _run(config: dict, ctx) -> Result:
     outcome = register_cohort(
         source, out_dir, options=options, template_files=files, spacing=spacing,
         workers=int(config["workers"]), force=bool(config["force"]), patients=config["patients"],
-        keep_going=bool(config["keep_going"]), exclude_flagged=bool(config["exclude_flagged"]),
-        progress=ctx.progress,
+        keep_going=bool(config["keep_going"]), keep_flagged=keep_flagged, progress=ctx.progress,
     )
     for pid in outcome.flagged:
-        ctx.log.warning("patient %s: registration flagged by QC (see %s)", pid, outcome.summary_csv)
+        if pid in outcome.excluded:
+            what, flags = "left out of the registered cohort", outcome.excluded[pid]
+        else:
+            qc = outcome.cohort.patient(pid).meta["registration"]["qc"]
+            what, flags = "kept (--keep-flagged)", "; ".join(qc.get("flags", []))
+        ctx.log.warning("patient %s: registration flagged by QC, %s: %s (see %s and %s)", pid, what,
+                        flags, outcome.summary_csv, out_dir / pid / "qc.png")
     summary = (f"registered {len(outcome.done)} patients, kept {len(outcome.skipped)} done before, "
-               f"{len(outcome.flagged)} flagged by QC, {len(outcome.failed)} failed, in "
-               f"{outcome.seconds:.1f} s")
+               f"{len(outcome.flagged)} flagged by QC ({len(outcome.excluded)} left out), "
+               f"{len(outcome.failed)} failed, in {outcome.seconds:.1f} s")
+    left_out = (f"; flagged by QC and left out: {', '.join(outcome.excluded)}"
+                if outcome.excluded else "")
     if outcome.failed:
         ids = ", ".join(sorted(outcome.failed))
-        raise InputError(f"{len(outcome.failed)} patient(s) could not be registered: {ids}; "
-                         f"the others are in {out_dir}",
+        raise InputError(f"{len(outcome.failed)} patient(s) could not be registered: {ids}"
+                         f"{left_out}; the others are in {out_dir}",
                          file=outcome.summary_csv, hint="see the errors in registration_qc.csv")
+    if outcome.excluded and not outcome.cohort.patients:
+        raise InputError(
+            "QC flagged every registered patient, so the registered cohort is empty: "
+            + "; ".join(f"{pid}: {flags}" for pid, flags in outcome.excluded.items()),
+            file=outcome.summary_csv,
+            hint="look at registration_qc.csv and each patient's qc.png; fix the images (origin, "
+            "direction, modality) or rerun with --keep-flagged to keep them")
     return Result(
         outputs={"cohort": str(out_dir), "qc": str(outcome.summary_csv),
                  "template": str(files["fdg"])},
         figures={"registered": len(outcome.done), "skipped": len(outcome.skipped),
-                 "flagged": len(outcome.flagged), "failed": len(outcome.failed),
+                 "flagged": len(outcome.flagged), "excluded": len(outcome.excluded),
+                 "failed": len(outcome.failed),
                  "seconds": round(outcome.seconds, 2)},
         summary=summary,
     )
