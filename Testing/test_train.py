@@ -236,3 +236,69 @@ def test_validation_on_evenly_spaced_slices(cohort, tmp_path):
     expect = head_metrics(vols[0].target[chosen], pred[chosen], vols[0].head[chosen])
     assert some["rmse"] == pytest.approx(expect["rmse"], rel=1e-5)
     assert zs.size > 3 and some["rmse"] != pytest.approx(full["rmse"], rel=1e-9)
+
+
+def _mr_constant(cohort, ids, modality):
+    """The documented MR constant, computed here: median over ``ids`` of each 99.5th percentile > 0."""
+    import SimpleITK as sitk
+
+    values = []
+    for pid in ids:
+        arr = sitk.GetArrayFromImage(sitk.ReadImage(str(cohort.path(cohort.patient(pid), modality))))
+        values.append(np.percentile(arr[arr > 0], 99.5))
+    return float(np.median(values))
+
+
+def test_mr_constants_come_from_the_training_patients_only(tmp_path):
+    import SimpleITK as sitk
+
+    from RobustDeepLogic.cohort.manifest import Cohort
+    from RobustDeepLogic.cohort.mr_constants import mr_scaling, store_mr_scaling
+    from RobustDeepLogic.core.progress import Progress
+    from RobustDeepLogic.training.plan import prepare
+    from RobustDeepLogic.training.settings import _check_config
+
+    cohort = make_tiny_cohort(tmp_path / "c", n=6)
+    store_mr_scaling(cohort)  # data-derived, as `cohort import` and `simulate` store them
+    cohort.save()
+    cfg = _check_config({**TINY, "task": "mr2ct", "test_ids": ["P05"]})
+    development = ["P00", "P01", "P02", "P03", "P04"]
+
+    def run_constants(name):
+        plan, info = prepare(cohort.root, cfg, tmp_path / name, Progress())
+        assert plan.cohort.scaling_for("T1").scale == info.scaling["T1"]["scale"]
+        assert sorted(info.meta["mr_scaling"]["patients"]) == development
+        return info.scaling["T1"]["scale"], info.scaling["T2"]["scale"]
+
+    before = run_constants("a")
+    assert before[0] == pytest.approx(_mr_constant(cohort, development, "T1"), rel=1e-6)
+    assert before[1] == pytest.approx(_mr_constant(cohort, development, "T2"), rel=1e-6)
+    # the test patient's MR becomes 50 times brighter, and the manifest's constants follow it ...
+    for m in ("T1", "T2"):
+        path = cohort.path(cohort.patient("P05"), m)
+        image = sitk.ReadImage(str(path))
+        bright = sitk.GetImageFromArray(sitk.GetArrayFromImage(image) * 50.0)
+        bright.CopyInformation(image)
+        sitk.WriteImage(bright, str(path))
+    cohort = Cohort.load(cohort.root)
+    manifest_before = cohort.scaling["T1"].scale
+    store_mr_scaling(cohort)
+    cohort.save()
+    assert cohort.scaling["T1"].scale != manifest_before
+    # ... but the run's constants do not move
+    assert run_constants("b") == before
+    # a manifest split marks the test patient: the cohort's own constants leave it out
+    cohort.patient("P05").split = "test"
+    assert mr_scaling(cohort)["T1"].scale == pytest.approx(_mr_constant(cohort, development, "T1"),
+                                                         rel=1e-6)
+
+
+def test_a_hand_written_mr_constant_is_kept(tmp_path):
+    from RobustDeepLogic.core.progress import Progress
+    from RobustDeepLogic.training.plan import prepare
+    from RobustDeepLogic.training.settings import _check_config
+
+    cohort = make_tiny_cohort(tmp_path / "c", n=6)  # T1 = T2 = 4.0, written by hand (no record)
+    cfg = _check_config({**TINY, "task": "mr2ct", "test_ids": ["P05"]})
+    _, info = prepare(cohort.root, cfg, tmp_path / "r", Progress())
+    assert info.scaling["T1"]["scale"] == 4.0 and "mr_scaling" not in info.meta

@@ -28,7 +28,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from RobustDeepLogic.cohort.importer import mr_scaling
+from RobustDeepLogic.cohort.mr_constants import store_mr_scaling
 from RobustDeepLogic.cohort.manifest import Cohort
 from RobustDeepLogic.cohort.patient import Patient
 from RobustDeepLogic.core.errors import InputError
@@ -297,7 +297,7 @@ def simulate_cohort(
 
     Subjects are made in parallel (:func:`simulate_subject`), each saved in the manifest when done;
     those already complete on disk are skipped. The tasks are the paper's four; the MR scaling
-    constants are computed from the subjects and stored at the end.
+    constants are computed from the subjects and stored at the end, recorded as data-derived.
 
     Parameters
     ----------
@@ -390,8 +390,8 @@ def simulate_cohort(
 
 
 def _store_mr_scaling(cohort: Cohort) -> None:
-    """The cohort-wide MR constants (:func:`~RobustDeepLogic.cohort.importer.mr_scaling`) in the manifest."""
-    constants = mr_scaling(cohort)
-    if any(cohort.scaling.get(m) != s for m, s in constants.items()):
-        cohort.scaling.update(constants)
+    """The non-test subjects' MR constants, recorded as data-derived (``cohort.mr_constants``), saved."""
+    before = (dict(cohort.scaling), repr(cohort.meta))
+    store_mr_scaling(cohort)
+    if (dict(cohort.scaling), repr(cohort.meta)) != before:
         cohort.save()
