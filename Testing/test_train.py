@@ -302,3 +302,47 @@ def test_a_hand_written_mr_constant_is_kept(tmp_path):
     cfg = _check_config({**TINY, "task": "mr2ct", "test_ids": ["P05"]})
     _, info = prepare(cohort.root, cfg, tmp_path / "r", Progress())
     assert info.scaling["T1"]["scale"] == 4.0 and "mr_scaling" not in info.meta
+
+
+def test_validation_metrics_cover_exactly_the_evaluated_head(tmp_path):
+    """Training's validation region is evaluate's default head mask of the same reference, voxel for
+    voxel, so a known prediction scores the same RMSE, PSNR and global SSIM in both."""
+    import SimpleITK as sitk
+
+    from RobustDeepLogic.cohort.scaling import Scaling
+    from RobustDeepLogic.data.sources import CohortSource
+    from RobustDeepLogic.data.windows import validation_volumes
+    from RobustDeepLogic.evaluate.cases import Case
+    from RobustDeepLogic.evaluate.evaluation import evaluate_case
+    from RobustDeepLogic.training.validation import validate
+
+    cohort = make_tiny_cohort(tmp_path / "c", n=2)
+    ref_path = cohort.path(cohort.patient("P01"), "FD")
+    # the input reaches beyond the target's head: a region of any other rule would show it
+    ld = sitk.ReadImage(str(cohort.path(cohort.patient("P01"), "LD")))
+    arr = sitk.GetArrayFromImage(ld)
+    arr[:, :4, :] = 1.0
+    wide = sitk.GetImageFromArray(arr)
+    wide.CopyInformation(ld)
+    sitk.WriteImage(wide, str(cohort.path(cohort.patient("P01"), "LD")))
+    vol = validation_volumes(CohortSource(cohort, ["P01"], ["FD", "LD"]), ["P01"], ["LD"], "FD")[0]
+
+    net = torch.nn.Conv2d(1, 1, 1)  # a known map: prediction = 0.7 * LD + 0.01 (scaled)
+    with torch.no_grad():
+        net.weight.fill_(0.7)
+        net.bias.fill_(0.01)
+    val = validate(net, [vol], device="cpu", channels_last=False)
+
+    pred = sitk.GetImageFromArray((0.7 * arr / 15.0 + 0.01) * 15.0)  # the same map, in SUV
+    pred.CopyInformation(ld)
+    pred_path = tmp_path / "pred.nii.gz"
+    sitk.WriteImage(pred, str(pred_path))
+    result = evaluate_case(Case("ld2fd", "X", "P01", ref_path, pred_path, modality="FD"),
+                           Scaling(15.0, 0.0, "SUV"), out_dir=tmp_path / "eval")
+    evaluated = sitk.GetArrayFromImage(sitk.ReadImage(result.files["mask"])) > 0
+    assert evaluated.any() and not evaluated.all()
+    assert np.array_equal(vol.head, evaluated)
+    row = next(r for r in result.rows if r["units"] == "scaled" and r["region"] == "head")
+    assert val["rmse"] == pytest.approx(row["rmse"], rel=1e-5)
+    assert val["psnr"] == pytest.approx(row["psnr"], rel=1e-5)
+    assert val["ssim"] == pytest.approx(row["ssim_global"], rel=1e-5)

@@ -17,7 +17,7 @@ from RobustDeepLogic.io.dicom import (
     write_mr_series,
     write_pet_series,
 )
-from RobustDeepLogic.io.headmask import head_mask
+from RobustDeepLogic.io.headmask import HEAD_CLOSING, HEAD_THRESHOLD, head_mask
 from RobustDeepLogic.io.transforms import read_transform, write_transform
 from RobustDeepLogic.io.units import (
     SuvInfo,
@@ -48,6 +48,8 @@ __all__ = [
     "write_ct_series",
     "write_mr_series",
     "head_mask",
+    "HEAD_THRESHOLD",
+    "HEAD_CLOSING",
     "write_transform",
     "read_transform",
     "SuvInfo",
