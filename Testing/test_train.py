@@ -346,3 +346,38 @@ def test_validation_metrics_cover_exactly_the_evaluated_head(tmp_path):
     assert val["rmse"] == pytest.approx(row["rmse"], rel=1e-5)
     assert val["psnr"] == pytest.approx(row["psnr"], rel=1e-5)
     assert val["ssim"] == pytest.approx(row["ssim_global"], rel=1e-5)
+
+
+def test_missing_tensorboard_is_said_once_and_recorded(cohort, tmp_path, monkeypatch, caplog):
+    import logging
+
+    from RobustDeepLogic.core.progress import Progress
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # the import now fails
+
+    class Events(Progress):
+        def __init__(self):
+            super().__init__()
+            self.events = []
+
+        def emit(self, event):
+            self.events.append(event)
+
+    events = Events()
+    cfg = {**TINY, "epochs": 1, "slices_per_subject": 1, "tensorboard": True}
+    train_run(cohort.root, tmp_path / "a", cfg, progress=events)  # both folds
+    warnings = [e for e in events.events if e.get("event") == "log" and e.get("level") == "WARNING"]
+    assert len(warnings) == 1
+    assert "tensorboard" in warnings[0]["message"] and "robustdeep[tensorboard]" in warnings[0]["message"]
+    record = load_run(tmp_path / "a").meta["tensorboard"]
+    assert record["written"] is False and "torch.utils.tensorboard" in record["error"]
+    assert not (tmp_path / "a" / "tensorboard").exists()
+    # with a logger, the warning goes to it
+    with caplog.at_level(logging.WARNING, logger="rd-test"):
+        train_run(cohort.root, tmp_path / "b", {**cfg, "fold": 0}, log=logging.getLogger("rd-test"))
+    assert [r.levelname for r in caplog.records if "robustdeep[tensorboard]" in r.getMessage()] == ["WARNING"]
+    # turned off, nothing is said
+    quiet = Events()
+    train_run(cohort.root, tmp_path / "c", {**cfg, "fold": 0, "tensorboard": False}, progress=quiet)
+    assert not [e for e in quiet.events if e.get("level") == "WARNING"]
+    assert "tensorboard" not in load_run(tmp_path / "c").meta
