@@ -92,32 +92,47 @@ def test_fixed_steps_mode(cohort, tmp_path):
     assert [(r["epoch"], r["step"]) for r in rows] == [(1, 6), (2, 8)]
 
 
-def test_no_leakage_across_folds(cohort, tmp_path):
+def test_no_leakage_across_folds(cohort, tmp_path, monkeypatch):
+    """Every fold is trained, on exactly its training patients and the synthetic subjects whose
+    parents are all among them, and validated on exactly its validation patients."""
+    from RobustDeepLogic.cohort.folds import FoldPlan
     from RobustDeepLogic.training import loop as train_module
 
-    seen = {}
-    original = train_module.training_subjects
+    trained, validated = {}, {}
+    real_windows, real_validation = train_module.WindowDataset, train_module.validation_volumes
 
-    def spy(plan, fold, cfg):
-        ids, refused = original(plan, fold, cfg)
-        seen[fold] = (ids, refused, plan.folds)
-        return ids, refused
+    def windows_spy(source, ids, *args, seed, **kwargs):
+        fold = (seed - TINY.get("seed", 0)) // 1000  # train_fold seeds fold k's windows with seed + 1000 k
+        assert fold not in trained
+        trained[fold] = list(ids)
+        return real_windows(source, ids, *args, seed=seed, **kwargs)
 
-    train_module.training_subjects = spy
-    try:
-        train_run(cohort.root, tmp_path / "leak", {**TINY, "epochs": 1, "synthetic": True})
-    finally:
-        train_module.training_subjects = original
+    def validation_spy(source, ids, *args, **kwargs):
+        validated[len(validated)] = list(ids)  # folds are trained in order
+        return real_validation(source, ids, *args, **kwargs)
+
+    monkeypatch.setattr(train_module, "WindowDataset", windows_spy)
+    monkeypatch.setattr(train_module, "validation_volumes", validation_spy)
+    train_run(cohort.root, tmp_path / "leak", {**TINY, "epochs": 1, "synthetic": True,
+                                               "slices_per_subject": 1})
+    plan = FoldPlan.from_dict(load_run(tmp_path / "leak").folds)
+    # the plan: P07 held out (test_ids), the other seven split into two disjoint folds
+    development = {f"P{i:02d}" for i in range(7)}
+    assert plan.test == ("P07",) and plan.k == 2
+    assert set(plan.folds[0]) | set(plan.folds[1]) == development
+    assert not set(plan.folds[0]) & set(plan.folds[1])
     parents = {"S01": {"P00", "P01"}, "S02": {"P00", "P07"}, "S03": {"P02", "P03"}}
-    for fold, (ids, refused, plan) in seen.items():
-        held = set(plan.held_out(fold))
-        assert not held & set(ids)
-        for sid in ids:
-            assert not parents.get(sid, {sid}) & held
-        assert "S02" in refused  # P07 is a test patient
-        real_train = set(plan.training(fold))
-        for sid, ps in parents.items():
-            assert (sid in ids) == (ps <= real_train)
+    assert sorted(trained) == [0, 1] and sorted(validated) == [0, 1]  # every fold trained
+    for fold in (0, 1):
+        validation = set(plan.folds[fold])
+        training = development - validation  # built here, not asked of the plan
+        synthetic = {sid for sid, ps in parents.items() if ps <= training}
+        assert sorted(trained[fold]) == sorted(training | synthetic)
+        assert sorted(validated[fold]) == sorted(validation)
+        used = set(trained[fold])
+        assert not used & (validation | {"P07"})
+        assert not set().union(*(parents.get(sid, {sid}) for sid in used)) & (validation | {"P07"})
+        assert "S02" not in used  # P07 is a test patient
 
 
 def test_an_extra_source_with_held_out_parents_is_refused(cohort, tmp_path):
