@@ -124,8 +124,36 @@ def test_head_mask_fills_and_keeps_largest():
     a[:, 5:25, 5:25] = 1.0
     a[:, 12:18, 12:18] = 0.0  # a hole
     a[:, 0, 29] = 1.0  # a speck
-    m = head_mask([a], sigma=0)
+    m = head_mask([a])
     assert m[:, 15, 15].all() and not m[:, 0, 29].any()
+
+
+def _ellipsoid(shape, centre, axes):
+    zz, yy, xx = np.indices(shape, dtype=np.float64)
+    return sum(((g - c) / r) ** 2 for g, c, r in zip((zz, yy, xx), centre, axes)) <= 1.0
+
+
+def test_head_mask_policy_on_a_synthetic_head():
+    """An ellipsoid head (a closed cavity, a cavity open to the neck) and a detached brighter blob."""
+    shape = (32, 44, 40)
+    head = _ellipsoid(shape, (16, 22, 20), (11.0, 16.0, 13.0))
+    vol = np.where(head, 0.4, 0.0).astype(np.float32)
+    vol[_ellipsoid(shape, (16, 22, 20), (5.0, 7.0, 6.0))] = 0.01  # a closed cavity below the threshold
+    vol[6:16, 20:25, 18:23] = 0.0  # a channel from the cavity down through the neck: open in 3D
+    vol[_ellipsoid(shape, (3, 3, 3), (2.0, 2.0, 2.0))] = 0.9  # a detached blob, 7 voxels from the head
+    vol[0, 43, 39] = 0.019  # just below the threshold, away from everything
+    mask = head_mask(vol)
+    # expected, built independently: the full ellipsoid (every cavity filled, the blob dropped)
+    assert mask.dtype == bool and np.array_equal(mask, head)
+    # the same policy on several volumes: a voxel above the threshold in any of them
+    other = np.zeros(shape, np.float32)
+    other[_ellipsoid(shape, (16, 22, 35), (3.0, 3.0, 4.0))] = 0.3  # touches and extends the head
+    union = head | (other > 0)
+    both = head_mask([vol, other])
+    # both shapes, plus at most what the closing (radius 2) adds in the concave seam between them
+    assert np.all(both >= union) and not np.any(both & ~ndimage.binary_dilation(union, iterations=2))
+    assert (both & ~union).sum() < 0.01 * union.sum()
+    assert not head_mask(np.full(shape, 0.02, np.float32)).any()  # not above the threshold
 
 
 def test_cut_window_pads_outside():

@@ -92,32 +92,47 @@ def test_fixed_steps_mode(cohort, tmp_path):
     assert [(r["epoch"], r["step"]) for r in rows] == [(1, 6), (2, 8)]
 
 
-def test_no_leakage_across_folds(cohort, tmp_path):
+def test_no_leakage_across_folds(cohort, tmp_path, monkeypatch):
+    """Every fold is trained, on exactly its training patients and the synthetic subjects whose
+    parents are all among them, and validated on exactly its validation patients."""
+    from RobustDeepLogic.cohort.folds import FoldPlan
     from RobustDeepLogic.training import loop as train_module
 
-    seen = {}
-    original = train_module.training_subjects
+    trained, validated = {}, {}
+    real_windows, real_validation = train_module.WindowDataset, train_module.validation_volumes
 
-    def spy(plan, fold, cfg):
-        ids, refused = original(plan, fold, cfg)
-        seen[fold] = (ids, refused, plan.folds)
-        return ids, refused
+    def windows_spy(source, ids, *args, seed, **kwargs):
+        fold = (seed - TINY.get("seed", 0)) // 1000  # train_fold seeds fold k's windows with seed + 1000 k
+        assert fold not in trained
+        trained[fold] = list(ids)
+        return real_windows(source, ids, *args, seed=seed, **kwargs)
 
-    train_module.training_subjects = spy
-    try:
-        train_run(cohort.root, tmp_path / "leak", {**TINY, "epochs": 1, "synthetic": True})
-    finally:
-        train_module.training_subjects = original
+    def validation_spy(source, ids, *args, **kwargs):
+        validated[len(validated)] = list(ids)  # folds are trained in order
+        return real_validation(source, ids, *args, **kwargs)
+
+    monkeypatch.setattr(train_module, "WindowDataset", windows_spy)
+    monkeypatch.setattr(train_module, "validation_volumes", validation_spy)
+    train_run(cohort.root, tmp_path / "leak", {**TINY, "epochs": 1, "synthetic": True,
+                                               "slices_per_subject": 1})
+    plan = FoldPlan.from_dict(load_run(tmp_path / "leak").folds)
+    # the plan: P07 held out (test_ids), the other seven split into two disjoint folds
+    development = {f"P{i:02d}" for i in range(7)}
+    assert plan.test == ("P07",) and plan.k == 2
+    assert set(plan.folds[0]) | set(plan.folds[1]) == development
+    assert not set(plan.folds[0]) & set(plan.folds[1])
     parents = {"S01": {"P00", "P01"}, "S02": {"P00", "P07"}, "S03": {"P02", "P03"}}
-    for fold, (ids, refused, plan) in seen.items():
-        held = set(plan.held_out(fold))
-        assert not held & set(ids)
-        for sid in ids:
-            assert not parents.get(sid, {sid}) & held
-        assert "S02" in refused  # P07 is a test patient
-        real_train = set(plan.training(fold))
-        for sid, ps in parents.items():
-            assert (sid in ids) == (ps <= real_train)
+    assert sorted(trained) == [0, 1] and sorted(validated) == [0, 1]  # every fold trained
+    for fold in (0, 1):
+        validation = set(plan.folds[fold])
+        training = development - validation  # built here, not asked of the plan
+        synthetic = {sid for sid, ps in parents.items() if ps <= training}
+        assert sorted(trained[fold]) == sorted(training | synthetic)
+        assert sorted(validated[fold]) == sorted(validation)
+        used = set(trained[fold])
+        assert not used & (validation | {"P07"})
+        assert not set().union(*(parents.get(sid, {sid}) for sid in used)) & (validation | {"P07"})
+        assert "S02" not in used  # P07 is a test patient
 
 
 def test_an_extra_source_with_held_out_parents_is_refused(cohort, tmp_path):
@@ -236,3 +251,148 @@ def test_validation_on_evenly_spaced_slices(cohort, tmp_path):
     expect = head_metrics(vols[0].target[chosen], pred[chosen], vols[0].head[chosen])
     assert some["rmse"] == pytest.approx(expect["rmse"], rel=1e-5)
     assert zs.size > 3 and some["rmse"] != pytest.approx(full["rmse"], rel=1e-9)
+
+
+def _mr_constant(cohort, ids, modality):
+    """The documented MR constant, computed here: median over ``ids`` of each 99.5th percentile > 0."""
+    import SimpleITK as sitk
+
+    values = []
+    for pid in ids:
+        arr = sitk.GetArrayFromImage(sitk.ReadImage(str(cohort.path(cohort.patient(pid), modality))))
+        values.append(np.percentile(arr[arr > 0], 99.5))
+    return float(np.median(values))
+
+
+def test_mr_constants_come_from_the_training_patients_only(tmp_path):
+    import SimpleITK as sitk
+
+    from RobustDeepLogic.cohort.manifest import Cohort
+    from RobustDeepLogic.cohort.mr_constants import mr_scaling, store_mr_scaling
+    from RobustDeepLogic.core.progress import Progress
+    from RobustDeepLogic.training.plan import prepare
+    from RobustDeepLogic.training.settings import _check_config
+
+    cohort = make_tiny_cohort(tmp_path / "c", n=6)
+    store_mr_scaling(cohort)  # data-derived, as `cohort import` and `simulate` store them
+    cohort.save()
+    cfg = _check_config({**TINY, "task": "mr2ct", "test_ids": ["P05"]})
+    development = ["P00", "P01", "P02", "P03", "P04"]
+
+    def run_constants(name):
+        plan, info = prepare(cohort.root, cfg, tmp_path / name, Progress())
+        assert plan.cohort.scaling_for("T1").scale == info.scaling["T1"]["scale"]
+        assert sorted(info.meta["mr_scaling"]["patients"]) == development
+        return info.scaling["T1"]["scale"], info.scaling["T2"]["scale"]
+
+    before = run_constants("a")
+    assert before[0] == pytest.approx(_mr_constant(cohort, development, "T1"), rel=1e-6)
+    assert before[1] == pytest.approx(_mr_constant(cohort, development, "T2"), rel=1e-6)
+    # the test patient's MR becomes 50 times brighter, and the manifest's constants follow it ...
+    for m in ("T1", "T2"):
+        path = cohort.path(cohort.patient("P05"), m)
+        image = sitk.ReadImage(str(path))
+        bright = sitk.GetImageFromArray(sitk.GetArrayFromImage(image) * 50.0)
+        bright.CopyInformation(image)
+        sitk.WriteImage(bright, str(path))
+    cohort = Cohort.load(cohort.root)
+    manifest_before = cohort.scaling["T1"].scale
+    store_mr_scaling(cohort)
+    cohort.save()
+    assert cohort.scaling["T1"].scale != manifest_before
+    # ... but the run's constants do not move
+    assert run_constants("b") == before
+    # a manifest split marks the test patient: the cohort's own constants leave it out
+    cohort.patient("P05").split = "test"
+    assert mr_scaling(cohort)["T1"].scale == pytest.approx(_mr_constant(cohort, development, "T1"),
+                                                         rel=1e-6)
+
+
+def test_a_hand_written_mr_constant_is_kept(tmp_path):
+    from RobustDeepLogic.core.progress import Progress
+    from RobustDeepLogic.training.plan import prepare
+    from RobustDeepLogic.training.settings import _check_config
+
+    cohort = make_tiny_cohort(tmp_path / "c", n=6)  # T1 = T2 = 4.0, written by hand (no record)
+    cfg = _check_config({**TINY, "task": "mr2ct", "test_ids": ["P05"]})
+    _, info = prepare(cohort.root, cfg, tmp_path / "r", Progress())
+    assert info.scaling["T1"]["scale"] == 4.0 and "mr_scaling" not in info.meta
+
+
+def test_validation_metrics_cover_exactly_the_evaluated_head(tmp_path):
+    """Training's validation region is evaluate's default head mask of the same reference, voxel for
+    voxel, so a known prediction scores the same RMSE, PSNR and global SSIM in both."""
+    import SimpleITK as sitk
+
+    from RobustDeepLogic.cohort.scaling import Scaling
+    from RobustDeepLogic.data.sources import CohortSource
+    from RobustDeepLogic.data.windows import validation_volumes
+    from RobustDeepLogic.evaluate.cases import Case
+    from RobustDeepLogic.evaluate.evaluation import evaluate_case
+    from RobustDeepLogic.training.validation import validate
+
+    cohort = make_tiny_cohort(tmp_path / "c", n=2)
+    ref_path = cohort.path(cohort.patient("P01"), "FD")
+    # the input reaches beyond the target's head: a region of any other rule would show it
+    ld = sitk.ReadImage(str(cohort.path(cohort.patient("P01"), "LD")))
+    arr = sitk.GetArrayFromImage(ld)
+    arr[:, :4, :] = 1.0
+    wide = sitk.GetImageFromArray(arr)
+    wide.CopyInformation(ld)
+    sitk.WriteImage(wide, str(cohort.path(cohort.patient("P01"), "LD")))
+    vol = validation_volumes(CohortSource(cohort, ["P01"], ["FD", "LD"]), ["P01"], ["LD"], "FD")[0]
+
+    net = torch.nn.Conv2d(1, 1, 1)  # a known map: prediction = 0.7 * LD + 0.01 (scaled)
+    with torch.no_grad():
+        net.weight.fill_(0.7)
+        net.bias.fill_(0.01)
+    val = validate(net, [vol], device="cpu", channels_last=False)
+
+    pred = sitk.GetImageFromArray((0.7 * arr / 15.0 + 0.01) * 15.0)  # the same map, in SUV
+    pred.CopyInformation(ld)
+    pred_path = tmp_path / "pred.nii.gz"
+    sitk.WriteImage(pred, str(pred_path))
+    result = evaluate_case(Case("ld2fd", "X", "P01", ref_path, pred_path, modality="FD"),
+                           Scaling(15.0, 0.0, "SUV"), out_dir=tmp_path / "eval")
+    evaluated = sitk.GetArrayFromImage(sitk.ReadImage(result.files["mask"])) > 0
+    assert evaluated.any() and not evaluated.all()
+    assert np.array_equal(vol.head, evaluated)
+    row = next(r for r in result.rows if r["units"] == "scaled" and r["region"] == "head")
+    assert val["rmse"] == pytest.approx(row["rmse"], rel=1e-5)
+    assert val["psnr"] == pytest.approx(row["psnr"], rel=1e-5)
+    assert val["ssim"] == pytest.approx(row["ssim_global"], rel=1e-5)
+
+
+def test_missing_tensorboard_is_said_once_and_recorded(cohort, tmp_path, monkeypatch, caplog):
+    import logging
+
+    from RobustDeepLogic.core.progress import Progress
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # the import now fails
+
+    class Events(Progress):
+        def __init__(self):
+            super().__init__()
+            self.events = []
+
+        def emit(self, event):
+            self.events.append(event)
+
+    events = Events()
+    cfg = {**TINY, "epochs": 1, "slices_per_subject": 1, "tensorboard": True}
+    train_run(cohort.root, tmp_path / "a", cfg, progress=events)  # both folds
+    warnings = [e for e in events.events if e.get("event") == "log" and e.get("level") == "WARNING"]
+    assert len(warnings) == 1
+    assert "tensorboard" in warnings[0]["message"] and "robustdeep[tensorboard]" in warnings[0]["message"]
+    record = load_run(tmp_path / "a").meta["tensorboard"]
+    assert record["written"] is False and "torch.utils.tensorboard" in record["error"]
+    assert not (tmp_path / "a" / "tensorboard").exists()
+    # with a logger, the warning goes to it
+    with caplog.at_level(logging.WARNING, logger="rd-test"):
+        train_run(cohort.root, tmp_path / "b", {**cfg, "fold": 0}, log=logging.getLogger("rd-test"))
+    assert [r.levelname for r in caplog.records if "robustdeep[tensorboard]" in r.getMessage()] == ["WARNING"]
+    # turned off, nothing is said
+    quiet = Events()
+    train_run(cohort.root, tmp_path / "c", {**cfg, "fold": 0, "tensorboard": False}, progress=quiet)
+    assert not [e for e in quiet.events if e.get("level") == "WARNING"]
+    assert "tensorboard" not in load_run(tmp_path / "c").meta

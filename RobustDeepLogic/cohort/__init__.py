@@ -2,7 +2,8 @@
 import from other layouts, checks, patient-level folds, and the translation tasks.
 
 Modules: :mod:`.manifest` (``Cohort``), :mod:`.patient` (``Patient``), :mod:`.scaling` (``Scaling``: physical units to
-[0, 1]), :mod:`.importer` (``robustdeep cohort import``), :mod:`.check` (``robustdeep cohort check``),
+[0, 1]), :mod:`.importer` (``robustdeep cohort import``),
+:mod:`.mr_constants` (the MR constants, from the training patients), :mod:`.check` (``robustdeep cohort check``),
 :mod:`.folds` (cross-validation folds without leakage), :mod:`.tasks` (LD -> FD, ...).
 """
 
@@ -28,7 +29,6 @@ from RobustDeepLogic.cohort.importer import (
     discover,
     import_cohort,
     modality_from_name,
-    mr_scaling,
     suggest_id,
 )
 from RobustDeepLogic.cohort.manifest import (
@@ -37,6 +37,13 @@ from RobustDeepLogic.cohort.manifest import (
     MANIFEST_VERSION,
     SPACES,
     Cohort,
+)
+from RobustDeepLogic.cohort.mr_constants import (
+    MR_SCALING_META,
+    derived_mr_record,
+    mr_scaling,
+    run_mr_scaling,
+    store_mr_scaling,
 )
 from RobustDeepLogic.cohort.patient import SPLITS, Patient
 from RobustDeepLogic.cohort.scaling import DEFAULT_SCALING, Scaling
@@ -61,6 +68,10 @@ __all__ = [
     "modality_from_name",
     "discover",
     "mr_scaling",
+    "MR_SCALING_META",
+    "store_mr_scaling",
+    "derived_mr_record",
+    "run_mr_scaling",
     "import_cohort",
     "MANIFEST_NAME",
     "MANIFEST_FORMAT",

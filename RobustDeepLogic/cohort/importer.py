@@ -14,7 +14,10 @@ skipped, never guessed.
 
 Every volume is converted to its physical unit (PET DICOM to SUV, CT DICOM to HU; files are taken to
 be in SUV / HU already) and written as ``OUT/<patient>/<MODALITY>.nii.gz``; originals are only read.
-MR scaling constants are computed once from the cohort's real patients (:func:`mr_scaling`) and stored.
+MR scaling constants are computed from the cohort's real patients that are not held out for testing
+(``split != "test"``) and stored, recorded as data-derived
+(:func:`RobustDeepLogic.cohort.mr_constants.store_mr_scaling`); a training run computes them again
+from its own training patients.
 Importing again into the same OUT resumes: volumes already there are kept.
 """
 
@@ -25,19 +28,17 @@ import unicodedata
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-import numpy as np
-import SimpleITK as sitk
-
 from RobustDeepLogic.cohort.manifest import MANIFEST_NAME, Cohort
+from RobustDeepLogic.cohort.mr_constants import store_mr_scaling
 from RobustDeepLogic.cohort.patient import Patient
-from RobustDeepLogic.cohort.scaling import DEFAULT_SCALING, Scaling
+from RobustDeepLogic.cohort.scaling import DEFAULT_SCALING
 from RobustDeepLogic.core.errors import InputError
 from RobustDeepLogic.core.files import strip_volume_suffix, volume_suffix
-from RobustDeepLogic.core.modalities import MODALITIES, MR_FAMILY
+from RobustDeepLogic.core.modalities import MODALITIES
 from RobustDeepLogic.core.progress import Progress
 from RobustDeepLogic.core.types import PathLike
 from RobustDeepLogic.io.units import read_physical
-from RobustDeepLogic.io.volumes import read_volume, write_volume
+from RobustDeepLogic.io.volumes import write_volume
 
 #: Accepted modality names in file and folder names (lower case) -> the modality.
 ALIASES: Dict[str, str] = {
@@ -170,47 +171,6 @@ def discover(src: PathLike) -> Tuple[Dict[str, Dict[str, Path]], List[str]]:
     return found, skipped
 
 
-def mr_scaling(cohort: Cohort, patients: Optional[Sequence[Patient]] = None,
-               percentile: float = 99.5) -> Dict[str, Scaling]:
-    """Fixed MR constants: the median over patients of each one's ``percentile`` of non-zero voxels.
-
-    Computed once for a cohort and stored in the manifest; every image is then divided by the same
-    constant (docs/method.md §3.2). Synthetic subjects are not used.
-
-    Parameters
-    ----------
-    cohort : Cohort
-        The cohort whose T1 and T2 images are read.
-    patients : sequence of Patient, optional
-        The patients to use (e.g. the training patients); None for all of the cohort's.
-    percentile : float, optional
-        The percentile (0 to 100) of each image's non-zero voxels.
-
-    Returns
-    -------
-    dict of str to Scaling
-        ``"T1"`` and ``"T2"`` -> ``Scaling(constant, 0, unit)``, for the modalities that any patient
-        has; the unit is the cohort's (``"a.u."`` by default).
-    """
-    result = {}
-    chosen = list(patients) if patients is not None else list(cohort.patients)
-    for modality in MR_FAMILY:
-        values = []
-        for p in chosen:
-            if modality in p.modalities and not p.is_synthetic:
-                arr = _array(cohort.path(p, modality))
-                nonzero = arr[arr > 0]
-                if nonzero.size:
-                    values.append(float(np.percentile(nonzero, percentile)))
-        if values:
-            result[modality] = Scaling(float(np.median(values)), 0.0, cohort.units.get(modality, "a.u."))
-    return result
-
-
-def _array(path: Path) -> np.ndarray:
-    return sitk.GetArrayFromImage(read_volume(path))
-
-
 def import_cohort(
     src: PathLike,
     out: PathLike,
@@ -222,7 +182,8 @@ def import_cohort(
 
     An existing cohort in ``out`` is extended, and its volumes already imported are kept. The manifest
     is saved after each patient; at the end the scaling is the defaults, updated by the cohort's own
-    constants, updated by :func:`mr_scaling` over all its patients.
+    constants, updated by the MR constants of its real patients whose split is not ``"test"``
+    (:func:`~RobustDeepLogic.cohort.mr_constants.store_mr_scaling`).
 
     Parameters
     ----------
@@ -281,6 +242,7 @@ def import_cohort(
                 patient.meta.setdefault("source", {})[modality] = {"path": str(path), **how}
                 st.advance(message=f"{pid} {modality}")
             cohort.save()
-    cohort.scaling = {**DEFAULT_SCALING, **cohort.scaling, **mr_scaling(cohort)}
+    cohort.scaling = {**DEFAULT_SCALING, **cohort.scaling}
+    store_mr_scaling(cohort)
     cohort.save()
     return cohort, skipped

@@ -3,8 +3,8 @@
 A cohort's manifest (:class:`RobustDeepLogic.cohort.manifest.Cohort`) stores one :class:`Scaling` per
 modality; the network sees scaled volumes, and predictions are scaled back with the same constants.
 The physical units themselves (SUV, HU) come from :mod:`RobustDeepLogic.io.units`; the MR constants,
-which have no physical unit, are computed from a cohort by
-:func:`RobustDeepLogic.cohort.importer.mr_scaling`.
+which have no physical unit, are computed from a cohort's training patients (never its test patients)
+by :func:`RobustDeepLogic.cohort.mr_constants.mr_scaling`.
 """
 
 from __future__ import annotations
@@ -85,8 +85,10 @@ class Scaling:
 #: Documented default constants. PET: SUV / 15 (brain FDG SUV rarely exceeds 15); NAC: / 5 (no
 #: attenuation correction, values about a third of MAC); CT: (HU + 1000) / 3000, so air is 0 and
 #: dense bone about 1. MR has no physical unit and no default: its constant is the median over the
-#: cohort's real patients of each one's 99.5th percentile of non-zero voxels, computed once
-#: (:func:`RobustDeepLogic.cohort.importer.mr_scaling`) and stored, never per image.
+#: training patients (never the held-out test patients) of each one's 99.5th percentile of non-zero
+#: voxels (:func:`RobustDeepLogic.cohort.mr_constants.mr_scaling`), one constant per cohort and run,
+#: never per image. A training run computes it from its own non-test patients and stores it in
+#: ``run.json`` (:func:`RobustDeepLogic.cohort.mr_constants.run_mr_scaling`).
 DEFAULT_SCALING: Dict[str, Scaling] = {
     "FD": Scaling(15.0, 0.0, "SUV"),
     "LD": Scaling(15.0, 0.0, "SUV"),

@@ -22,7 +22,8 @@ class TorchDatasetSource:
     """A map-style torch ``Dataset`` of subjects (``{modality: tensor [z, y, x]}``) as a source.
 
     Image keys are upper-cased to modality names. Without a ``"head"`` item the head mask is
-    :func:`~RobustDeepLogic.io.headmask.head_mask` of the (scaled) images.
+    :func:`~RobustDeepLogic.io.headmask.head_mask` of the first (scaled) image: put the reference
+    modality (the task's target) first, as :func:`on_the_fly_source` does.
 
     Parameters
     ----------
@@ -96,7 +97,7 @@ class TorchDatasetSource:
         -------
         SubjectVolumes
             float32 ``[z, y, x]`` arrays keyed by upper-case modality, scaled with ``scaling`` where
-            it has the key; the item's head mask or one computed from the arrays; the parents. Its id
+            it has the key; the item's head mask or that of the first array; the parents. Its id
             is the item's ``"id"`` when it has one, else ``subject``; ``grid`` is None.
         """
         item = self.dataset[self._index[subject]]
@@ -111,7 +112,7 @@ class TorchDatasetSource:
             arrays[str(key).upper()] = a
         head = item.get("head")
         head = (np.asarray(head.cpu() if torch.is_tensor(head) else head, bool) if head is not None
-                else head_mask(list(arrays.values())))
+                else head_mask(next(iter(arrays.values()))))
         parents = self._item_parents(item) or self.parents(subject)
         return SubjectVolumes(str(item.get("id", subject)), arrays, head, parents)
 

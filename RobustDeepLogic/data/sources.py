@@ -15,7 +15,8 @@ head mask, and the subject's parents (itself for a real patient). Any object wit
 - :func:`on_the_fly_source` makes a :class:`TorchDatasetSource` of synthetic subjects blended when
   they are loaded (:class:`~RobustDeepLogic.synthesis.dataset.BlendedDataset`), with no disk.
 
-The head mask of a subject is :func:`RobustDeepLogic.io.headmask.head_mask` of its scaled volumes. The
+The head mask of a subject is :func:`RobustDeepLogic.io.headmask.head_mask` of its scaled reference
+volume (the first modality: the task's target), the region of the evaluation's metrics too. The
 2D training windows cut from these subjects, their sampler and the validation volumes are in
 :mod:`RobustDeepLogic.data.windows`.
 """
@@ -167,7 +168,7 @@ class CohortSource:
 
     A modality on another grid than the first one is resampled onto it with :func:`resample_onto`
     (outside its field of view it takes the value that scales to 0). The head mask is
-    :func:`~RobustDeepLogic.io.headmask.head_mask` of the scaled arrays.
+    :func:`~RobustDeepLogic.io.headmask.head_mask` of the scaled first modality (the target).
 
     Parameters
     ----------
@@ -228,7 +229,7 @@ class CohortSource:
         -------
         SubjectVolumes
             float32 ``[z, y, x]`` arrays in scaled units on the grid of the first modality (also
-            stored as its ``grid``), the head mask, and the parents.
+            stored as its ``grid``), the head mask of the first modality, and the parents.
         """
         reference = self.cohort.read(subject, self.modalities[0])
         grid = Grid.of(reference)
@@ -238,7 +239,7 @@ class CohortSource:
             if not Grid.of(image).matches(grid):
                 image = resample_onto(image, reference, self.scaling[m].to_physical(0.0))
             arrays[m] = np.asarray(self.scaling[m].to_scaled(array_from_image(image)), np.float32)
-        return SubjectVolumes(subject, arrays, head_mask(list(arrays.values())),
+        return SubjectVolumes(subject, arrays, head_mask(arrays[self.modalities[0]]),
                               self.parents(subject), grid)
 
 

@@ -32,6 +32,7 @@ import torch
 from RobustDeepLogic.core.errors import InputError
 from RobustDeepLogic.core.progress import Progress
 from RobustDeepLogic.data.sources import SubjectVolumes
+from RobustDeepLogic.io.headmask import head_mask
 
 #: Default training window (rows along y, columns along x), docs/method.md §7.
 DEFAULT_WINDOW: Tuple[int, int] = (112, 96)
@@ -307,7 +308,8 @@ class ValidationVolume:
     target : numpy.ndarray
         float32 ``[z, y, x]``: the target in scaled units.
     head : numpy.ndarray
-        Boolean ``[z, y, x]`` head mask.
+        Boolean ``[z, y, x]`` head mask: :func:`~RobustDeepLogic.io.headmask.head_mask` of ``target``,
+        the region of the validation metrics (and of the evaluation's, for the same reference).
     """
 
     id: str
@@ -318,7 +320,7 @@ class ValidationVolume:
 
 def validation_volumes(source, ids: Sequence[str], inputs: Sequence[str], target: str,
                        progress=None) -> List[ValidationVolume]:
-    """Load the validation subjects whole (scaled).
+    """Load the validation subjects whole (scaled), each with the head mask of its target.
 
     Parameters
     ----------
@@ -348,7 +350,7 @@ def validation_volumes(source, ids: Sequence[str], inputs: Sequence[str], target
     with progress.stage("load validation subjects", total=len(ids)) as st:
         for sid in ids:
             sub = source.load(sid)
-            out.append(ValidationVolume(sid, sub.stack(inputs), sub.arrays[target].astype(np.float32),
-                                        sub.head))
+            reference = sub.arrays[target].astype(np.float32)
+            out.append(ValidationVolume(sid, sub.stack(inputs), reference, head_mask(reference)))
             st.advance()
     return out

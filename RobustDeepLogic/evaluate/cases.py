@@ -31,7 +31,7 @@ from RobustDeepLogic.core.types import PathLike
 from RobustDeepLogic.evaluate.maps import (
     RELATIVE_ERROR_FLOOR,
 )
-from RobustDeepLogic.evaluate.metrics import HEAD_THRESHOLD
+from RobustDeepLogic.io.headmask import HEAD_CLOSING, HEAD_THRESHOLD
 
 #: ``format`` of metrics.json.
 EVALUATION_FORMAT = "robustdeep-evaluation"
@@ -86,7 +86,7 @@ class Case:
         The training epoch of a per-epoch prediction; None for the final prediction.
     mask : pathlib.Path, optional
         A head-mask volume (voxels > 0) on the reference's grid; None computes the default head mask
-        from the reference (:func:`RobustDeepLogic.evaluate.metrics.head_mask`).
+        from the reference (:func:`RobustDeepLogic.io.headmask.head_mask`).
     labels : pathlib.Path, optional
         An integer label volume on the reference's grid; each non-zero label adds a region.
     modality : str, optional
@@ -125,8 +125,8 @@ class EvaluationOptions:
         units of the scaling constants).
     mask_threshold : float
         Threshold of the default head mask in scaled units (default
-        :data:`~RobustDeepLogic.evaluate.metrics.HEAD_THRESHOLD`; see
-        :func:`RobustDeepLogic.evaluate.metrics.head_mask`).
+        :data:`~RobustDeepLogic.io.headmask.HEAD_THRESHOLD`; see
+        :func:`RobustDeepLogic.io.headmask.head_mask`).
     mask_closing : int
         Radius in voxels of the closing of the default head mask (default 2; 0: none).
     relative_floor : float
@@ -151,7 +151,7 @@ class EvaluationOptions:
 
     units: str = "physical"
     mask_threshold: float = HEAD_THRESHOLD
-    mask_closing: int = 2
+    mask_closing: int = HEAD_CLOSING
     relative_floor: float = RELATIVE_ERROR_FLOOR
     ssim_data_range: Union[str, float] = "nominal"
     input_metrics: str = "auto"

@@ -1,8 +1,10 @@
-"""Scalar image-quality metrics of a prediction against its reference, and the default head mask.
+"""Scalar image-quality metrics of a prediction against its reference, over the head mask.
 
 Everything here works on numpy ``[z, y, x]`` arrays that share one grid (array-only functions: the
 caller checks the geometry, as :func:`RobustDeepLogic.evaluate.evaluation.evaluate_case` does). All
-metrics are computed over the voxels of a boolean head mask (``mask=None`` means every voxel) and are
+metrics are computed over the voxels of a boolean head mask (``mask=None`` means every voxel; the
+default head mask is :func:`RobustDeepLogic.io.headmask.head_mask` of the scaled reference, the one
+policy also used during training, re-exported here with :data:`HEAD_THRESHOLD`) and are
 in the units of the arrays. Definitions (docs/method.md §8), with R the reference, P the prediction
 and L the number of mask voxels:
 
@@ -40,7 +42,7 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from RobustDeepLogic.io.headmask import clean_head
+from RobustDeepLogic.io.headmask import HEAD_THRESHOLD, head_mask  # noqa: F401  (re-exported: the one policy)
 
 #: The paper's constants of its global SSIM (for data in the scaled [0, 1] units).
 SSIM_GLOBAL_C1 = 0.01
@@ -56,15 +58,11 @@ SSIM_K1 = 0.01
 
 SSIM_K2 = 0.03
 
-#: Default head-mask threshold, in the scaled [0, 1] units (0.3 SUV for FD/MAC at SUV/15,
-#: 0.1 SUV for NAC at SUV/5, -940 HU for CT at (HU+1000)/3000).
-HEAD_THRESHOLD = 0.02
-
 ArrayLike = Union[np.ndarray, Sequence[float]]
 
 
 # --------------------------------------------------------------------------------------------------
-# Checks and the head mask
+# Checks
 # --------------------------------------------------------------------------------------------------
 def _pair(reference: np.ndarray, prediction: np.ndarray, mask: Optional[np.ndarray]):
     reference = np.asarray(reference)
@@ -83,37 +81,6 @@ def _pair(reference: np.ndarray, prediction: np.ndarray, mask: Optional[np.ndarr
 
 def _voxels(a: np.ndarray, mask: Optional[np.ndarray]) -> np.ndarray:
     return (a.ravel() if mask is None else a[mask]).astype(np.float64, copy=False)
-
-
-def head_mask(
-    reference_scaled: np.ndarray,
-    threshold: float = HEAD_THRESHOLD,
-    closing_radius: int = 2,
-) -> np.ndarray:
-    """The default head region of a reference volume.
-
-    The foreground is ``reference_scaled > threshold``;
-    :func:`RobustDeepLogic.io.headmask.clean_head` closes it with a ball of ``closing_radius`` voxels,
-    keeps the largest connected component (26-connectivity) and fills holes in 3D and then in every
-    axial slice.
-
-    Parameters
-    ----------
-    reference_scaled : numpy.ndarray
-        ``[z, y, x]`` reference in the scaled [0, 1] units.
-    threshold : float, optional
-        Foreground threshold in scaled units (default :data:`HEAD_THRESHOLD`: 0.3 SUV for FD and MAC,
-        0.1 SUV for NAC, -940 HU for CT with the default scaling constants).
-    closing_radius : int, optional
-        Radius in voxels of the ball of the closing; 0 skips the closing.
-
-    Returns
-    -------
-    numpy.ndarray
-        Boolean ``[z, y, x]`` mask; empty (all False) if no voxel exceeds the threshold.
-    """
-    return clean_head(np.asarray(reference_scaled) > threshold, closing_radius=closing_radius,
-                      full_connectivity=True)
 
 
 # --------------------------------------------------------------------------------------------------

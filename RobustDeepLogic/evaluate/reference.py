@@ -2,7 +2,7 @@
 
 ``_Reference`` reads the reference volume, converts it to both unit sets with the modality's
 scaling constant, and makes its head mask (a mask file, or
-:func:`RobustDeepLogic.evaluate.metrics.head_mask` of the scaled reference), its optional label
+:func:`RobustDeepLogic.io.headmask.head_mask` of the scaled reference), its optional label
 volume, the centre of the mask where the figures' slices cross, and the mask file written to the
 evaluation folder. The module also holds the checks that every other volume of a case lies on the
 reference's grid and the choice of the windowed SSIM's data range. It has no public names; it is
@@ -20,7 +20,7 @@ from RobustDeepLogic.cohort.scaling import Scaling
 from RobustDeepLogic.core.errors import InputError
 from RobustDeepLogic.core.files import safe_name
 from RobustDeepLogic.evaluate.cases import Case, EvaluationOptions
-from RobustDeepLogic.evaluate.metrics import head_mask
+from RobustDeepLogic.io.headmask import head_mask
 from RobustDeepLogic.io.volumes import (
     Grid,
     array_from_image,

@@ -1,7 +1,21 @@
-"""The head region of a volume: one implementation for every stage that needs a head mask.
+"""The head region of a volume: one policy, one function (:func:`head_mask`), for every stage.
 
-A head mask starts from a foreground map (voxels above a threshold), which each caller computes in its
-own units, and is then cleaned by :func:`clean_head` in one fixed order:
+**The policy** (:func:`head_mask`): on volumes in the network's scaled [0, 1] units, a voxel is
+foreground when it exceeds :data:`HEAD_THRESHOLD` (0.02: 0.3 SUV for FD, LD and MAC at SUV / 15, 0.1
+SUV for NAC at SUV / 5, -940 HU for CT at (HU + 1000) / 3000) in any of the volumes given; the
+foreground is then closed with a ball of :data:`HEAD_CLOSING` voxels (on a padded copy, so the grid's
+edge does not erode it), its largest 26-connected component is kept, and its holes are filled in 3D
+and then in every axial slice. The same function, on the same reference volume, gives:
+
+- the region of the reported metrics (:mod:`RobustDeepLogic.evaluate`, of the scaled reference);
+- the region of the validation metrics during training (:mod:`RobustDeepLogic.training.validation`,
+  of the scaled target), voxel for voxel the evaluation's;
+- the head of a training subject (:mod:`RobustDeepLogic.data.sources`, of its reference volume: the
+  task's target), whose slices and boxes place the training windows;
+- the crop of a prediction (:mod:`RobustDeepLogic.predict`, of its inputs, having no reference): a
+  time saving only, as the head voxels get the values a full-slice prediction gives them.
+
+The cleaning steps are :func:`clean_head`, in one fixed order:
 
 1. an opening, which cuts thin bridges to a couch or a head holder (optional);
 2. a closing with a ball, computed on a padded copy so the grid's edge does not erode it (optional);
@@ -11,24 +25,26 @@ own units, and is then cleaned by :func:`clean_head` in one fixed order:
 5. holes filled in 3D, then in every axial slice, which also fills cavities that open towards the neck
    (each optional).
 
-Where the stages differ is the foreground rule, which is theirs to choose:
-
-- training and prediction (:func:`head_mask`): any co-registered scaled volume above a fraction of
-  its 99th percentile after a light smoothing;
-- evaluation (:func:`RobustDeepLogic.evaluate.metrics.head_mask`): the reference above a fixed
-  scaled-unit threshold, then a closing;
-- registration (:func:`RobustDeepLogic.registration.images.foreground_mask`): a native image in
-  SUV / HU / MR units at low resolution, with an opening;
-- the template (:func:`RobustDeepLogic.registration.templates.head_mask`): the tissue maps' air
-  probability below one half.
+Two stages clean a foreground of another kind with :func:`clean_head`, and are not the head region
+above: the registration's region of interest (:func:`RobustDeepLogic.registration.images.foreground_mask`,
+a native image in SUV / HU / MR units at low resolution, with an opening) and the template's head
+(:func:`RobustDeepLogic.registration.templates.head_mask`, the tissue maps' air probability below one
+half).
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Sequence, Union
 
 import numpy as np
 from scipy import ndimage
+
+#: The head's foreground threshold, in the scaled [0, 1] units (0.3 SUV for FD / LD / MAC at SUV / 15,
+#: 0.1 SUV for NAC at SUV / 5, -940 HU for CT at (HU + 1000) / 3000).
+HEAD_THRESHOLD = 0.02
+
+#: Radius in voxels of the ball that closes the head's foreground.
+HEAD_CLOSING = 2
 
 
 def ball(radius: int) -> np.ndarray:
@@ -154,35 +170,41 @@ def clean_head(
     return fill_holes(mask, volume=fill_volume, slices=fill_slices)
 
 
-def head_mask(arrays: Sequence[np.ndarray], fraction: float = 0.05, sigma: float = 1.0) -> np.ndarray:
-    """Head region of co-registered scaled ``[z, y, x]`` volumes, for training and prediction.
+def head_mask(volumes: Union[np.ndarray, Sequence[np.ndarray]], threshold: float = HEAD_THRESHOLD,
+              closing_radius: int = HEAD_CLOSING) -> np.ndarray:
+    """The head region of scaled ``[z, y, x]`` volumes: the one policy of the module doc.
 
-    A voxel is foreground when, in any volume, its Gaussian-smoothed value (``sigma`` voxels) exceeds
-    ``fraction`` of that volume's 99th percentile; :func:`clean_head` keeps the largest component and
-    fills holes slice by slice. Scaled backgrounds are near 0 (PET, MR, CT air at -1000 HU).
+    A voxel is foreground when it exceeds ``threshold`` in any of ``volumes``; :func:`clean_head`
+    closes the foreground with a ball of ``closing_radius`` voxels, keeps its largest 26-connected
+    component and fills holes in 3D and then in every axial slice. For the head of a reference
+    (metrics, training subjects) give that volume alone.
 
     Parameters
     ----------
-    arrays : sequence of numpy.ndarray
-        Volumes on one grid, in the scaled [0, 1] units of the network.
-    fraction : float, optional
-        Threshold as a fraction of each volume's 99th percentile.
-    sigma : float, optional
-        Gaussian smoothing in voxels before thresholding; 0 skips it.
+    volumes : numpy.ndarray or sequence of numpy.ndarray
+        One ``[z, y, x]`` volume, a ``[c, z, y, x]`` stack, or a sequence of volumes on one grid, in
+        the scaled [0, 1] units of the network (NaN voxels are background).
+    threshold : float, optional
+        Foreground threshold in scaled units (default :data:`HEAD_THRESHOLD`).
+    closing_radius : int, optional
+        Radius in voxels of the ball of the closing (default :data:`HEAD_CLOSING`); 0 skips it.
 
     Returns
     -------
     numpy.ndarray
-        Boolean ``[z, y, x]`` mask; all False when no volume has signal, of shape ``(0, 0, 0)`` when
-        ``arrays`` is empty.
+        Boolean ``[z, y, x]`` mask; all False when no voxel exceeds the threshold, of shape
+        ``(0, 0, 0)`` when ``volumes`` is an empty sequence.
+
+    References
+    ----------
+    docs/method.md §8 (the metrics are over the head region).
     """
-    mask = None
-    for a in arrays:
-        a = np.asarray(a, dtype=np.float32)
-        smooth = ndimage.gaussian_filter(a, sigma) if sigma > 0 else a
-        level = float(np.percentile(smooth, 99))
-        m = smooth > fraction * level if level > 0 else np.zeros(a.shape, bool)
-        mask = m if mask is None else (mask | m)
-    if mask is None:
+    if isinstance(volumes, np.ndarray) and volumes.ndim == 3:
+        volumes = [volumes]
+    foreground = None
+    for a in volumes:
+        above = np.asarray(a) > threshold
+        foreground = above if foreground is None else (foreground | above)
+    if foreground is None:
         return np.zeros((0, 0, 0), bool)
-    return clean_head(mask, fill_volume=False, fill_slices=True)
+    return clean_head(foreground, closing_radius=int(closing_radius), full_connectivity=True)

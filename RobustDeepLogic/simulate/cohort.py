@@ -28,7 +28,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from RobustDeepLogic.cohort.importer import mr_scaling
+from RobustDeepLogic.cohort.mr_constants import store_mr_scaling
 from RobustDeepLogic.cohort.manifest import Cohort
 from RobustDeepLogic.cohort.patient import Patient
 from RobustDeepLogic.core.errors import InputError
@@ -297,10 +297,15 @@ def simulate_cohort(
     """Simulate (or complete) a cohort at ``out``.
 
     Subjects are made in parallel (:func:`simulate_subject`), each saved in the manifest when done;
+<<<<<<< HEAD
     those already complete on disk are skipped, and temporary files and staging folders left by an
     interrupted run are removed (:func:`~RobustDeepLogic.core.files.remove_stale_temporaries`). The
     tasks are the paper's four; the MR scaling constants are computed from the subjects and stored at
     the end.
+=======
+    those already complete on disk are skipped. The tasks are the paper's four; the MR scaling
+    constants are computed from the subjects and stored at the end, recorded as data-derived.
+>>>>>>> fix/data
 
     Parameters
     ----------
@@ -393,8 +398,8 @@ def simulate_cohort(
 
 
 def _store_mr_scaling(cohort: Cohort) -> None:
-    """The cohort-wide MR constants (:func:`~RobustDeepLogic.cohort.importer.mr_scaling`) in the manifest."""
-    constants = mr_scaling(cohort)
-    if any(cohort.scaling.get(m) != s for m, s in constants.items()):
-        cohort.scaling.update(constants)
+    """The non-test subjects' MR constants, recorded as data-derived (``cohort.mr_constants``), saved."""
+    before = (dict(cohort.scaling), repr(cohort.meta))
+    store_mr_scaling(cohort)
+    if (dict(cohort.scaling), repr(cohort.meta)) != before:
         cohort.save()

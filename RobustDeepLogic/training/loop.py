@@ -61,13 +61,27 @@ from RobustDeepLogic.training.validation import validate
 # --------------------------------------------------------------------------------------------------
 # One fold
 # --------------------------------------------------------------------------------------------------
-def _tensorboard(run_dir: Path, fold: int, enabled: bool):
-    if not enabled:
-        return None
+#: What a run says, once, when TensorBoard logging is on but the package is missing.
+TENSORBOARD_MISSING = ("TensorBoard logging is on (tensorboard: true, the default) but the 'tensorboard' "
+                       "package cannot be imported, so no TensorBoard logs are written; install it with "
+                       "pip install 'robustdeep[tensorboard]' (or pip install tensorboard), or turn the "
+                       "logging off with --no-tensorboard")
+
+
+def _tensorboard_error() -> Optional[str]:
+    """Why ``torch.utils.tensorboard`` cannot be imported (tensorboard is an optional extra), or None."""
     try:
-        from torch.utils.tensorboard import SummaryWriter
-    except Exception:  # tensorboard is an optional extra
+        from torch.utils.tensorboard import SummaryWriter  # noqa: F401
+    except Exception as exc:  # ImportError, or a broken installation
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def _tensorboard(run_dir: Path, fold: int, enabled: bool):
+    if not enabled or _tensorboard_error() is not None:  # said once by train_run
         return None
+    from torch.utils.tensorboard import SummaryWriter
+
     return SummaryWriter(str(run_dir / "tensorboard" / f"fold{fold}"))
 
 
@@ -303,7 +317,10 @@ def train_run(
     progress : RobustDeepLogic.core.progress.Progress, optional
         Reports the stages of every fold; default a silent one.
     log : logging.Logger, optional
-        Gets one line per epoch and the number of refused synthetic subjects.
+        Gets one line per epoch, the number of refused synthetic subjects, and a warning when
+        TensorBoard logging is on but the package is missing (:data:`TENSORBOARD_MISSING`; without
+        ``log`` that warning goes to ``progress`` as a ``log`` event). ``run.json``'s
+        ``meta["tensorboard"]`` records whether the logs are written.
     extra_source : callable, optional
         ``extra_source(fold, training_patient_ids) -> VolumeSource``: more training subjects for a fold,
         e.g. on-the-fly synthesis from that fold's training patients; every subject's parents are
@@ -331,6 +348,14 @@ def train_run(
     dist = setup_distributed(str(cfg["device"]))
     try:
         plan, info = prepare(cohort_dir, cfg, run_dir, progress)
+        if dist.main and cfg["tensorboard"]:
+            error = _tensorboard_error()
+            info.meta["tensorboard"] = {"written": error is None, "error": error}
+            if error is not None:
+                if log is not None:  # the command's logger also sends it to the progress stream
+                    log.warning(TENSORBOARD_MISSING)
+                else:
+                    progress.log("WARNING", TENSORBOARD_MISSING)
         if dist.main:
             run_dir.mkdir(parents=True, exist_ok=True)
             if not cfg["resume"]:

@@ -23,6 +23,7 @@ from RobustDeepLogic.cohort.folds import (
     assign_folds,
 )
 from RobustDeepLogic.cohort.manifest import Cohort
+from RobustDeepLogic.cohort.mr_constants import derived_mr_record, run_mr_scaling
 from RobustDeepLogic.cohort.tasks import get_task, load_tasks
 from RobustDeepLogic.core.config import plain_value
 from RobustDeepLogic.core.errors import InputError
@@ -46,10 +47,10 @@ class Plan:
     task : RobustDeepLogic.cohort.Task
         The task (input modalities and target).
     cohort : RobustDeepLogic.cohort.Cohort
-        The cohort of the real patients.
+        The cohort of the real patients, its ``scaling`` set to the run's constants (in memory).
     source : RobustDeepLogic.data.sources.ConcatSource
         Every subject of the run, real and synthetic, with the task's modalities (target first),
-        scaled with the cohort's constants.
+        scaled with the run's constants (``run.json``).
     folds : RobustDeepLogic.cohort.folds.FoldPlan
         Test patients and the validation patients of each fold.
     synthetic_parents : dict of str to tuple of str
@@ -68,8 +69,13 @@ def prepare(cohort_dir, cfg: Dict[str, Any], run_dir: Path, progress: Progress):
 
     Real patients that lack one of the task's modalities are left out. With ``synthetic``, the
     synthetic subjects of the cohort and of ``synthetic_cohorts`` that have every modality are added,
-    scaled with the cohort's constants. When ``run_dir`` holds a ``run.json`` and ``resume`` is true,
-    its folds are reused; otherwise the folds are drawn (:func:`~RobustDeepLogic.cohort.folds.assign_folds`).
+    scaled with the run's constants. When ``run_dir`` holds a ``run.json`` and ``resume`` is true,
+    its folds and constants are reused; otherwise the folds are drawn
+    (:func:`~RobustDeepLogic.cohort.folds.assign_folds`) and the constants are the cohort's, except
+    data-derived MR constants, which are computed again from the run's non-test patients
+    (:func:`~RobustDeepLogic.cohort.mr_constants.run_mr_scaling`; docs/method.md §3.2) so that no
+    test patient contributes; ``run.json``'s ``meta["mr_scaling"]`` names the patients used. The
+    returned ``plan.cohort`` holds the run's constants in memory (its manifest is not changed).
     Nothing is written here: :func:`~RobustDeepLogic.training.loop.train_run` saves the returned
     :class:`~RobustDeepLogic.training.runs.RunInfo`.
 
@@ -114,7 +120,40 @@ def prepare(cohort_dir, cfg: Dict[str, Any], run_dir: Path, progress: Progress):
     real = [p for p in real if all(m in p.modalities for m in modalities)]
     if not real:
         raise InputError(f"no real patient has all of {', '.join(modalities)}", file=cohort.root)
-    scaling = {m: cohort.scaling_for(m) for m in modalities}
+    run_path = run_dir / RUN_FILE
+    if run_path.is_file() and cfg["resume"]:
+        info = load_run(run_dir)
+        changed = sorted(k for k in set(info.config) | set(cfg)
+                         if k not in RESUMABLE_CHANGES and info.config.get(k) != plain_value(cfg.get(k)))
+        if info.cohort and info.cohort != str(Path(cohort.root).resolve()):
+            changed.append("cohort")
+        if changed:
+            raise InputError(
+                f"this run folder was made with a different configuration ({', '.join(changed)})",
+                file=run_dir, hint="use a new --out folder, or --no-resume to start it again")
+        plan = FoldPlan.from_dict(info.folds)
+        scaling = {m: info.scaling_of(m) for m in modalities}
+    else:
+        plan = assign_folds(
+            [p.id for p in real], k=int(cfg["folds"]), test=cfg["test_ids"],
+            test_fraction=float(cfg["test_fraction"]), seed=int(cfg["seed"]),
+            preset_splits={p.id: p.split for p in real}, preset_folds={p.id: p.fold for p in real})
+        scaling = {m: cohort.scaling_for(m) for m in modalities}
+        mr = run_mr_scaling(cohort, plan.development, modalities)  # never from the test patients
+        scaling.update(mr)
+        meta = {"units": {m: cohort.units.get(m, "") for m in modalities}, "torch": torch.__version__}
+        if mr:
+            meta["mr_scaling"] = {"patients": list(plan.development), "modalities": sorted(mr),
+                                  "percentile": derived_mr_record(cohort)["percentile"]}
+        info = RunInfo(
+            task={"name": task.name, "inputs": list(task.inputs), "target": task.target,
+                  "description": task.description},
+            scaling={m: s.as_dict() for m, s in scaling.items()},
+            window=list(cfg["window"]),
+            network=NetworkSpec(len(task.inputs), 1, tuple(cfg["widths"])).as_dict(),
+            folds=plan.as_dict(), space=cohort.space, cohort=str(Path(cohort.root).resolve()),
+            config=plain_value(cfg), meta=meta)
+    cohort.scaling.update(scaling)  # in memory only: the run's constants for every consumer of the plan
     sources = [CohortSource(cohort, [p.id for p in real], modalities, scaling)]
     synthetic_parents: Dict[str, Tuple[str, ...]] = {}
     if cfg["synthetic"]:
@@ -131,33 +170,6 @@ def prepare(cohort_dir, cfg: Dict[str, Any], run_dir: Path, progress: Progress):
             raise InputError("synthetic subjects were asked for but none was found", file=cohort.root,
                              hint="run 'robustdeep synthesize', or name its output in synthetic_cohorts")
     source = ConcatSource(sources)
-
-    run_path = run_dir / RUN_FILE
-    if run_path.is_file() and cfg["resume"]:
-        info = load_run(run_dir)
-        changed = sorted(k for k in set(info.config) | set(cfg)
-                         if k not in RESUMABLE_CHANGES and info.config.get(k) != plain_value(cfg.get(k)))
-        if info.cohort and info.cohort != str(Path(cohort.root).resolve()):
-            changed.append("cohort")
-        if changed:
-            raise InputError(
-                f"this run folder was made with a different configuration ({', '.join(changed)})",
-                file=run_dir, hint="use a new --out folder, or --no-resume to start it again")
-        plan = FoldPlan.from_dict(info.folds)
-    else:
-        plan = assign_folds(
-            [p.id for p in real], k=int(cfg["folds"]), test=cfg["test_ids"],
-            test_fraction=float(cfg["test_fraction"]), seed=int(cfg["seed"]),
-            preset_splits={p.id: p.split for p in real}, preset_folds={p.id: p.fold for p in real})
-        info = RunInfo(
-            task={"name": task.name, "inputs": list(task.inputs), "target": task.target,
-                  "description": task.description},
-            scaling={m: s.as_dict() for m, s in scaling.items()},
-            window=list(cfg["window"]),
-            network=NetworkSpec(len(task.inputs), 1, tuple(cfg["widths"])).as_dict(),
-            folds=plan.as_dict(), space=cohort.space, cohort=str(Path(cohort.root).resolve()),
-            config=plain_value(cfg), meta={"units": {m: cohort.units.get(m, "") for m in modalities},
-                                      "torch": torch.__version__})
     return Plan(task, cohort, source, plan, synthetic_parents), info
 
 

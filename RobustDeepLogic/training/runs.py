@@ -10,7 +10,7 @@ Layout::
       fold0/last.pt  fold0/best.pt   # checkpoints of fold 0 (atomic writes)
       fold0/subjects.json            # the subjects fold 0 trains on: real, synthetic (disk or on the fly)
       fold1/...
-      tensorboard/fold0/...          # only when tensorboard is installed
+      tensorboard/fold0/...          # only when tensorboard is installed (run.json meta says)
 
 A checkpoint (``torch.save`` of a dict) holds ``model`` (state dict of the unwrapped network),
 ``optimizer``, ``scaler``, ``epoch`` (completed, from 1), ``step`` (optimizer steps so far),

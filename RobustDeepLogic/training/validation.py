@@ -3,8 +3,10 @@
 After every epoch the training loop (:mod:`RobustDeepLogic.training.loop`) predicts the fold's
 validation patients with :func:`validate` and scores them with :func:`head_metrics`: RMSE, PSNR and the
 paper's global SSIM over the head voxels, in scaled units (docs/method.md §8). These serve model
-selection; the evaluation stage (:mod:`RobustDeepLogic.evaluate.metrics`) has the full set of metrics
-and its own head mask.
+selection; the evaluation stage (:mod:`RobustDeepLogic.evaluate.metrics`) has the full set of metrics.
+The head voxels are those of the evaluation's default head mask: a validation volume's ``head`` is
+:func:`RobustDeepLogic.io.headmask.head_mask` of its scaled target
+(:func:`RobustDeepLogic.data.windows.validation_volumes`), exactly the region of the reported metrics.
 """
 
 from __future__ import annotations
