@@ -18,12 +18,8 @@ from RobustDeepLogic.io.dicom import (
     write_mr_series,
     write_pet_series,
 )
-<<<<<<< HEAD
 from RobustDeepLogic.io.file_checks import check_volume_file, nifti_header_geometry
-from RobustDeepLogic.io.headmask import head_mask
-=======
 from RobustDeepLogic.io.headmask import HEAD_CLOSING, HEAD_THRESHOLD, head_mask
->>>>>>> fix/data
 from RobustDeepLogic.io.transforms import read_transform, write_transform
 from RobustDeepLogic.io.units import (
     SuvInfo,
@@ -54,13 +50,10 @@ __all__ = [
     "write_ct_series",
     "write_mr_series",
     "head_mask",
-<<<<<<< HEAD
     "check_volume_file",
     "nifti_header_geometry",
-=======
     "HEAD_THRESHOLD",
     "HEAD_CLOSING",
->>>>>>> fix/data
     "write_transform",
     "read_transform",
     "SuvInfo",

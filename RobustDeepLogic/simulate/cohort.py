@@ -297,15 +297,10 @@ def simulate_cohort(
     """Simulate (or complete) a cohort at ``out``.
 
     Subjects are made in parallel (:func:`simulate_subject`), each saved in the manifest when done;
-<<<<<<< HEAD
     those already complete on disk are skipped, and temporary files and staging folders left by an
     interrupted run are removed (:func:`~RobustDeepLogic.core.files.remove_stale_temporaries`). The
     tasks are the paper's four; the MR scaling constants are computed from the subjects and stored at
-    the end.
-=======
-    those already complete on disk are skipped. The tasks are the paper's four; the MR scaling
-    constants are computed from the subjects and stored at the end, recorded as data-derived.
->>>>>>> fix/data
+    the end, recorded as data-derived.
 
     Parameters
     ----------
