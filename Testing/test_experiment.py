@@ -93,7 +93,7 @@ def test_predictions_are_in_the_native_frame_and_units(study):
 def test_synthetic_parents_and_ablation_pairs_come_from_the_training_fold(study):
     from RobustDeepLogic.data.on_the_fly import on_the_fly_source
     from RobustDeepLogic.cohort.folds import FoldPlan, fold_seed
-    from RobustDeepLogic.training.runs import read_fold_subjects
+    from RobustDeepLogic.training.fold_subjects import read_fold_subjects
 
     record = json.loads((study / "study.json").read_text())
     plan = FoldPlan.from_dict(record["split"])

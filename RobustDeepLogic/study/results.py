@@ -36,7 +36,8 @@ from RobustDeepLogic.study.profiles import (
     _show,
     reductions,
 )
-from RobustDeepLogic.training.runs import read_fold_subjects, read_history
+from RobustDeepLogic.training.fold_subjects import read_fold_subjects
+from RobustDeepLogic.training.runs import read_history
 
 #: File name of the headline tables (Markdown), in the study's evaluation folder.
 HEADLINE_MD = "headline.md"

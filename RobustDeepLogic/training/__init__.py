@@ -1,12 +1,14 @@
 """Training with patient-level cross-validation (docs/method.md §7).
 
 Modules: :mod:`.settings` (defaults and checks of a training configuration), :mod:`.plan` (the run's
-folds and subjects), :mod:`.runs` (run folders, checkpoints, histories), :mod:`.validation`
+folds and subjects), :mod:`.runs` (run folders, checkpoints, histories), :mod:`.fold_subjects` (what
+each fold trained on), :mod:`.validation`
 (validation metrics after every epoch), :mod:`.distributed` (``torch.distributed``), :mod:`.loop`
 (``train_run``, the engine of ``robustdeep train``).
 """
 
 from RobustDeepLogic.training.distributed import Distributed, setup_distributed
+from RobustDeepLogic.training.fold_subjects import SUBJECTS_FILE, read_fold_subjects, write_fold_subjects
 from RobustDeepLogic.training.loop import train_fold, train_run
 from RobustDeepLogic.training.plan import Plan, prepare, training_subjects
 from RobustDeepLogic.training.runs import (
@@ -43,6 +45,9 @@ __all__ = [
     "Plan",
     "prepare",
     "training_subjects",
+    "SUBJECTS_FILE",
+    "write_fold_subjects",
+    "read_fold_subjects",
     "RUN_FORMAT",
     "RUN_VERSION",
     "RUN_FILE",

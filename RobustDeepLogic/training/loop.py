@@ -44,6 +44,7 @@ from RobustDeepLogic.data.windows import EpochSampler, WindowDataset, validation
 from RobustDeepLogic.network.inference import autocast_dtype
 from RobustDeepLogic.network.model import NetworkSpec, build_network
 from RobustDeepLogic.training.distributed import Distributed, setup_distributed
+from RobustDeepLogic.training.fold_subjects import write_fold_subjects
 from RobustDeepLogic.training.plan import Plan, prepare, training_subjects
 from RobustDeepLogic.training.runs import (
     fold_dir,
@@ -51,12 +52,10 @@ from RobustDeepLogic.training.runs import (
     read_history,
     save_checkpoint,
     save_run,
-    write_fold_subjects,
     write_history,
 )
 from RobustDeepLogic.training.settings import _check_config, on_the_fly_factory
 from RobustDeepLogic.training.validation import validate
-
 
 # --------------------------------------------------------------------------------------------------
 # One fold

@@ -211,54 +211,6 @@ def fold_dir(run_dir: PathLike, fold: int) -> Path:
     return Path(run_dir) / f"fold{int(fold)}"
 
 
-#: The file in a fold's folder that lists the subjects the fold trains on.
-SUBJECTS_FILE = "subjects.json"
-
-
-def write_fold_subjects(run_dir: PathLike, fold: int, real: List[str], synthetic: List[str]) -> Path:
-    """Record the subjects a fold trains on, in ``RUN/fold<k>/subjects.json`` (atomically).
-
-    Parameters
-    ----------
-    run_dir : str or os.PathLike
-        The run folder.
-    fold : int
-        The fold.
-    real, synthetic : list of str
-        The ids of its real training patients and of its synthetic subjects (from disk, or made on
-        the fly).
-
-    Returns
-    -------
-    pathlib.Path
-        The file written.
-    """
-    path = fold_dir(run_dir, fold) / SUBJECTS_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    record = {"fold": int(fold), "real": list(real), "synthetic": list(synthetic)}
-    atomic_write_text(path, json.dumps(record, indent=1) + "\n")
-    return path
-
-
-def read_fold_subjects(run_dir: PathLike, fold: int) -> Dict[str, Any]:
-    """The subjects a fold trained on (:func:`write_fold_subjects`); empty when not recorded.
-
-    Parameters
-    ----------
-    run_dir : str or os.PathLike
-        The run folder.
-    fold : int
-        The fold.
-
-    Returns
-    -------
-    dict
-        ``{"fold": int, "real": [ids], "synthetic": [ids]}``, or ``{}`` for a fold not started.
-    """
-    path = fold_dir(run_dir, fold) / SUBJECTS_FILE
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-
-
 def checkpoints(run_dir: PathLike, which: str = "best") -> Dict[int, Path]:
     """Checkpoint files per fold (``which`` = ``best`` or ``last``; ``best`` falls back to ``last``).
 
