@@ -140,6 +140,19 @@ def test_every_fold_of_every_arm_is_trained_and_recorded(study):
         assert trained[f"ld2fd/{arm}"]["synthetic"] == X.PROFILES["tiny"].synthetic, arm
     md = (study / "evaluation" / "report.md").read_text()
     assert "train_folds=all" in md.splitlines()[0]
+    # validation metrics over folds: each fold's best epoch (lowest val_rmse), mean and SD over folds,
+    # computed here from history.csv with the csv module
+    import csv
+    import statistics
+
+    rows = list(csv.DictReader((study / "runs" / "ld2fd" / "PM2" / "history.csv").open()))
+    best = [min((r for r in rows if r["fold"] == str(f)), key=lambda r: float(r["val_rmse"])) for f in (0, 1)]
+    values = [float(r["val_rmse"]) for r in best]
+    got = trained["ld2fd/PM2"]
+    assert got["folds"] == 2
+    assert got["val_rmse"] == pytest.approx(statistics.mean(values), abs=1e-5)
+    assert got["val_rmse_sd"] == pytest.approx(statistics.stdev(values), abs=1e-5)
+    assert f"{got['val_rmse']:.4f} ± {got['val_rmse_sd']:.4f}" in md
 
 
 def test_equal_compute_arm_trains_for_the_steps_of_pr(study):

@@ -18,6 +18,8 @@ import math
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Sequence
 
+import numpy as np
+
 from RobustDeepLogic.cohort.tasks import get_task
 from RobustDeepLogic.core.files import atomic_path
 from RobustDeepLogic.core.progress import Progress
@@ -176,13 +178,17 @@ def _training_table(study: Study):
         for arm in arms:
             t = study.trained.get(f"{task}/{arm.name}", {})
             rows.append([task, arm.name, arm.description, str(t.get("real", "-")), str(t.get("synthetic", "-")),
-                         str(t.get("steps", "-")), str(t.get("epochs", "-")), str(t.get("seconds", "-"))])
-    return Table("table-study-training", "Arms trained: subjects per fold, optimizer steps, time",
+                         str(t.get("steps", "-")), str(t.get("epochs", "-")), str(t.get("seconds", "-")),
+                         _spread(t, "val_rmse"), _spread(t, "val_ssim")])
+    return Table("table-study-training", "Arms trained: subjects per fold, optimizer steps, time, "
+                 "validation metrics over folds",
                  ["task", "arm", "what it trains on", "real / fold", "synthetic / fold", "steps / fold",
-                  "epochs", "seconds / fold"], rows,
+                  "epochs", "seconds / fold", "val RMSE (folds)", "val SSIM (folds)"], rows,
                  "PU, PR, PM1 and PM2 are the paper's scenarios, trained by epochs as in the paper (so PM "
                  "arms take more optimizer steps). PR-naive / PR-mixup / PR-cutmix: the augmentation "
-                 "ablation. PM2-steps: PM2's data at PR's number of steps (equal compute).")
+                 "ablation. PM2-steps: PM2's data at PR's number of steps (equal compute). Validation "
+                 "metrics: each fold's best epoch on its own validation patients (scaled units, head "
+                 "mask), mean ± SD over the trained folds.")
 
 
 def preface_sections(study: Study, rows: Sequence[Mapping[str, Any]]):
@@ -275,9 +281,35 @@ def _run_figures(run_dir: Path, folds: Sequence[int]) -> Dict[str, Any]:
     if not per_fold:
         return {}
     n = len(per_fold)
-    return {"steps": int(round(sum(max(int(r["step"]) for r in g) for g in per_fold) / n)),
-            "epochs": max(int(r["epoch"]) for g in per_fold for r in g),
-            "seconds": round(sum(sum(float(r.get("seconds") or 0.0) for r in g) for g in per_fold) / n, 1)}
+    out = {"steps": int(round(sum(max(int(r["step"]) for r in g) for g in per_fold) / n)),
+           "epochs": max(int(r["epoch"]) for g in per_fold for r in g),
+           "seconds": round(sum(sum(float(r.get("seconds") or 0.0) for r in g) for g in per_fold) / n, 1),
+           "folds": n}
+    # the validation metrics of each fold's best epoch (the checkpoint that predicts): their spread
+    # over folds says how much the result depends on which patients a fold trained on
+    best = [min((r for r in g if _finite(r.get("val_rmse"))), key=lambda r: float(r["val_rmse"]), default=None)
+            for g in per_fold]
+    best = [r for r in best if r is not None]
+    for key in ("val_rmse", "val_ssim"):
+        values = [float(r[key]) for r in best if _finite(r.get(key))]
+        if values:
+            out[key] = round(float(np.mean(values)), 5)
+            out[f"{key}_sd"] = round(float(np.std(values, ddof=1)), 5) if len(values) > 1 else 0.0
+    return out
+
+
+def _finite(value: Any) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _spread(t: Mapping[str, Any], key: str) -> str:
+    """``mean ± SD`` of a validation metric over the trained folds, for the training table."""
+    if key not in t:
+        return "-"
+    return f"{t[key]:.4f} ± {t.get(key + '_sd', 0.0):.4f}" if t.get("folds", 1) > 1 else f"{t[key]:.4f}"
 
 
 def evaluate_study(study: Study, source, native, eval_dir: Path, *, progress: Progress) -> Dict[str, Any]:
