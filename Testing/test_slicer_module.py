@@ -255,9 +255,11 @@ STUB_SLICER = textwrap.dedent(
             self.args = args
     pnw.Choice = _Validator; pnw.WithinRange = _Validator
     slm = module("slicer.ScriptedLoadableModule")
-    for base in ("ScriptedLoadableModule", "ScriptedLoadableModuleWidget",
-                 "ScriptedLoadableModuleLogic", "ScriptedLoadableModuleTest"):
+    for base in ("ScriptedLoadableModule", "ScriptedLoadableModuleWidget", "ScriptedLoadableModuleLogic"):
         setattr(slm, base, type(base, (), {"__init__": lambda self, *a, **k: None}))
+    import unittest  # Slicer's test base is a unittest.TestCase, found by unittest's loader (ctest)
+    slm.ScriptedLoadableModuleTest = type("ScriptedLoadableModuleTest", (unittest.TestCase,),
+                                          {"delayDisplay": lambda self, *a, **k: None})
     util = module("slicer.util"); util.VTKObservationMixin = type("VTKObservationMixin", (), {})
     slicer.util = util; slicer.i18n = i18n; slicer.parameterNodeWrapper = pnw
     slicer.ScriptedLoadableModule = slm
