@@ -35,9 +35,10 @@ then
   exit 0
 fi
 "$VENV/bin/python" -m pip install --disable-pip-version-check -q --upgrade pip
-# slicer-core: MRML classes; the rest: the engine's light dependencies and the test runner.
+# slicer-core: MRML classes; the rest: the engine's dependencies other than torch (all of them: a job
+# lacking one is refused before it starts, RobustDeepLib.dependencies) and the test runner.
 "$VENV/bin/python" -m pip install --disable-pip-version-check -q \
-  "$SLICER_CORE" "packaging" "SimpleITK>=2.2" "numpy>=1.22" "scipy>=1.8" "pyyaml>=5.4" "tqdm>=4.60" "pytest>=7"
+  "$SLICER_CORE" "packaging" "SimpleITK>=2.2" "numpy>=1.22" "scipy>=1.8" "pyyaml>=5.4" "tqdm>=4.60" "pydicom>=2.3" "matplotlib>=3.5" "pytest>=7"
 # The engine, without torch and the other heavy dependencies (the MRML glue never needs them).
 "$VENV/bin/python" -m pip install --disable-pip-version-check -q --no-deps -e "$ROOT"
 touch "$VENV/.robustdeep-installed"

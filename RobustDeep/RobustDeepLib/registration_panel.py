@@ -110,6 +110,7 @@ class RegistrationLogicMixin:
         spec = str(templateFile) if templateFile is not None else MODEL_TEMPLATE
         image = templates.load_template_image(spec)
         node = mrml_volumes.add_volume_node(slicer.mrmlScene, image, "RobustDeep template (FDG, MNI)")
+        mrml_volumes.add_storage_node(node)
         node.SetAttribute("RobustDeep.template", spec)
         return node
 
