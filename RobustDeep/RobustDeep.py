@@ -19,13 +19,13 @@ Each panel's slots and computations are mixins in ``RobustDeepLib/<panel>_panel.
 import os
 import pathlib
 import sys
-from typing import Annotated, Any, Callable, Dict, Optional
+from typing import Annotated, Any, Callable, Dict, Optional, Union
 
 import qt
 import vtk
 
 import slicer
-from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
+from slicer import vtkMRMLLabelMapVolumeNode, vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 from slicer.i18n import tr as _
 from slicer.i18n import translate
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
@@ -81,7 +81,9 @@ class RobustDeep(ScriptedLoadableModule):
         ScriptedLoadableModule.__init__(self, parent)
         self.parent.title = _("RobustDeep")
         self.parent.categories = [translate("qSlicerAbstractCoreModule", "Deep Learning")]
-        self.parent.dependencies = []
+        # BRAINSFit registers a patient; Segmentations (the embedded Segment Editor, the mask export)
+        # and Plots (the joint histogram) are used by the panels.
+        self.parent.dependencies = ["BRAINSFit", "Segmentations", "Plots"]
         self.parent.contributors = ["The RobustDeep team"]
         self.parent.helpText = _(
             "Robust-Deep data augmentation for brain PET/CT/MR: register patients to MNI space, "
@@ -147,7 +149,8 @@ class RobustDeepParameterNode:
     referenceFile: pathlib.Path
     predictionVolume: vtkMRMLScalarVolumeNode
     referenceVolume: vtkMRMLScalarVolumeNode
-    headMask: vtkMRMLScalarVolumeNode
+    # Both classes, so that the selector lists labelmaps: the GUI connector sets its node types from this.
+    headMask: Union[vtkMRMLScalarVolumeNode, vtkMRMLLabelMapVolumeNode, None]
     reviewModality: Annotated[str, Choice(list(REVIEW_MODALITIES))] = "FD"
     biasWindowPercent: Annotated[float, WithinRange(0.1, 100.0)] = 10.0
 
@@ -175,6 +178,7 @@ class RobustDeepWidget(ScriptedLoadableModuleWidget, VTKObservationMixin, setup_
         self._jobOnSuccess: Optional[Callable[[Dict[str, Any]], None]] = None
         self._jobTimer: Optional[qt.QTimer] = None
         self._brainsFitNode = None
+        self._brainsFitInputs = None  # (template, moving volume, transform) of the running BRAINSFit
         self._patientNodes: Dict[str, Any] = {}
 
     # -- set-up ---------------------------------------------------------------------------------
@@ -247,19 +251,23 @@ class RobustDeepWidget(ScriptedLoadableModuleWidget, VTKObservationMixin, setup_
 
     def enter(self) -> None:
         self.initializeParameterNode()
+        self._enterMaskEditor()
 
     def exit(self) -> None:
+        self._exitMaskEditor()  # no effect left live in the views, shortcuts and observations dropped
         if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
             self._parameterNodeGuiTag = None
             self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
 
     def onSceneStartClose(self, caller, event) -> None:
+        self._closeMaskEditor()
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event) -> None:
         if self.parent.isEntered:
             self.initializeParameterNode()
+            self._enterMaskEditor()
 
     def initializeParameterNode(self) -> None:
         """Make sure the parameter node exists and is observed."""
