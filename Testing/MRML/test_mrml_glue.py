@@ -336,3 +336,25 @@ def test_joint_histogram_chart_has_points_and_the_fit_line(scene):
     assert points.GetTableNode().GetNumberOfRows() == 50
     with pytest.raises(ValueError):
         mrml_tables.scatter_fit_chart(scene, x, x[:-1], slope=1.0, intercept=0.0)
+
+
+def test_the_glue_imports_in_a_program_without_slicer_s_application(tmp_path):
+    """Shared with RobustDeep Studio (trame-slicer on slicer-core): the ``mrml_*`` glue imports from the
+    module's folder with only slicer-core, pulling in neither Qt nor Slicer's GUI utilities."""
+    import subprocess
+
+    code = (
+        "import sys; sys.path.insert(0, %r)\n"
+        "import numpy, SimpleITK as sitk, vtk, vtk.util.numpy_support, slicer\n"
+        "before = set(sys.modules)\n"
+        "from RobustDeepLib import mrml_segmentations, mrml_tables, mrml_views, mrml_volumes\n"
+        "new = sorted(m for m in set(sys.modules) - before if not m.startswith('RobustDeepLib'))\n"
+        "scene = slicer.vtkMRMLScene()\n"
+        "node = mrml_volumes.add_volume_node(scene, sitk.Image([4, 5, 6], sitk.sitkFloat32), 'v')\n"
+        "bad = [m for m in ('qt', 'ctk', 'PythonQt', 'RobustDeep') if m in sys.modules]\n"
+        "print(','.join(new + bad) or 'clean', node.GetClassName())\n" % str(MODULE_DIR)
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    # Nothing beyond slicer-core, vtk, SimpleITK and numpy (and the standard library's typing helpers).
+    assert out.stdout.split()[-2:] == ["clean", "vtkMRMLScalarVolumeNode"], out.stdout
