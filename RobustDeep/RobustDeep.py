@@ -19,13 +19,13 @@ Each panel's slots and computations are mixins in ``RobustDeepLib/<panel>_panel.
 import os
 import pathlib
 import sys
-from typing import Annotated, Any, Callable, Dict, Optional, Tuple
+from typing import Annotated, Any, Callable, Dict, Optional, Union
 
 import qt
 import vtk
 
 import slicer
-from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
+from slicer import vtkMRMLLabelMapVolumeNode, vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 from slicer.i18n import tr as _
 from slicer.i18n import translate
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
@@ -81,7 +81,9 @@ class RobustDeep(ScriptedLoadableModule):
         ScriptedLoadableModule.__init__(self, parent)
         self.parent.title = _("RobustDeep")
         self.parent.categories = [translate("qSlicerAbstractCoreModule", "Deep Learning")]
-        self.parent.dependencies = []
+        # BRAINSFit registers a patient; Segmentations (the embedded Segment Editor, the mask export)
+        # and Plots (the joint histogram) are used by the panels.
+        self.parent.dependencies = ["BRAINSFit", "Segmentations", "Plots"]
         self.parent.contributors = ["The RobustDeep team"]
         self.parent.helpText = _(
             "Robust-Deep data augmentation for brain PET/CT/MR: register patients to MNI space, "
@@ -147,7 +149,8 @@ class RobustDeepParameterNode:
     referenceFile: pathlib.Path
     predictionVolume: vtkMRMLScalarVolumeNode
     referenceVolume: vtkMRMLScalarVolumeNode
-    headMask: vtkMRMLScalarVolumeNode
+    # Both classes, so that the selector lists labelmaps: the GUI connector sets its node types from this.
+    headMask: Union[vtkMRMLScalarVolumeNode, vtkMRMLLabelMapVolumeNode, None]
     reviewModality: Annotated[str, Choice(list(REVIEW_MODALITIES))] = "FD"
     biasWindowPercent: Annotated[float, WithinRange(0.1, 100.0)] = 10.0
 
@@ -175,6 +178,7 @@ class RobustDeepWidget(ScriptedLoadableModuleWidget, VTKObservationMixin, setup_
         self._jobOnSuccess: Optional[Callable[[Dict[str, Any]], None]] = None
         self._jobTimer: Optional[qt.QTimer] = None
         self._brainsFitNode = None
+        self._brainsFitInputs = None  # (template, moving volume, transform) of the running BRAINSFit
         self._patientNodes: Dict[str, Any] = {}
 
     # -- set-up ---------------------------------------------------------------------------------
@@ -247,19 +251,23 @@ class RobustDeepWidget(ScriptedLoadableModuleWidget, VTKObservationMixin, setup_
 
     def enter(self) -> None:
         self.initializeParameterNode()
+        self._enterMaskEditor()
 
     def exit(self) -> None:
+        self._exitMaskEditor()  # no effect left live in the views, shortcuts and observations dropped
         if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
             self._parameterNodeGuiTag = None
             self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
 
     def onSceneStartClose(self, caller, event) -> None:
+        self._closeMaskEditor()
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event) -> None:
         if self.parent.isEntered:
             self.initializeParameterNode()
+            self._enterMaskEditor()
 
     def initializeParameterNode(self) -> None:
         """Make sure the parameter node exists and is observed."""
@@ -335,7 +343,11 @@ class RobustDeepLogic(ScriptedLoadableModuleLogic, setup_panel.SetupLogicMixin, 
 
 
 class RobustDeepTest(ScriptedLoadableModuleTest):
-    """Each panel's logic on a tiny simulated cohort (made by the engine in a separate process)."""
+    """Each panel's logic on a tiny simulated cohort (made by the engine in a separate process).
+
+    One test method without arguments: ctest runs every ``test_*`` method on its own (unittest's
+    loader), so the chained steps live in ``RobustDeepLib/selftest.py`` (``run_steps``).
+    """
 
     SUBJECTS = 3
 
@@ -344,55 +356,9 @@ class RobustDeepTest(ScriptedLoadableModuleTest):
 
     def runTest(self) -> None:
         self.setUp()
-        self.test_dependencies()
-        self.test_engine_reachable()
-        self.test_job_protocol()
-        self.test_geometry_round_trip()
-        cohort = self.test_patients()
-        template = self.test_registration(cohort)
-        segmentation, maskFile = self.test_masks(template)
-        self.test_blend(cohort, template, segmentation)
-        self.test_review()
-        self.test_widget()
+        self.test_RobustDeep()
+
+    def test_RobustDeep(self) -> None:
+        """Dependencies, engine, jobs, geometry, patients, registration, masks, blend, review, widget."""
+        selftest.run_steps(self, RobustDeepLogic, rdengine, ENGINE_IMPORT_ERROR)
         self.delayDisplay("RobustDeep: all tests passed")
-
-    # steps: RobustDeepLib/selftest.py ------------------------------------------------------------
-    def test_dependencies(self) -> None:
-        """The engine's packages are there (installed without asking when missing) and the device is known."""
-        selftest.check_dependencies(self, RobustDeepLogic)
-
-    def test_engine_reachable(self) -> None:
-        """The engine is importable despite the logic class's name, and is the one beside us."""
-        selftest.check_engine_reachable(self, RobustDeepLogic, rdengine, ENGINE_IMPORT_ERROR)
-
-    def test_job_protocol(self) -> None:
-        """A real engine command that fails on input gives an error event and exit status 2."""
-        selftest.check_job_protocol(self, RobustDeepLogic)
-
-    def test_geometry_round_trip(self) -> None:
-        """An oblique LPS image goes into a node and back unchanged."""
-        selftest.check_geometry_round_trip(self)
-
-    def test_patients(self) -> Optional[pathlib.Path]:
-        """Simulate a tiny cohort in the background, list it, load one patient."""
-        return selftest.check_patients(self, RobustDeepLogic)
-
-    def test_registration(self, cohort: Optional[pathlib.Path]) -> Any:
-        """The template loads; BRAINSFit registers one patient rigidly; the engine registers the cohort."""
-        return selftest.check_registration(self, RobustDeepLogic, cohort)
-
-    def test_masks(self, template: Any) -> Tuple[Any, pathlib.Path]:
-        """A mask made (preset or painted), saved on the template grid and loaded back."""
-        return selftest.check_masks(self, RobustDeepLogic, template)
-
-    def test_blend(self, cohort: Optional[pathlib.Path], template: Any, segmentation: Any) -> None:
-        """Laplacian and naive blends of two registered patients on the template grid."""
-        selftest.check_blend(self, RobustDeepLogic, cohort, template, segmentation)
-
-    def test_review(self) -> None:
-        """A prediction 5 % above its reference gives a +5 % bias map, a fit of slope 1.05, a table."""
-        selftest.check_review(self, RobustDeepLogic)
-
-    def test_widget(self) -> None:
-        """The panel loads and is bound to the parameter node."""
-        selftest.check_widget(self)

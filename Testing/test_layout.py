@@ -31,7 +31,7 @@ ENGINE = REPO / "RobustDeepLogic"
 MODULE = REPO / "RobustDeep"
 MAX_LINES = 400
 #: The Slicer module's files that run without Slicer (their public API is documented like the engine's).
-QT_FREE_GLUE = ["engine", "command_lines", "process", "stages", "dependencies", "choices", "ui", "mrml_volumes",
+QT_FREE_GLUE = ["engine", "command_lines", "process", "process_tree", "package_index", "stages", "dependencies", "choices", "ui", "mrml_volumes",
                 "mrml_segmentations", "mrml_views", "mrml_tables"]
 
 #: Libraries a function may import where it needs them, and why.

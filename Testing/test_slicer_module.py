@@ -255,9 +255,11 @@ STUB_SLICER = textwrap.dedent(
             self.args = args
     pnw.Choice = _Validator; pnw.WithinRange = _Validator
     slm = module("slicer.ScriptedLoadableModule")
-    for base in ("ScriptedLoadableModule", "ScriptedLoadableModuleWidget",
-                 "ScriptedLoadableModuleLogic", "ScriptedLoadableModuleTest"):
+    for base in ("ScriptedLoadableModule", "ScriptedLoadableModuleWidget", "ScriptedLoadableModuleLogic"):
         setattr(slm, base, type(base, (), {"__init__": lambda self, *a, **k: None}))
+    import unittest  # Slicer's test base is a unittest.TestCase, found by unittest's loader (ctest)
+    slm.ScriptedLoadableModuleTest = type("ScriptedLoadableModuleTest", (unittest.TestCase,),
+                                          {"delayDisplay": lambda self, *a, **k: None})
     util = module("slicer.util"); util.VTKObservationMixin = type("VTKObservationMixin", (), {})
     slicer.util = util; slicer.i18n = i18n; slicer.parameterNodeWrapper = pnw
     slicer.ScriptedLoadableModule = slm
@@ -681,7 +683,7 @@ def test_install_torch_without_the_pytorch_extension_says_what_to_do():
 def test_glue_modules_outside_mrml_import_without_slicer_or_qt():
     code = ("import sys; sys.path.insert(0, %r)\n"
             "import RobustDeepLib, RobustDeepLib.engine, RobustDeepLib.process, RobustDeepLib.stages, "
-            "RobustDeepLib.dependencies, RobustDeepLib.choices\n"
+            "RobustDeepLib.dependencies, RobustDeepLib.choices, RobustDeepLib.process_tree, RobustDeepLib.package_index\n"
             "bad = [m for m in ('slicer', 'qt', 'ctk', 'vtk', 'torch') if m in sys.modules]\n"
             "print(','.join(bad))" % str(MODULE_DIR))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

@@ -4,6 +4,8 @@ head and brain masks, and the ``robustdeep template`` commands."""
 from __future__ import annotations
 
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -157,3 +159,39 @@ def test_template_commands(need_assets, tmp_path):
     assert run_command(["template", "write", str(out), "--spacing", "4", "--progress", "none"]) == 0
     assert (out / templates.TEMPLATE_FILES["fdg"]).is_file()
     assert (out / templates.TEMPLATE_FILES["head_mask"]).is_file()
+
+
+def test_asset_wheels_are_downloaded_for_a_python_that_has_them(monkeypatch, tmp_path):
+    """Issue 14 item 2: Slicer 5.8's Python 3.9 must download nilearn 0.14.1 (Requires-Python >= 3.10).
+
+    pip picks releases for ``--python-version`` rather than for the interpreter that runs it, so the
+    command must carry it, the same whatever Python runs the engine; the version must be one the wheels
+    support (nilearn 0.14.1: >= 3.10; both wheels are ``py3-none-any``).
+    """
+    from RobustDeepLogic.registration import assets
+
+    seen = []
+
+    class Done:
+        returncode, stderr = 0, ""
+
+    def fake_run(cmd, **kwargs):
+        seen.append(list(cmd))
+        name, version = cmd[-1].split("==")
+        (Path(cmd[cmd.index("-d") + 1]) / f"{name.replace('-', '_')}-{version}-py3-none-any.whl").write_bytes(b"")
+        return Done()
+
+    monkeypatch.setattr(assets.subprocess, "run", fake_run)
+    commands = {}
+    for python in ((3, 9, 18), (3, 12, 1)):
+        monkeypatch.setattr(assets.sys, "version_info", python)
+        seen.clear()
+        wheels = assets._download_wheels([assets.NILEARN, assets.SPM], tmp_path, None)
+        assert sorted(wheels) == ["nilearn", "spm-runtime-r2025b"]
+        commands[python] = [c[1:] for c in seen]
+    assert commands[(3, 9, 18)] == commands[(3, 12, 1)]
+    for cmd in commands[(3, 9, 18)]:
+        assert cmd[cmd.index("--python-version") + 1] == assets.WHEEL_PYTHON_VERSION
+        assert {"--no-deps", "--only-binary"} <= set(cmd)  # pip's conditions for --python-version
+    major, minor = (int(v) for v in assets.WHEEL_PYTHON_VERSION.split("."))
+    assert (major, minor) >= (3, 10)  # nilearn 0.14.1 requires Python >= 3.10

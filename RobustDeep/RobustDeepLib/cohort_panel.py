@@ -119,6 +119,7 @@ class CohortLogicMixin:
         for modality in modalities or [m for m in MODALITIES if m in patient.modalities]:
             image = cohort.read(patient, modality)
             node = mrml_volumes.add_volume_node(slicer.mrmlScene, image, f"{patientId} {modality}")
+            mrml_volumes.add_storage_node(node)  # saved like any loaded volume
             node.SetAttribute("RobustDeep.patient", patientId)
             node.SetAttribute("RobustDeep.modality", modality)
             nodes[modality] = node
@@ -131,7 +132,9 @@ class CohortLogicMixin:
         from RobustDeepLogic.io.volumes import read_volume
         from RobustDeepLib import mrml_volumes
 
-        return mrml_volumes.add_volume_node(slicer.mrmlScene, read_volume(path), name)
+        node = mrml_volumes.add_volume_node(slicer.mrmlScene, read_volume(path), name)
+        mrml_volumes.add_storage_node(node)  # saved like any loaded volume
+        return node
 
     def loadOutputs(self, result: Dict[str, Any]) -> List[Any]:
         """Load the volumes named in a job's ``result`` event (its ``outputs`` that are volume files)."""

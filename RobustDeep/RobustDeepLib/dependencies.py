@@ -5,7 +5,10 @@ only when the user asks.
   ``EXTENSION_DEPENDS``): it picks the build that fits the computer's GPU and driver. When that
   extension is missing, :func:`install_torch` raises :class:`MissingPyTorchExtension` with what to do.
 - The other packages (the engine's light dependencies) go through ``slicer.packaging.pip_ensure``
-  on Slicer 5.12 and later, or ``slicer.util.pip_install`` before.
+  on Slicer 5.12 and later (which asks first), or, before, ``slicer.util.pip_install`` after the
+  user confirmed (:func:`install_requirements`).
+- Before a background job starts, :func:`check_command_requirements` says which packages the command
+  lacks and what to press (the job would otherwise die on ``No module named 'yaml'``).
 
 Nothing here runs at import time; importing this module imports neither Slicer nor torch.
 """
@@ -34,6 +37,35 @@ REQUIREMENTS: Tuple[Tuple[str, str], ...] = (
     ("pydicom", "pydicom>=2.3"),
     ("matplotlib", "matplotlib>=3.5"),
 )
+
+
+#: Engine commands that import torch (simulation, blending, the networks); the others need only
+#: :data:`REQUIREMENTS`.
+TORCH_COMMANDS = frozenset({"simulate", "blend", "synthesize", "train", "predict", "export", "demo",
+                            "reproduce"})
+
+class DependenciesMissing(RuntimeError):
+    """The engine's packages that a command needs are not installed in this Python.
+
+    Parameters
+    ----------
+    command : str
+        The engine command (``"register"``, ...).
+    missing : sequence of str
+        The pip requirements that are missing (``"torch"``, ``"pyyaml>=5.4"``, ...).
+    """
+
+    def __init__(self, command: str, missing: Sequence[str]) -> None:
+        self.command = command
+        self.missing = list(missing)
+        super().__init__(
+            f"RobustDeep's engine needs Python packages that are not installed yet: {', '.join(self.missing)}. "
+            f"Press 'Install dependencies...' in the Set-up section, then start '{command}' again."
+        )
+
+
+class InstallDeclined(RuntimeError):
+    """The user declined installing packages into Slicer's Python."""
 
 
 class MissingPyTorchExtension(RuntimeError):
@@ -99,6 +131,47 @@ def missing_requirements(requirements: Sequence[Tuple[str, str]] = REQUIREMENTS)
         The pip requirements (e.g. ``"scipy>=1.8"``) of the modules not found, in the given order.
     """
     return [req for name, req in requirements if not is_importable(name)]
+
+
+def missing_for_command(command: Sequence[str]) -> List[str]:
+    """The pip requirements an engine command lacks in this Python (torch first when it needs it).
+
+    The child process runs Slicer's own Python (``PythonSlicer``), so what this process can import
+    is what the job can import.
+
+    Parameters
+    ----------
+    command : sequence of str
+        The engine command line after ``robustdeep`` (``["register", COHORT, OUT]``).
+
+    Returns
+    -------
+    list of str
+        ``"torch"`` when the command is one of :data:`TORCH_COMMANDS` and torch is missing, then the
+        missing requirements of :data:`REQUIREMENTS`; empty when the command can run.
+    """
+    missing = missing_requirements()
+    if command and str(command[0]) in TORCH_COMMANDS and not is_importable("torch"):
+        missing = ["torch"] + missing
+    return missing
+
+
+def check_command_requirements(command: Sequence[str]) -> None:
+    """Raise :class:`DependenciesMissing` when an engine command lacks packages; before a job starts.
+
+    Parameters
+    ----------
+    command : sequence of str
+        The engine command line after ``robustdeep``.
+
+    Raises
+    ------
+    DependenciesMissing
+        Naming the missing packages and the button that installs them.
+    """
+    missing = missing_for_command(command)
+    if missing:
+        raise DependenciesMissing(str(command[0]) if command else "the command", missing)
 
 
 @dataclass
@@ -226,9 +299,10 @@ def install_torch(ask: bool = True) -> str:
 def install_requirements(requester: str = "RobustDeep", confirm: bool = True) -> List[str]:
     """pip-install the missing engine dependencies into Slicer's Python; returns what was asked for.
 
-    With ``confirm`` (the panel) Slicer 5.12+ asks the user first (``pip_ensure``); without it (the
-    self-test, which Slicer's testing mode would otherwise leave without packages) pip runs directly.
-    Before Slicer 5.12, ``slicer.util.pip_install`` runs in both cases. Runs inside Slicer only.
+    With ``confirm`` (the panel) the user is asked first: by ``slicer.packaging.pip_ensure`` on Slicer
+    5.12 and later, by ``slicer.util.confirmOkCancelDisplay`` before ``slicer.util.pip_install`` on
+    older versions (whose ``pip_install`` never asks). Without it (the self-test, which Slicer's
+    testing mode would otherwise leave without packages) pip runs directly. Runs inside Slicer only.
 
     Parameters
     ----------
@@ -241,6 +315,11 @@ def install_requirements(requester: str = "RobustDeep", confirm: bool = True) ->
     -------
     list of str
         The pip requirements that were missing and asked for (empty when nothing was missing).
+
+    Raises
+    ------
+    InstallDeclined
+        When the user declines (Slicer before 5.12; ``pip_ensure`` raises its own RuntimeError).
     """
     import slicer
 
@@ -255,20 +334,30 @@ def install_requirements(requester: str = "RobustDeep", confirm: bool = True) ->
             packaging = None
     if confirm and packaging is not None and hasattr(packaging, "pip_ensure"):  # Slicer 5.12 and later
         packaging.pip_ensure(missing, requester=requester)
-    else:
-        slicer.util.pip_install(list(missing))  # a list: no shell quoting of '>=' needed
+        return missing
+    if confirm:
+        question = (f"{requester} needs these Python packages, which will be installed into Slicer's "
+                    "Python with pip:\n\n" + "\n".join(f"- {req}" for req in missing) + "\n\nContinue?")
+        if not slicer.util.confirmOkCancelDisplay(question, windowTitle=f"{requester} - Install Python Packages"):
+            raise InstallDeclined("Installation of the Python packages cancelled: " + ", ".join(missing))
+    slicer.util.pip_install(list(missing))  # a list: no shell quoting of '>=' needed
     return missing
 
 
 __all__ = [
     "REQUIREMENTS",
+    "TORCH_COMMANDS",
     "TORCH_REQUIREMENT",
     "ComputeInfo",
+    "DependenciesMissing",
+    "InstallDeclined",
     "MissingPyTorchExtension",
+    "check_command_requirements",
     "compute_info",
     "install_requirements",
     "install_torch",
     "installed_version",
     "is_importable",
+    "missing_for_command",
     "missing_requirements",
 ]

@@ -121,7 +121,14 @@ class JobsLogicMixin:
     ``RobustDeepLogic``: it uses its ``engine()`` and ``engineRoot``."""
 
     def startEngineJob(self, command: Sequence[str], extraEnv: Optional[Dict[str, str]] = None) -> EngineJob:
-        """Start ``robustdeep <command> --progress json`` in a separate process (returns at once)."""
+        """Start ``robustdeep <command> --progress json`` in a separate process (returns at once).
+
+        Raises ``DependenciesMissing`` (what is missing, and to press 'Install dependencies...') before
+        anything starts when the command lacks packages: the job would die on its first import.
+        """
+        from RobustDeepLib.dependencies import check_command_requirements
+
+        check_command_requirements(command)
         self.engine()
         missing = rdlib.missing_commands([command])
         if missing:

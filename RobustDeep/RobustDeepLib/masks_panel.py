@@ -26,6 +26,29 @@ class MasksWidgetMixin:
         self.ui.saveMaskButton.enabled = bool(p.maskSegmentation and p.templateVolume) and is_set(p.maskFile)
         self.ui.loadMaskButton.enabled = is_set(p.maskFile)
 
+    # The embedded Segment Editor: as Slicer's Segment Editor module does in its enter / exit.
+    def _enterMaskEditor(self) -> None:
+        """On entering the module: the editor's node (a new scene may have replaced it), shortcuts."""
+        editor = self.ui.maskSegmentEditorWidget
+        editor.setMRMLSegmentEditorNode(self.logic.segmentEditorNode())
+        editor.installKeyboardShortcuts()
+        editor.updateWidgetFromMRML()
+
+    def _exitMaskEditor(self) -> None:
+        """On leaving the module: no active effect (a Paint effect would stay live in the views), no
+        shortcuts, no observations of the views."""
+        editor = self.ui.maskSegmentEditorWidget
+        editor.setActiveEffect(None)
+        editor.uninstallKeyboardShortcuts()
+        editor.removeViewObservations()
+
+    def _closeMaskEditor(self) -> None:
+        """When the scene closes: the editor lets go of the segmentation and of the views."""
+        editor = self.ui.maskSegmentEditorWidget
+        editor.setActiveEffect(None)
+        editor.setSegmentationNode(None)
+        editor.removeViewObservations()
+
     def _fillMaskChoices(self) -> None:
         self.ui.maskChoiceComboBox.clear()
         self.ui.maskChoiceComboBox.addItems(self.logic.maskChoices())

@@ -38,8 +38,9 @@ def segmentation_to_mask(
 ) -> sitk.Image:
     """A binary mask (uint8, 1 inside any chosen segment) on the grid of ``reference_node``.
 
-    ``reference_node`` is the template volume the mask is drawn over; the result has its geometry
-    exactly (LPS, as every engine image), whatever the segmentation's own labelmap geometry.
+    ``reference_node`` is the template volume the mask is drawn over; the segments are exported with
+    its extent (``EXTENT_REFERENCE_GEOMETRY``), so the result has its geometry exactly (LPS, as every
+    engine image), whatever the segmentation's own labelmap geometry.
 
     Parameters
     ----------
@@ -73,7 +74,9 @@ def segmentation_to_mask(
     scene.AddNode(labelmap)
     try:
         logic = slicer.vtkSlicerSegmentationsModuleLogic
-        if not logic.ExportSegmentsToLabelmapNode(segmentation_node, ids, labelmap, reference_node):
+        # The reference's extent, not the segments' (the default): the labelmap is on its grid.
+        if not logic.ExportSegmentsToLabelmapNode(segmentation_node, ids, labelmap, reference_node,
+                                                  slicer.vtkSegmentation.EXTENT_REFERENCE_GEOMETRY):
             raise RuntimeError("exporting the segments to a labelmap failed")
         image = volume_node_to_image(labelmap)
     finally:

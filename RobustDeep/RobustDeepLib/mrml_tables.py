@@ -103,7 +103,9 @@ def scatter_fit_chart(
     """A plot chart: the voxel pairs ``(x, y)`` as points and the line ``y = slope x + intercept``.
 
     ``x`` and ``y`` are the (already sampled) reference and predicted values. The chart's series and
-    tables are added to the scene too.
+    tables are added to the scene too. Both series are scatter series (x from the X column): the
+    points without a line, the fit with a solid line and no markers (a ``PlotTypeLine`` series would
+    plot against the row index, not the X column).
 
     Parameters
     ----------
@@ -152,8 +154,9 @@ def scatter_fit_chart(
             series.SetMarkerStyle(slicer.vtkMRMLPlotSeriesNode.MarkerStyleCircle)
             series.SetMarkerSize(3)
             series.SetColor(0.2, 0.4, 0.8)
-        else:
-            series.SetPlotType(slicer.vtkMRMLPlotSeriesNode.PlotTypeLine)
+        else:  # a scatter series drawn as a line: PlotTypeLine would ignore the X column
+            series.SetPlotType(slicer.vtkMRMLPlotSeriesNode.PlotTypeScatter)
+            series.SetLineStyle(slicer.vtkMRMLPlotSeriesNode.LineStyleSolid)
             series.SetMarkerStyle(slicer.vtkMRMLPlotSeriesNode.MarkerStyleNone)
             series.SetColor(0.85, 0.1, 0.1)
         chart.AddAndObservePlotSeriesNodeID(series.GetID())

@@ -56,8 +56,11 @@ def set_slice_layers(
     return count
 
 
-def diverging_color_node(scene: Any, name: str = BIAS_COLOR_NODE_NAME, size: int = 256) -> Any:
+def diverging_color_node(scene: Any, name: str = BIAS_COLOR_NODE_NAME, size: int = 257) -> Any:
     """A blue-white-red colour table (created once per scene): negative blue, zero white, positive red.
+
+    The colour of 0 (the middle one; ``size`` is odd) is fully transparent, so that where a bias map is
+    0 (no error, and everywhere outside the head) the background volume shows through.
 
     Parameters
     ----------
@@ -66,13 +69,20 @@ def diverging_color_node(scene: Any, name: str = BIAS_COLOR_NODE_NAME, size: int
     name : str, optional
         The table's node name; a colour table of that name already in the scene is returned as it is.
     size : int, optional
-        Number of colours, spread evenly over [-1, 1].
+        Number of colours, spread evenly over [-1, 1]; odd, so that one of them is 0.
 
     Returns
     -------
     vtkMRMLColorTableNode
         The colour table.
+
+    Raises
+    ------
+    ValueError
+        When ``size`` is even or below 3.
     """
+    if size < 3 or size % 2 == 0:
+        raise ValueError(f"the bias colour table needs an odd number of colours (one for 0), not {size}")
     existing = scene.GetFirstNodeByName(name)
     if existing is not None and existing.IsA("vtkMRMLColorTableNode"):
         return existing
@@ -87,7 +97,8 @@ def diverging_color_node(scene: Any, name: str = BIAS_COLOR_NODE_NAME, size: int
             rgb = (0.02 + 0.98 * s, 0.19 + 0.81 * s, 0.58 + 0.42 * s)
         else:  # white -> red (0.70, 0.02, 0.15)
             rgb = (1.0 - 0.30 * t, 1.0 - 0.98 * t, 1.0 - 0.85 * t)
-        node.SetColor(i, f"{t:+.3f}", rgb[0], rgb[1], rgb[2], 1.0)
+        alpha = 0.0 if i == size // 2 else 1.0  # 0: transparent
+        node.SetColor(i, f"{t:+.3f}", rgb[0], rgb[1], rgb[2], alpha)
     scene.AddNode(node)
     return node
 

@@ -249,8 +249,43 @@ def add_volume_node(
     return node
 
 
+def add_storage_node(node: Any) -> Any:
+    """Give a volume node in a scene its default storage node (once), so that it saves like any data.
+
+    A volume read by the engine (not by Slicer's reader) has no storage node, and Slicer's *Save* does
+    not offer to save it. No file name is set: the user chooses where it goes (an original is never
+    overwritten by default).
+
+    Parameters
+    ----------
+    node : vtkMRMLScalarVolumeNode
+        A volume node (scalar or labelmap) in a scene.
+
+    Returns
+    -------
+    vtkMRMLStorageNode
+        Its storage node (the one it had, or a new ``vtkMRMLVolumeArchetypeStorageNode`` in the scene).
+
+    Raises
+    ------
+    ValueError
+        When the node is not in a scene.
+    """
+    scene = node.GetScene()
+    if scene is None:
+        raise ValueError(f"volume {node.GetName()!r} is not in a scene")
+    storage = node.GetStorageNode()
+    if storage is None:
+        storage = node.CreateDefaultStorageNode()
+        scene.AddNode(storage)
+        storage.UnRegister(None)  # CreateDefaultStorageNode hands over a reference; the scene keeps one
+        node.SetAndObserveStorageNodeID(storage.GetID())
+    return storage
+
+
 __all__ = [
     "LPS_TO_RAS",
+    "add_storage_node",
     "add_volume_node",
     "array_from_volume_node",
     "ijk_to_ras_matrix",

@@ -16,8 +16,9 @@ Events handed out by :meth:`EngineJob.poll` are the protocol's own dicts
     always the last event of a job: 0 success, 2 bad input, 1 internal failure, 130 interrupted,
     other values (negative on POSIX) when the process was killed.
 
-Cancel (:meth:`EngineJob.cancel`) asks the whole process tree to stop (SIGTERM to its process group
-on POSIX, CTRL_BREAK on Windows) and kills it after a grace period; it never blocks the caller.
+Cancel (:meth:`EngineJob.cancel`) asks the whole process tree to stop (:mod:`RobustDeepLib.process_tree`:
+every descendant, found before anything is signalled, and on POSIX the job's process group) and kills
+it after a grace period; it never blocks the caller. On Windows the job has no console window.
 
 This module is free of Qt and of Slicer, so it is tested with plain pytest.
 """
@@ -25,14 +26,14 @@ This module is free of Qt and of Slicer, so it is tested with plain pytest.
 from __future__ import annotations
 
 import json
-import os
 import queue
-import signal
 import subprocess
 import sys
 import threading
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+
+from RobustDeepLib.process_tree import popen_options, signal_tree
 
 #: Exit statuses of the ``robustdeep`` command line (``RobustDeepLogic.cli.main.run_command``).
 EXIT_OK = 0
@@ -156,6 +157,7 @@ class EngineJob:
         self._readers: List[threading.Thread] = []
         self._finished = threading.Event()
         self._exit_delivered = False
+        self._tree: List[int] = []  # descendants found when the tree was asked to stop
 
     # -- life cycle ------------------------------------------------------------------------------
     def start(self) -> "EngineJob":
@@ -175,11 +177,6 @@ class EngineJob:
         """
         if self.proc is not None:
             raise RuntimeError("this job was already started")
-        kwargs: Dict[str, Any] = {}
-        if os.name == "nt":  # a process group of its own, so that CTRL_BREAK reaches the tree only
-            kwargs["creationflags"] = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)
-        else:
-            kwargs["start_new_session"] = True
         self.proc = subprocess.Popen(
             self.argv,
             stdin=subprocess.DEVNULL,
@@ -191,7 +188,7 @@ class EngineJob:
             encoding="utf-8",
             errors="replace",
             bufsize=1,
-            **kwargs,
+            **popen_options(),  # no console window on Windows; a process group / session of its own
         )
         for stream in ("stdout", "stderr"):
             reader = threading.Thread(
@@ -321,24 +318,8 @@ class EngineJob:
             self._signal_tree(terminate=False)
 
     def _signal_tree(self, terminate: bool) -> None:
-        proc = self.proc
-        if proc is None:
-            return
-        try:
-            if os.name == "nt":
-                if terminate:
-                    proc.send_signal(signal.CTRL_BREAK_EVENT)  # type: ignore[attr-defined]
-                else:
-                    subprocess.run(["taskkill", "/F", "/T", "/PID", str(proc.pid)],
-                                   capture_output=True, check=False)
-            else:
-                os.killpg(proc.pid, signal.SIGTERM if terminate else signal.SIGKILL)
-        except (ProcessLookupError, PermissionError, OSError):
-            # The group is gone already; make sure the direct child is too.
-            try:
-                proc.kill()
-            except OSError:
-                pass
+        if self.proc is not None:
+            self._tree = signal_tree(self.proc, terminate, known=self._tree)
 
     def __del__(self) -> None:  # a job dropped while running must not leave orphans
         try:

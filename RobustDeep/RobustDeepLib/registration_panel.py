@@ -10,6 +10,8 @@ logic as ``RobustDeepLogic().qcTable(...)``.
 import pathlib
 from typing import Any, Dict, List, Optional, Tuple
 
+import qt
+
 import slicer
 from slicer.i18n import tr as _
 
@@ -44,6 +46,8 @@ class RegistrationWidgetMixin:
         with slicer.util.tryWithErrorDisplay(_("Failed to start BRAINSFit."), waitCursor=True):
             p = self._parameterNode
             transform = self.logic.transformNodeFor(p.movingVolume)
+            # The run's own inputs: the selection may change while BRAINSFit runs.
+            self._brainsFitInputs = (p.templateVolume, p.movingVolume, transform)
             self._brainsFitNode = self.logic.runBRAINSFit(
                 p.templateVolume, p.movingVolume, transform,
                 samplingPercentage=p.samplingPercentage, initializeTransformMode=p.initializeTransformMode,
@@ -53,26 +57,28 @@ class RegistrationWidgetMixin:
             self._updateButtons()
 
     def _onBRAINSFitStatus(self, cliNode, event) -> None:
-        """When BRAINSFit ends: move the patient's PET/CT family under the transform, or show the error."""
+        """When BRAINSFit ends: move the PET/CT family of the volume the run started with under the
+        transform, or show the error. The CLI node is removed later, not inside its own event."""
         if cliNode.IsBusy():
             return
         status = cliNode.GetStatusString()
         self.removeObserver(cliNode, cliNode.StatusModifiedEvent, self._onBRAINSFitStatus)
+        fixed, moving, transform = getattr(self, "_brainsFitInputs", None) or (None, None, None)
         self._brainsFitNode = None
+        self._brainsFitInputs = None
         self.ui.registerPatientButton.text = _("Register patient (BRAINSFit)")
         self._updateButtons()
-        if status == "Completed":
-            p = self._parameterNode
-            transform = self.logic.transformNodeFor(p.movingVolume)
-            patient = p.movingVolume.GetAttribute("RobustDeep.patient")
+        if status == "Completed" and moving is not None and moving.GetScene() is not None:
+            patient = moving.GetAttribute("RobustDeep.patient")
             family = {m: n for m, n in self._patientNodes.items()
                       if patient and n.GetAttribute("RobustDeep.patient") == patient}
-            self.logic.applyTransformToFamily(transform, family or {"FD": p.movingVolume})
-            self.onShowOverTemplate()
-        else:
+            self.logic.applyTransformToFamily(transform, family or {"FD": moving})
+            self.logic.showOverTemplate(fixed, moving)
+        elif status != "Completed":
             slicer.util.errorDisplay(_("BRAINSFit {status}:\n{text}").format(
                 status=status, text=cliNode.GetErrorText()[-2000:]))
-        slicer.mrmlScene.RemoveNode(cliNode)
+        # Removing a node while it invokes its own event would leave VTK calling into a deleted node.
+        qt.QTimer.singleShot(0, lambda: slicer.mrmlScene.RemoveNode(cliNode) if cliNode.GetScene() else None)
 
     def onRegisterCohort(self) -> None:
         """Register the whole cohort with the engine in the background, then show the QC table."""
@@ -110,6 +116,7 @@ class RegistrationLogicMixin:
         spec = str(templateFile) if templateFile is not None else MODEL_TEMPLATE
         image = templates.load_template_image(spec)
         node = mrml_volumes.add_volume_node(slicer.mrmlScene, image, "RobustDeep template (FDG, MNI)")
+        mrml_volumes.add_storage_node(node)
         node.SetAttribute("RobustDeep.template", spec)
         return node
 
@@ -136,7 +143,9 @@ class RegistrationLogicMixin:
                      initializeTransformMode: str = "useMomentsAlign", wait: bool = True) -> Any:
         """Rigid BRAINSFit of ``moving`` to ``fixed`` into ``transform``; returns the CLI node.
 
-        ``wait=False`` returns at once (observe the node's status); ``wait=True`` raises on failure.
+        ``wait=False`` returns at once (observe the node's status); ``wait=True`` blocks until BRAINSFit
+        ends and returns the node whatever happened: ``slicer.cli.runSync`` never raises, so check
+        ``GetStatusString()`` (``"Completed"``) and ``GetErrorText()``.
         """
         if fixed is None or moving is None:
             raise ValueError(_("Choose the template and the patient's volume first."))

@@ -1,10 +1,16 @@
 """The steps of the RobustDeep self-test: each panel's logic on a tiny simulated cohort (made by the
 engine in a separate process).
 
-``RobustDeepTest`` (``RobustDeep.py``, run by Slicer's "Reload and Test" and by ctest) keeps its
-``test_*`` methods; ``test_<name>`` calls ``check_<name>`` here with the test case itself (``test``: its
-asserts, ``delayDisplay``, ``SUBJECTS``, its work folder) and, where needed, the module's Slicer logic
-class (``logic_class``, ``RobustDeep.RobustDeepLogic``: by that name, this package means the engine).
+``RobustDeepTest`` (``RobustDeep.py``) has one test method, ``test_RobustDeep``, without arguments:
+ctest (``slicer_add_python_unittest``, through ``slicer.testing.runUnitTest`` and unittest's loader)
+runs every ``test_*`` method on its own, so the steps, which hand their results on (the cohort, the
+template, the mask), are not test methods. :func:`run_steps` chains them; each ``check_<name>`` gets
+the test case itself (``test``: its asserts, ``delayDisplay``, ``skipTest``, ``SUBJECTS``, its work
+folder) and, where needed, the module's Slicer logic class (``logic_class``,
+``RobustDeep.RobustDeepLogic``: by that name, this package means the engine).
+
+Steps that download (the engine's packages, the template assets) run only when pip's package index
+answers (:func:`network_available`); offline they are reported and the steps that need them skipped.
 """
 
 import pathlib
@@ -19,7 +25,34 @@ from slicer.ScriptedLoadableModule import ScriptedLoadableModuleLogic
 from RobustDeepLib import engine as rdlib
 
 from RobustDeepLib import command_lines as rdcmd
+from RobustDeepLib import package_index
 from RobustDeepLib.process import describe_error
+
+
+def network_available() -> bool:
+    """True when pip's package index answers (the steps that download can run)."""
+    return package_index.package_index_reachable()
+
+
+def run_steps(test, logic_class, rdengine: Any, import_error: Optional[str]) -> None:
+    """The whole self-test, step after step, each handing its results to the next.
+
+    Offline, a missing engine dependency skips the test (nothing runs without the engine's packages)
+    and missing template assets skip the steps on the template (registration, masks, blend).
+    """
+    online = network_available()
+    if not check_dependencies(test, logic_class, online):
+        test.skipTest("offline: the engine's Python packages are missing and cannot be installed")
+    check_engine_reachable(test, logic_class, rdengine, import_error)
+    check_job_protocol(test, logic_class)
+    check_geometry_round_trip(test)
+    cohort = check_patients(test, logic_class)
+    if check_assets(test, logic_class, online):
+        template = check_registration(test, logic_class, cohort)
+        segmentation, _ = check_masks(test, logic_class, template)
+        check_blend(test, logic_class, cohort, template, segmentation)
+    check_review(test, logic_class)
+    check_widget(test)
 
 
 def workdir(test) -> pathlib.Path:
@@ -29,14 +62,21 @@ def workdir(test) -> pathlib.Path:
     return test._tmp
 
 
-def ensure_assets(test, logic_class) -> None:
-    """The engine's template assets, prepared once (``robustdeep assets`` needs the package registry)."""
+def check_assets(test, logic_class, online: bool) -> bool:
+    """The engine's template assets, prepared once (``robustdeep assets`` needs the package registry).
+
+    Returns False (and says so) when they are missing and the registry cannot be reached."""
     from RobustDeepLogic.registration.assets import assets_ready
 
-    if not assets_ready():
-        test.delayDisplay("preparing the template assets (robustdeep assets)")
-        job = logic_class().runEngineCommand(rdcmd.assets_command(), timeout=900)
-        test.assertEqual(job.returncode, 0, describe_error(job.error or {}))
+    if assets_ready():
+        return True
+    if not online:
+        test.delayDisplay("offline and no template assets: registration, masks and blend not tested")
+        return False
+    test.delayDisplay("preparing the template assets (robustdeep assets)")
+    job = logic_class().runEngineCommand(rdcmd.assets_command(), timeout=900)
+    test.assertEqual(job.returncode, 0, describe_error(job.error or {}))
+    return True
 
 
 def has(test, command: str) -> bool:
@@ -47,18 +87,24 @@ def has(test, command: str) -> bool:
     return False
 
 
-def check_dependencies(test, logic_class) -> None:
-    """The engine's packages are there (installed without asking when missing) and the device is known."""
+def check_dependencies(test, logic_class, online: bool = True) -> bool:
+    """The engine's packages are there (installed without asking when missing) and the device is known.
+
+    Returns False, installing nothing, when packages are missing and the registry cannot be reached."""
     from RobustDeepLib.dependencies import missing_requirements
 
     logic = logic_class()
     if missing_requirements() or not logic.computeInfo(importTorch=False).torch_version:
+        if not online:
+            test.delayDisplay("offline: the engine's dependencies are missing and cannot be installed")
+            return False
         test.delayDisplay("installing the engine's dependencies")
         logic.installDependencies(ask=False)
     test.assertEqual(missing_requirements(), [])
     info = logic.computeInfo(importTorch=True)
     test.assertIsNotNone(info.torch_version)
     test.assertIn(info.device, ("cpu", "cuda", "mps"))
+    return True
 
 
 def check_engine_reachable(test, logic_class, rdengine: Any, import_error: Optional[str]) -> None:
@@ -124,7 +170,6 @@ def check_registration(test, logic_class, cohort: Optional[pathlib.Path]) -> Any
     """The template loads; BRAINSFit registers one patient rigidly; the engine registers the cohort."""
     import numpy as np
 
-    ensure_assets(test, logic_class)
     logic = logic_class()
     template = logic.loadTemplate(None)
     test.assertIsNotNone(template.GetImageData())

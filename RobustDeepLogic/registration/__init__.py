@@ -62,11 +62,13 @@ from RobustDeepLogic.registration.assets import (
     RECORD_NAME,
     SPM,
     TPM_CLASSES,
+    WHEEL_PYTHON_VERSION,
     AssetSpec,
     asset_path,
     assets_dir,
     assets_ready,
     load_asset,
+    pip_download_command,
     prepare_assets,
 )
 from RobustDeepLogic.registration.cohort import CohortRegistration, register_cohort
@@ -172,6 +174,8 @@ __all__ = [
     "assets_ready",
     "load_asset",
     "prepare_assets",
+    "pip_download_command",
+    "WHEEL_PYTHON_VERSION",
     "CohortRegistration",
     "register_cohort",
     "INIT_MODES",

