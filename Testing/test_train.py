@@ -79,6 +79,26 @@ def test_resume_gives_the_same_result(cohort, tmp_path):
     assert [r["val_rmse"] for r in ha] == [r["val_rmse"] for r in hb]
 
 
+def test_a_finished_fold_is_not_loaded_again_but_more_epochs_continue_it(cohort, tmp_path, monkeypatch):
+    from RobustDeepLogic.training import loop as train_module
+
+    cfg = {**TINY, "fold": 0, "epochs": 1}
+    first = train_run(cohort.root, tmp_path / "r", cfg)
+    real_windows = train_module.WindowDataset
+    built = []
+
+    def windows_spy(*args, **kwargs):
+        built.append(1)
+        return real_windows(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "WindowDataset", windows_spy)
+    again = train_run(cohort.root, tmp_path / "r", cfg)  # finished: returns without indexing a subject
+    assert built == [] and again["folds"][0] == first["folds"][0]
+    more = train_run(cohort.root, tmp_path / "r", {**cfg, "epochs": 2})  # asked for more: it continues
+    assert built == [1] and more["folds"][0]["epoch"] == 2
+    assert [r["epoch"] for r in read_history(tmp_path / "r")] == [1, 2]
+
+
 def test_resume_refuses_a_changed_configuration(cohort, tmp_path):
     train_run(cohort.root, tmp_path / "r", {**TINY, "fold": 0, "epochs": 1})
     with pytest.raises(InputError, match="different configuration"):

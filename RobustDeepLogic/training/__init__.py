@@ -8,7 +8,11 @@ each fold trained on), :mod:`.validation`
 """
 
 from RobustDeepLogic.training.distributed import Distributed, setup_distributed
-from RobustDeepLogic.training.fold_subjects import SUBJECTS_FILE, read_fold_subjects, write_fold_subjects
+from RobustDeepLogic.training.fold_subjects import (
+    SUBJECTS_FILE,
+    read_fold_subjects,
+    write_fold_subjects,
+)
 from RobustDeepLogic.training.loop import train_fold, train_run
 from RobustDeepLogic.training.plan import Plan, prepare, training_subjects
 from RobustDeepLogic.training.runs import (

@@ -44,7 +44,7 @@ from RobustDeepLogic.data.windows import EpochSampler, WindowDataset, validation
 from RobustDeepLogic.network.inference import autocast_dtype
 from RobustDeepLogic.network.model import NetworkSpec, build_network
 from RobustDeepLogic.training.distributed import Distributed, setup_distributed
-from RobustDeepLogic.training.fold_subjects import write_fold_subjects
+from RobustDeepLogic.training.fold_subjects import SUBJECTS_FILE, write_fold_subjects
 from RobustDeepLogic.training.plan import Plan, prepare, training_subjects
 from RobustDeepLogic.training.runs import (
     fold_dir,
@@ -82,6 +82,15 @@ def _tensorboard(run_dir: Path, fold: int, enabled: bool):
     from torch.utils.tensorboard import SummaryWriter
 
     return SummaryWriter(str(run_dir / "tensorboard" / f"fold{fold}"))
+
+
+def _done(state: Optional[Dict[str, Any]], epochs: int, fixed_steps: Any) -> bool:
+    """Whether a fold's last checkpoint finished the training asked for (epochs, or fixed steps)."""
+    if state is None or not state.get("finished"):
+        return False
+    if fixed_steps is not None:
+        return int(state["step"]) >= int(fixed_steps)
+    return int(state["epoch"]) >= epochs
 
 
 def train_fold(
@@ -148,6 +157,9 @@ def train_fold(
     last_path, best_path = fdir / "last.pt", fdir / "best.pt"
     epochs, fixed_steps = int(cfg["epochs"]), cfg["steps"]
     state = load_checkpoint(last_path) if (cfg["resume"] and last_path.is_file()) else None
+    if _done(state, epochs, fixed_steps) and (fdir / SUBJECTS_FILE).is_file():
+        # finished with these epochs / steps: nothing to index or load (a resumed study walks its runs)
+        return next((r for r in reversed(history) if r.get("fold") == fold), {})
 
     train_ids, refused = training_subjects(plan, fold, cfg)
     if refused and log is not None:
