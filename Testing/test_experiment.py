@@ -140,6 +140,9 @@ def test_every_fold_of_every_arm_is_trained_and_recorded(study):
         assert trained[f"ld2fd/{arm}"]["synthetic"] == X.PROFILES["tiny"].synthetic, arm
     md = (study / "evaluation" / "report.md").read_text()
     assert "train_folds=all" in md.splitlines()[0]
+    # a missing TensorBoard is said once for the study, not once per run (20 runs here)
+    assert "tensorboard" in record["stages"]["train"]
+    assert (study / "robustdeep.log").read_text().count("TensorBoard") <= 1
     # validation metrics over folds: each fold's best epoch (lowest val_rmse), mean and SD over folds,
     # computed here from history.csv with the csv module
     import csv

@@ -93,7 +93,7 @@ from RobustDeepLogic.study.results import (
 )
 from RobustDeepLogic.study.settings import changed_settings, with_settings
 from RobustDeepLogic.synthesis.disk import synthesize
-from RobustDeepLogic.training.loop import train_run
+from RobustDeepLogic.training.loop import tensorboard_error, train_run
 
 
 def _blend_device(device: str) -> str:
@@ -291,12 +291,16 @@ def reproduce(
 
     # 6-7. train and predict every arm of every task
     t0 = time.perf_counter()
+    tb_error = tensorboard_error()  # said once for the study, not once per run
+    if tb_error is not None and log is not None:
+        log.warning("TensorBoard logs are not written: the 'tensorboard' package cannot be imported "
+                    "(pip install 'robustdeep[tensorboard]')")
     runs: Dict[str, str] = {}
     predictions: Dict[str, Dict[str, str]] = {}
     for task, arms_of_task in task_arms(study).items():
         for arm in arms_of_task:
             run_dir = root / "runs" / task / arm.name
-            cfg = _train_config(study, task, arm, device=device, workers=0)
+            cfg = {**_train_config(study, task, arm, device=device, workers=0), "tensorboard": tb_error is None}
             if arm.steps_of is not None:
                 steps = _run_figures(root / "runs" / task / arm.steps_of, trained_folds).get("steps")
                 if steps is None:
@@ -312,7 +316,7 @@ def reproduce(
             predictions[key] = predict_test_patients(study, task, arm, run_dir, source, registered, native,
                                                      device=device, progress=progress)
     timings["train+predict"] = time.perf_counter() - t0
-    study.done("train", timings["train+predict"])
+    study.done("train", timings["train+predict"], tensorboard=tb_error is None)
 
     # 8. evaluate
     t0 = time.perf_counter()

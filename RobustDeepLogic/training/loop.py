@@ -67,8 +67,14 @@ TENSORBOARD_MISSING = ("TensorBoard logging is on (tensorboard: true, the defaul
                        "logging off with --no-tensorboard")
 
 
-def _tensorboard_error() -> Optional[str]:
-    """Why ``torch.utils.tensorboard`` cannot be imported (tensorboard is an optional extra), or None."""
+def tensorboard_error() -> Optional[str]:
+    """Why ``torch.utils.tensorboard`` cannot be imported (tensorboard is an optional extra).
+
+    Returns
+    -------
+    str or None
+        The import error as ``"Type: message"``; None when TensorBoard logs can be written.
+    """
     try:
         from torch.utils.tensorboard import SummaryWriter  # noqa: F401
     except Exception as exc:  # ImportError, or a broken installation
@@ -77,20 +83,11 @@ def _tensorboard_error() -> Optional[str]:
 
 
 def _tensorboard(run_dir: Path, fold: int, enabled: bool):
-    if not enabled or _tensorboard_error() is not None:  # said once by train_run
+    if not enabled or tensorboard_error() is not None:  # said once by train_run
         return None
     from torch.utils.tensorboard import SummaryWriter
 
     return SummaryWriter(str(run_dir / "tensorboard" / f"fold{fold}"))
-
-
-def _done(state: Optional[Dict[str, Any]], epochs: int, fixed_steps: Any) -> bool:
-    """Whether a fold's last checkpoint finished the training asked for (epochs, or fixed steps)."""
-    if state is None or not state.get("finished"):
-        return False
-    if fixed_steps is not None:
-        return int(state["step"]) >= int(fixed_steps)
-    return int(state["epoch"]) >= epochs
 
 
 def train_fold(
@@ -157,7 +154,8 @@ def train_fold(
     last_path, best_path = fdir / "last.pt", fdir / "best.pt"
     epochs, fixed_steps = int(cfg["epochs"]), cfg["steps"]
     state = load_checkpoint(last_path) if (cfg["resume"] and last_path.is_file()) else None
-    if _done(state, epochs, fixed_steps) and (fdir / SUBJECTS_FILE).is_file():
+    if state is not None and state.get("finished") and (fdir / SUBJECTS_FILE).is_file() and (
+            int(state["step"]) >= int(fixed_steps) if fixed_steps is not None else int(state["epoch"]) >= epochs):
         # finished with these epochs / steps: nothing to index or load (a resumed study walks its runs)
         return next((r for r in reversed(history) if r.get("fold") == fold), {})
 
@@ -360,7 +358,7 @@ def train_run(
     try:
         plan, info = prepare(cohort_dir, cfg, run_dir, progress)
         if dist.main and cfg["tensorboard"]:
-            error = _tensorboard_error()
+            error = tensorboard_error()
             info.meta["tensorboard"] = {"written": error is None, "error": error}
             if error is not None:
                 if log is not None:  # the command's logger also sends it to the progress stream
