@@ -18,15 +18,13 @@ import math
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Sequence
 
-import numpy as np
-
 from RobustDeepLogic.cohort.tasks import get_task
 from RobustDeepLogic.core.files import atomic_path
 from RobustDeepLogic.core.progress import Progress
 from RobustDeepLogic.evaluate.cases import METRICS_CSV, Case, EvaluationOptions
 from RobustDeepLogic.evaluate.evaluation import evaluate_cases
 from RobustDeepLogic.evaluate.results import read_metrics_csv
-from RobustDeepLogic.evaluate.statistics import compare, summarize
+from RobustDeepLogic.evaluate.statistics import Summary, compare, summarize
 from RobustDeepLogic.report.data import final_rows, load_paper_results
 from RobustDeepLogic.report.document import Section, markdown_table
 from RobustDeepLogic.report.tables import Table
@@ -291,10 +289,10 @@ def _run_figures(run_dir: Path, folds: Sequence[int]) -> Dict[str, Any]:
             for g in per_fold]
     best = [r for r in best if r is not None]
     for key in ("val_rmse", "val_ssim"):
-        values = [float(r[key]) for r in best if _finite(r.get(key))]
-        if values:
-            out[key] = round(float(np.mean(values)), 5)
-            out[f"{key}_sd"] = round(float(np.std(values, ddof=1)), 5) if len(values) > 1 else 0.0
+        summary = summarize(float(r[key]) for r in best if _finite(r.get(key)))
+        if summary.n:
+            out[key] = round(summary.mean, 5)
+            out[f"{key}_sd"] = round(summary.sd, 5) if summary.n > 1 else 0.0
     return out
 
 
@@ -309,7 +307,7 @@ def _spread(t: Mapping[str, Any], key: str) -> str:
     """``mean ± SD`` of a validation metric over the trained folds, for the training table."""
     if key not in t:
         return "-"
-    return f"{t[key]:.4f} ± {t.get(key + '_sd', 0.0):.4f}" if t.get("folds", 1) > 1 else f"{t[key]:.4f}"
+    return Summary(t[key], t.get(key + "_sd", 0.0), t.get("folds", 1)).format(4)
 
 
 def evaluate_study(study: Study, source, native, eval_dir: Path, *, progress: Progress) -> Dict[str, Any]:
