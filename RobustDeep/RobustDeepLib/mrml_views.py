@@ -103,7 +103,8 @@ def diverging_color_node(scene: Any, name: str = BIAS_COLOR_NODE_NAME, size: int
     return node
 
 
-def show_bias_map(volume_node: Any, color_node: Any, window: float = 10.0) -> None:
+def show_bias_map(volume_node: Any, color_node: Any, window: float = 10.0,
+                  transparent_outside: bool = True) -> None:
     """Display a bias map with a diverging colour table windowed at ``[-window, +window]``.
 
     ``window`` is in the bias map's own unit (10 for a map in percent: the ±10 % of the paper,
@@ -112,11 +113,16 @@ def show_bias_map(volume_node: Any, color_node: Any, window: float = 10.0) -> No
     Parameters
     ----------
     volume_node : vtkMRMLScalarVolumeNode
-        The bias map.
+        The bias map; NaN outside the region it was computed in
+        (:func:`RobustDeepLib.stages.bias_for_display`).
     color_node : vtkMRMLColorTableNode
         A diverging colour table (:func:`diverging_color_node`).
     window : float, optional
         Half-width of the displayed range, in the map's unit.
+    transparent_outside : bool, optional
+        Show NaN voxels transparent (the display threshold keeps finite values only). The colour
+        table's own alpha is not used for scalar volumes in slice views: the threshold is what makes a
+        voxel transparent.
     """
     if volume_node.GetDisplayNode() is None:
         volume_node.CreateDefaultDisplayNodes()
@@ -125,6 +131,10 @@ def show_bias_map(volume_node: Any, color_node: Any, window: float = 10.0) -> No
     display.AutoWindowLevelOff()
     display.SetWindowLevelMinMax(-float(window), float(window))
     display.SetInterpolate(0)
+    if transparent_outside:
+        display.SetApplyThreshold(1)
+        display.SetLowerThreshold(-1.0e30)  # NaN compares false with both bounds: transparent
+        display.SetUpperThreshold(1.0e30)
 
 
 __all__ = [

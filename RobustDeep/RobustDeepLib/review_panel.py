@@ -60,7 +60,8 @@ class ReviewLogicMixin:
         maskImage = mrml_volumes.volume_node_to_image(headMask) if headMask is not None else None
         figures = stages.review_figures(predImage, refImage, maskImage, modality=modality)
         scene = slicer.mrmlScene
-        bias = mrml_volumes.add_volume_node(scene, figures["bias_percent"], f"{prediction.GetName()} bias %")
+        bias = mrml_volumes.add_volume_node(scene, stages.bias_for_display(figures["bias_percent"], figures["head"]),
+                                            f"{prediction.GetName()} bias %")
         mrml_views.show_bias_map(bias, mrml_views.diverging_color_node(scene), window=float(windowPercent))
         rows = [[name, float(value)] for name, value in figures["metrics"].items()]
         rows += [[f"fit {name} (physical units)", value] for name, value in figures["fit"].items()]

@@ -314,7 +314,8 @@ def review_figures(prediction: sitk.Image, reference: sitk.Image, region: Option
     Returns
     -------
     dict
-        ``{"bias_percent": image, "metrics": {name: value} (scaled units), "fit": {"slope",
+        ``{"bias_percent": image, "head": the head region (uint8 image), "metrics": {name: value}
+        (scaled units), "fit": {"slope",
         "intercept", "r2"} (physical units), "pairs": (reference, prediction) sampled head voxels in
         physical units, "rows": the engine's metric rows, "units": str}``; the bias image has
         ``reference``'s geometry.
@@ -374,6 +375,7 @@ def review_figures(prediction: sitk.Image, reference: sitk.Image, region: Option
     pred = sitk.GetArrayFromImage(prediction).astype(np.float32)
     return {
         "bias_percent": bias_image,
+        "head": _mask_image(head_mask, reference),
         "metrics": numeric,
         "fit": {"slope": float(physical["slope"]), "intercept": float(physical["intercept"]),
                 "r2": float(physical["r2"])},
@@ -383,8 +385,40 @@ def review_figures(prediction: sitk.Image, reference: sitk.Image, region: Option
     }
 
 
+def _mask_image(mask: np.ndarray, reference: sitk.Image) -> sitk.Image:
+    image = sitk.GetImageFromArray(np.asarray(mask, dtype=np.uint8))
+    image.CopyInformation(reference)
+    return image
+
+
+def bias_for_display(bias: sitk.Image, head: sitk.Image) -> sitk.Image:
+    """The bias map with NaN outside the head, so that slice views show it transparent there.
+
+    :func:`review_figures` gives 0 outside the head (the engine's map); a 0 inside the head is a
+    perfect voxel and must stay visible, so the two are told apart here.
+
+    Parameters
+    ----------
+    bias : SimpleITK.Image
+        The bias map (``review_figures(...)["bias_percent"]``).
+    head : SimpleITK.Image
+        The head region on the same grid (``review_figures(...)["head"]``).
+
+    Returns
+    -------
+    SimpleITK.Image
+        float32, ``bias`` inside the head and NaN outside, with ``bias``'s geometry.
+    """
+    values = sitk.GetArrayFromImage(bias).astype(np.float32)
+    values[sitk.GetArrayViewFromImage(head) == 0] = np.nan
+    image = sitk.GetImageFromArray(values)
+    image.CopyInformation(bias)
+    return image
+
+
 __all__ = [
     "EngineStageMissing",
+    "bias_for_display",
     "REVIEW_MODALITIES",
     "blend_images",
     "make_mask",

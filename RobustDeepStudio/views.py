@@ -1,0 +1,314 @@
+"""The studio's slice views: layouts, volumes in the scene, window presets, linked slices.
+
+Three layouts of real Slicer slice views (trame-slicer ``SliceView``, rendered in software on the
+server and streamed to the page):
+
+- :data:`PLANES`: axial, coronal and sagittal views of one volume, with an optional fused
+  foreground (Cohort, Registration, Masks);
+- :data:`BLEND`: parents A and B, the Laplacian blend, the naive blend and the seam view, all axial
+  and linked (Blend preview);
+- :data:`REVIEW`: reference, prediction and the bias map over the reference, axial and linked (Review).
+
+Volumes enter the scene through the MRML glue shared with the desktop module
+(:func:`RobustDeepLib.mrml_volumes.add_volume_node`: SimpleITK's LPS geometry to the node's RAS, the
+voxels unchanged), so geometry is the engine's. 3D volume rendering is never switched on here (software
+rendering takes seconds per frame).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Iterable, Optional, Tuple
+
+import numpy as np
+import SimpleITK as sitk
+import vtk
+from trame_slicer.views import Layout, LayoutDirection, ViewLayoutDefinition
+from trame_slicer.views.abstract_view import ViewProps
+from trame_slicer.views.view_layout_definition import ViewType
+
+from RobustDeepLib.mrml_views import diverging_color_node, show_bias_map
+from RobustDeepLib.mrml_volumes import add_volume_node
+from RobustDeepLib.stages import bias_for_display
+
+PLANES = "planes"
+BLEND = "blend"
+REVIEW = "review"
+
+#: The views of each layout: (singleton tag, label, orientation, colour), row by row.
+LAYOUT_VIEWS = {
+    PLANES: [[("Red", "Axial", "Axial", "#F34A33"), ("Green", "Coronal", "Coronal", "#6DAD4A"),
+              ("Yellow", "Sagittal", "Sagittal", "#EFD64D")]],
+    BLEND: [[("BlendA", "A", "Axial", "#4A90E2"), ("BlendB", "B", "Axial", "#E2A04A"),
+             ("BlendSeam", "Seam", "Axial", "#AAAAAA")],
+            [("BlendLaplacian", "Laplacian", "Axial", "#6DAD4A"), ("BlendNaive", "Naive", "Axial", "#F34A33")]],
+    REVIEW: [[("ReviewReference", "Reference", "Axial", "#6DAD4A"),
+              ("ReviewPrediction", "Prediction", "Axial", "#4A90E2"),
+              ("ReviewBias", "Bias (P-R)/R", "Axial", "#F34A33")]],
+}
+#: View group of each layout (display nodes are shown only in their group's views).
+GROUPS = {PLANES: 0, BLEND: 1, REVIEW: 2}
+
+#: Window presets: name -> (low, high) in the volume's units; ``None`` means from the data.
+WINDOWS: Dict[str, Optional[Tuple[float, float]]] = {
+    "SUV 0-10": (0.0, 10.0),
+    "SUV 0-5": (0.0, 5.0),
+    "HU brain (W80 L40)": (0.0, 80.0),
+    "HU bone (W2000 L400)": (-600.0, 1400.0),
+    "HU head (-200 to 1400)": (-200.0, 1400.0),
+    "MR (1-99 %)": None,
+    "Data (0-99.5 %)": None,
+}
+#: The preset used by default for each modality.
+DEFAULT_WINDOW = {"FD": "SUV 0-10", "LD": "SUV 0-10", "MAC": "SUV 0-10", "NAC": "SUV 0-5",
+                  "CT": "HU head (-200 to 1400)", "T1": "MR (1-99 %)", "T2": "MR (1-99 %)"}
+
+
+def layouts() -> Dict[str, Layout]:
+    """The studio's layouts, for ``LayoutManager.register_layout_dict``.
+
+    Returns
+    -------
+    dict of str to Layout
+        :data:`PLANES`, :data:`BLEND` and :data:`REVIEW`.
+    """
+    out = {}
+    for name, rows in LAYOUT_VIEWS.items():
+        lines = []
+        for row in rows:
+            views = [ViewLayoutDefinition(tag, ViewType.SLICE_VIEW,
+                                          ViewProps(label=label, orientation=orientation, color=color,
+                                                    group=GROUPS[name]))
+                     for tag, label, orientation, color in row]
+            lines.append(Layout(LayoutDirection.Horizontal, views))
+        out[name] = lines[0] if len(lines) == 1 else Layout(LayoutDirection.Vertical, lines)
+    return out
+
+
+def window_range(preset: str, array: Optional[np.ndarray] = None) -> Tuple[float, float]:
+    """The displayed range ``(low, high)`` of a window preset.
+
+    Parameters
+    ----------
+    preset : str
+        A key of :data:`WINDOWS`.
+    array : numpy.ndarray, optional
+        The volume's values, for the presets computed from the data.
+
+    Returns
+    -------
+    tuple of float
+        ``(low, high)`` with ``high > low``.
+
+    Raises
+    ------
+    KeyError
+        When the preset is unknown.
+    """
+    fixed = WINDOWS[preset]
+    if fixed is not None:
+        return fixed
+    values = np.asarray(array if array is not None else [0.0, 1.0], dtype=np.float64).ravel()
+    values = values[np.isfinite(values)]
+    if preset.startswith("MR"):
+        values = values[values > np.percentile(values, 5)] if values.size > 10 else values
+        low, high = np.percentile(values, [1, 99]) if values.size else (0.0, 1.0)
+    else:
+        low, high = 0.0, float(np.percentile(values, 99.5)) if values.size else 1.0
+    return float(low), float(max(high, low + 1e-6))
+
+
+class Viewer:
+    """The scene's volumes in the studio's slice views.
+
+    Parameters
+    ----------
+    slicer_app : trame_slicer.core.SlicerApp
+        The application (scene, view manager).
+    layout_manager : trame_slicer.core.LayoutManager
+        Where the layouts are registered.
+    """
+
+    def __init__(self, slicer_app: Any, layout_manager: Any) -> None:
+        self.app = slicer_app
+        self.scene = slicer_app.scene
+        self.layout_manager = layout_manager
+        self.layout_manager.register_layout_dict(layouts())
+        for name in LAYOUT_VIEWS:
+            self.layout_manager.create_layout_views_if_needed(name)
+        self.nodes: Dict[str, Any] = {}
+        self._bias_colors = diverging_color_node(self.scene)
+        self._syncing = False
+        self._fit_pending: Dict[str, Tuple[int, int]] = {}
+        for name in LAYOUT_VIEWS:
+            self._watch_size(self.tags(name))
+        for name in (BLEND, REVIEW):
+            self._link(self.tags(name))
+
+    # -- layouts and views -----------------------------------------------------------------------
+    def show_layout(self, name: str) -> None:
+        """Show one of the layouts (:data:`PLANES`, :data:`BLEND`, :data:`REVIEW`)."""
+        if self.layout_manager.layout_id != name:
+            self.layout_manager.set_layout(name)
+
+    def view(self, tag: str) -> Any:
+        """The slice view with singleton tag ``tag``."""
+        return self.app.view_manager.get_view(tag)
+
+    def tags(self, layout: str) -> list:
+        """The singleton tags of a layout's views."""
+        return [tag for row in LAYOUT_VIEWS[layout] for tag, *_ in row]
+
+    def _link(self, tags: Iterable[str]) -> None:
+        """Keep the slice position of the views ``tags`` equal (scrolling one scrolls all)."""
+        views = [self.view(t) for t in tags]
+        for view in views:
+            node = self.scene.GetNodeByID(view.get_view_node_id())
+            node.AddObserver(vtk.vtkCommand.ModifiedEvent,
+                             lambda *_, source=view, group=views: self._follow(source, group))
+
+    def _watch_size(self, tags: Iterable[str]) -> None:
+        """Fit a view again when the page first gives it its size (a fit before that uses a default
+        size, and the volume then shows cropped)."""
+        for tag in tags:
+            node = self.scene.GetNodeByID(self.view(tag).get_view_node_id())
+            node.AddObserver(vtk.vtkCommand.ModifiedEvent, lambda caller, *_, t=tag: self._resized(t, caller))
+
+    def _resized(self, tag: str, node: Any) -> None:
+        size = tuple(node.GetDimensions())[:2]
+        if tag in self._fit_pending and self._fit_pending[tag] != size:
+            del self._fit_pending[tag]
+            self.view(tag).fit_view_to_content()
+
+    def _follow(self, source: Any, group: list) -> None:
+        if self._syncing:
+            return
+        self._syncing = True
+        try:
+            value = source.get_slice_value()
+            for view in group:
+                if view is not source and abs(view.get_slice_value() - value) > 1e-6:
+                    view.set_slice_value(value)
+        finally:
+            self._syncing = False
+
+    # -- volumes ---------------------------------------------------------------------------------
+    def volume(self, key: str, image: sitk.Image, name: str, *, window: Optional[str] = None,
+               labelmap: bool = False) -> Any:
+        """The scene's volume node ``key``, made or refilled with ``image``.
+
+        Parameters
+        ----------
+        key : str
+            The studio's name for the slot (one node per key, reused).
+        image : SimpleITK.Image
+            The volume (LPS geometry; the engine's images).
+        name : str
+            The node's name.
+        window : str, optional
+            A window preset (:data:`WINDOWS`).
+        labelmap : bool, optional
+            A labelmap node.
+
+        Returns
+        -------
+        vtkMRMLScalarVolumeNode
+            The node.
+        """
+        node = self.nodes.get(key)
+        if node is not None and bool(labelmap) != node.IsA("vtkMRMLLabelMapVolumeNode"):
+            self.scene.RemoveNode(node)
+            node = None
+        node = add_volume_node(self.scene, image, name, labelmap=labelmap, node=node)
+        node.SetName(name)
+        self.nodes[key] = node
+        if window is not None:
+            self.set_window(node, window, sitk.GetArrayViewFromImage(image))
+        return node
+
+    def set_window(self, node: Any, preset: str, array: Optional[np.ndarray] = None) -> Tuple[float, float]:
+        """Window a volume node by a preset (grey colours).
+
+        Parameters
+        ----------
+        node : vtkMRMLScalarVolumeNode
+            The node.
+        preset : str
+            A key of :data:`WINDOWS`.
+        array : numpy.ndarray, optional
+            Its voxels, for presets computed from the data.
+
+        Returns
+        -------
+        tuple of float
+            The range shown.
+        """
+        low, high = window_range(preset, array)
+        display = node.GetDisplayNode()
+        display.AutoWindowLevelOff()
+        display.SetWindowLevelMinMax(low, high)
+        return low, high
+
+    def color(self, node: Any, color_node_id: str) -> None:
+        """Show ``node`` with the colour table ``color_node_id`` (e.g. a PET colour for fusion)."""
+        if self.scene.GetNodeByID(color_node_id) is not None:
+            node.GetDisplayNode().SetAndObserveColorNodeID(color_node_id)
+
+    def bias(self, key: str, image: sitk.Image, head: sitk.Image, name: str, window: float = 10.0) -> Any:
+        """A bias map node in percent, shown blue-white-red in ``[-window, +window]``, transparent
+        outside the head.
+
+        Parameters
+        ----------
+        key, name : str
+            As for :meth:`volume`.
+        image : SimpleITK.Image
+            The bias map in percent.
+        head : SimpleITK.Image
+            The head region (voxels > 0) on its grid.
+        window : float, optional
+            The half-width of the colour range, in percent.
+
+        Returns
+        -------
+        vtkMRMLScalarVolumeNode
+            The node.
+        """
+        node = self.volume(key, bias_for_display(image, head), name)
+        show_bias_map(node, self._bias_colors, window=window, transparent_outside=True)
+        return node
+
+    def show(self, tags: Iterable[str], background: Any, foreground: Any = None,
+             opacity: float = 0.5, fit: bool = False) -> None:
+        """Show ``background`` (and ``foreground`` at ``opacity``) in the views ``tags``.
+
+        Parameters
+        ----------
+        tags : iterable of str
+            Singleton tags of slice views.
+        background, foreground : vtkMRMLVolumeNode or None
+            The layers (None empties a layer).
+        opacity : float, optional
+            The foreground's opacity.
+        fit : bool, optional
+            Fit each view to its background.
+        """
+        for tag in tags:
+            view = self.view(tag)
+            view.set_background_volume_id(background.GetID() if background is not None else None)
+            view.set_foreground_volume_id(foreground.GetID() if foreground is not None else None)
+            view.set_foreground_opacity(opacity)
+            if fit:
+                view.fit_view_to_content()
+                node = self.scene.GetNodeByID(view.get_view_node_id())
+                self._fit_pending[tag] = tuple(node.GetDimensions())[:2]
+
+    def forget(self, keys: Iterable[str]) -> None:
+        """Remove the nodes ``keys`` from the scene (free their memory)."""
+        for key in keys:
+            node = self.nodes.pop(key, None)
+            if node is not None:
+                self.scene.RemoveNode(node)
+
+
+__all__ = ["BLEND", "DEFAULT_WINDOW", "GROUPS", "LAYOUT_VIEWS", "PLANES", "REVIEW", "Viewer", "WINDOWS",
+           "layouts", "window_range"]

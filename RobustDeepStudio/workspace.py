@@ -1,0 +1,345 @@
+"""The studio's workspace: the one folder it may read and write, and the study or cohort opened in it.
+
+Everything the studio shows or writes is inside the workspace root given to ``robustdeep studio``:
+:meth:`Workspace.resolve` refuses a path that leaves it (``..``, an absolute path elsewhere, a symbolic
+link pointing out). A workspace holds study folders (``robustdeep reproduce`` / ``demo``: a
+``study.json``) and cohort folders (a ``manifest.json``); :meth:`Workspace.projects` finds them, and
+:class:`Project` says where a project's parts are (its cohort, the registered cohort, the template,
+the QC table, predictions, evaluation).
+
+Free of trame and of Slicer: tested with plain pytest.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Union
+
+from RobustDeepLogic.cohort import MANIFEST_NAME, Cohort, get_task
+from RobustDeepLogic.core.errors import InputError
+from RobustDeepLogic.registration.assets import asset_path
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+#: The file that marks a study folder (``robustdeep reproduce`` / ``demo``).
+STUDY_FILE = "study.json"
+#: Where the studio keeps its own records (jobs) inside the workspace.
+STUDIO_DIR = ".robustdeep-studio"
+#: Folders never searched for projects.
+_SKIP = {"__pycache__", "node_modules", ".git", STUDIO_DIR}
+
+
+class WorkspaceError(InputError):
+    """A path outside the workspace, or a folder that is not a study or a cohort."""
+
+
+@dataclass(frozen=True)
+class ProjectEntry:
+    """One study or cohort folder found in the workspace.
+
+    Attributes
+    ----------
+    relative : str
+        Its path relative to the workspace root (``.`` for the root itself).
+    kind : {'study', 'cohort'}
+        What it is.
+    label : str
+        What the studio lists: the path, the kind and the number of patients.
+    """
+
+    relative: str
+    kind: str
+    label: str
+
+
+class Workspace:
+    """The root folder of a studio session.
+
+    Parameters
+    ----------
+    root : path-like
+        An existing folder: a study, a cohort, or a folder holding several.
+
+    Raises
+    ------
+    WorkspaceError
+        When ``root`` is not an existing folder.
+    """
+
+    def __init__(self, root: PathLike) -> None:
+        path = Path(root).expanduser()
+        if not path.is_dir():
+            raise WorkspaceError("the workspace is not an existing folder", file=str(path),
+                                 hint="give a study folder (robustdeep demo), a cohort folder, or their parent")
+        self.root = path.resolve()
+
+    def resolve(self, relative: PathLike) -> Path:
+        """The absolute path of ``relative`` (relative to the root, or absolute), refused outside the root.
+
+        Parameters
+        ----------
+        relative : path-like
+            A path inside the workspace.
+
+        Returns
+        -------
+        pathlib.Path
+            The resolved path (symbolic links followed).
+
+        Raises
+        ------
+        WorkspaceError
+            When the path leaves the workspace.
+        """
+        path = (self.root / Path(relative)).resolve()
+        if path != self.root and self.root not in path.parents:
+            raise WorkspaceError(f"{relative}: outside the workspace {self.root}",
+                                 hint="the studio reads and writes inside its workspace only")
+        return path
+
+    def relative(self, path: PathLike) -> str:
+        """``path`` relative to the root, with ``/`` separators (``.`` for the root).
+
+        Parameters
+        ----------
+        path : path-like
+            A path inside the workspace.
+
+        Returns
+        -------
+        str
+            The relative path.
+        """
+        rel = self.resolve(path).relative_to(self.root).as_posix()
+        return rel or "."
+
+    def projects(self, max_depth: int = 3) -> List[ProjectEntry]:
+        """The study and cohort folders in the workspace, the root included, at most ``max_depth`` deep.
+
+        A study's own cohort folders (``cohort``, ``registered``, ...) are listed after it; hidden
+        folders are skipped.
+
+        Parameters
+        ----------
+        max_depth : int, optional
+            How many folder levels below the root are searched.
+
+        Returns
+        -------
+        list of ProjectEntry
+            Sorted by path.
+        """
+        found: List[ProjectEntry] = []
+        for folder, names, files in os.walk(self.root):
+            here = Path(folder)
+            depth = len(here.relative_to(self.root).parts)
+            names[:] = sorted(n for n in names if not n.startswith(".") and n not in _SKIP)
+            if depth >= max_depth:
+                names[:] = []
+            kind = "study" if STUDY_FILE in files else "cohort" if MANIFEST_NAME in files else None
+            if kind is None:
+                continue
+            rel = self.relative(here)
+            try:
+                count = len(Cohort.load(here)) if kind == "cohort" else None
+            except (InputError, OSError, ValueError):
+                continue
+            label = f"{rel} (study)" if kind == "study" else f"{rel} (cohort, {count} patients)"
+            found.append(ProjectEntry(rel, kind, label))
+        return sorted(found, key=lambda e: e.relative)
+
+    def project(self, relative: PathLike) -> "Project":
+        """The study or cohort at ``relative``.
+
+        Parameters
+        ----------
+        relative : path-like
+            A folder of :meth:`projects`.
+
+        Returns
+        -------
+        Project
+            Where its parts are.
+
+        Raises
+        ------
+        WorkspaceError
+            When the folder is outside the workspace, or neither a study nor a cohort.
+        """
+        path = self.resolve(relative)
+        if (path / STUDY_FILE).is_file():
+            return Project(self, path, "study")
+        if (path / MANIFEST_NAME).is_file():
+            return Project(self, path, "cohort")
+        raise WorkspaceError("neither a study (study.json) nor a cohort (manifest.json)", file=str(path),
+                             hint="open a folder made by robustdeep demo / reproduce / simulate / cohort import")
+
+    @property
+    def studio_dir(self) -> Path:
+        """The folder of the studio's own records (made on first use)."""
+        folder = self.root / STUDIO_DIR
+        folder.mkdir(exist_ok=True)
+        return folder
+
+
+@dataclass
+class Project:
+    """A study or cohort opened in the studio, and where its parts are.
+
+    Attributes
+    ----------
+    workspace : Workspace
+        The workspace it is in.
+    root : pathlib.Path
+        Its folder.
+    kind : {'study', 'cohort'}
+        A study folder (``study.json``) or a cohort folder (``manifest.json``).
+    """
+
+    workspace: Workspace
+    root: Path
+    kind: str
+
+    @property
+    def cohort_dir(self) -> Path:
+        """The patients as acquired: a study's ``cohort/``, else the cohort folder itself."""
+        return self.root / "cohort" if self.kind == "study" else self.root
+
+    @property
+    def registered_dir(self) -> Optional[Path]:
+        """The registered cohort (a study's ``registered/``, or a cohort in template space), or None."""
+        if self.kind == "study":
+            folder = self.root / "registered"
+            return folder if (folder / MANIFEST_NAME).is_file() else None
+        return self.root if Cohort.load(self.root).space == "template" else None
+
+    def cohort(self, registered: bool = False) -> Cohort:
+        """The cohort (``registered``: the registered one), loaded from its manifest.
+
+        Parameters
+        ----------
+        registered : bool, optional
+            Load the registered cohort instead of the native one.
+
+        Returns
+        -------
+        Cohort
+            The engine's cohort.
+
+        Raises
+        ------
+        WorkspaceError
+            When a registered cohort is asked for and there is none yet.
+        """
+        folder = self.registered_dir if registered else self.cohort_dir
+        if folder is None:
+            raise WorkspaceError("this project has no registered cohort yet", file=str(self.root),
+                                 hint="run the registration first (Registration panel)")
+        return Cohort.load(folder)
+
+    def template_path(self) -> Path:
+        """The template the registered cohort is on: its ``template/fdg_template.nii.gz``, else the MNI PET
+        template of the prepared assets (``robustdeep assets``)."""
+        reg = self.registered_dir
+        if reg is not None and (reg / "template" / "fdg_template.nii.gz").is_file():
+            return reg / "template" / "fdg_template.nii.gz"
+        return asset_path("spm_pet")
+
+    def registration_out(self) -> Path:
+        """Where the Registration panel registers the cohort: a study's ``registered/``, else
+        ``<cohort>-registered`` beside the cohort (inside the workspace)."""
+        if self.kind == "study":
+            return self.root / "registered"
+        return self.workspace.resolve(self.root.parent / f"{self.root.name}-registered")
+
+    def qc_rows(self) -> List[Dict[str, str]]:
+        """The registration QC table (``registration_qc.csv``), or [] before registration.
+
+        Returns
+        -------
+        list of dict
+            One row per patient, as written by ``robustdeep register``.
+        """
+        for folder in (self.registered_dir, self.registration_out()):
+            if folder is not None and (folder / "registration_qc.csv").is_file():
+                with open(folder / "registration_qc.csv", newline="") as fh:
+                    return list(csv.DictReader(fh))
+        return []
+
+    @property
+    def masks_dir(self) -> Path:
+        """Where masks made in the studio are saved."""
+        return self.root / "masks"
+
+    def study_record(self) -> Dict[str, object]:
+        """The study's ``study.json`` ({} for a cohort)."""
+        if self.kind != "study":
+            return {}
+        return json.loads((self.root / STUDY_FILE).read_text())
+
+    def review_tasks(self) -> List[str]:
+        """Tasks with predictions (``predictions/<task>/``), in the study's order."""
+        folder = self.root / "predictions"
+        if not folder.is_dir():
+            return []
+        order = list(self.study_record().get("tasks", []))
+        found = sorted(p.name for p in folder.iterdir() if p.is_dir())
+        return [t for t in order if t in found] + [t for t in found if t not in order]
+
+    def review_arms(self, task: str) -> List[str]:
+        """Arms with predictions for ``task`` (``predictions/<task>/<arm>/``)."""
+        folder = self.root / "predictions" / task
+        return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+
+    def review_patients(self, task: str, arm: str) -> List[str]:
+        """Test patients with a prediction for ``task`` in ``arm``."""
+        folder = self.root / "predictions" / task / arm
+        if not folder.is_dir():
+            return []
+        return sorted(p.name[: -len(".nii.gz")] for p in folder.glob("*.nii.gz"))
+
+    def review_paths(self, task: str, arm: str, patient: str) -> Dict[str, Path]:
+        """The prediction of ``patient`` and its reference (the task's target in the native cohort).
+
+        Parameters
+        ----------
+        task, arm, patient : str
+            A task, an arm and a test patient of :meth:`review_patients`.
+
+        Returns
+        -------
+        dict
+            ``{"prediction": path, "reference": path, "modality": target modality}``.
+        """
+        target = get_task(task).target
+        return {"prediction": self.root / "predictions" / task / arm / f"{patient}.nii.gz",
+                "reference": self.cohort().path(patient, target), "modality": target}
+
+    def metric_rows(self, task: str, arm: str, units: str = "physical") -> List[Dict[str, str]]:
+        """The evaluation's head-region rows of ``task`` / ``arm`` (``evaluation/metrics.csv``).
+
+        Parameters
+        ----------
+        task, arm : str
+            The task and the arm.
+        units : {'physical', 'scaled'}, optional
+            Which rows.
+
+        Returns
+        -------
+        list of dict
+            One row per test patient; [] before evaluation.
+        """
+        path = self.root / "evaluation" / "metrics.csv"
+        if not path.is_file():
+            return []
+        with open(path, newline="") as fh:
+            return [r for r in csv.DictReader(fh) if r["task"] == task and r["scenario"] == arm
+                    and r["units"] == units and r["region"] == "head"]
+
+
+__all__ = ["PathLike", "Project", "ProjectEntry", "STUDIO_DIR", "STUDY_FILE", "Workspace", "WorkspaceError"]
