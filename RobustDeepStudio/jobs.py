@@ -82,17 +82,27 @@ class JobRecord:
         """The command as a user would type it."""
         return "robustdeep " + " ".join(shlex.quote(a) for a in self.command)
 
+    @property
+    def result_text(self) -> str:
+        """What the job produced: the engine's summary, else its outputs (name = path)."""
+        if not self.result:
+            return ""
+        if self.result.get("summary"):
+            return str(self.result["summary"])
+        outputs = self.result.get("outputs") or {}
+        return "outputs: " + ", ".join(f"{k} = {v}" for k, v in outputs.items()) if outputs else "finished"
+
     def to_state(self) -> Dict[str, Any]:
         """The record as the page shows it (JSON-able; the log as one text).
 
         Returns
         -------
         dict
-            The fields, plus ``command_line``, ``percent`` and ``log_text``.
+            The fields, plus ``command_line``, ``percent``, ``log_text`` and ``result_text``.
         """
         data = asdict(self)
         data.update(command_line=self.command_line, percent=round(100.0 * self.progress, 1),
-                    log_text="\n".join(self.log[-40:]))
+                    log_text="\n".join(self.log[-40:]), result_text=self.result_text)
         return data
 
 

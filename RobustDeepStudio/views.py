@@ -136,6 +136,7 @@ class Viewer:
         for name in LAYOUT_VIEWS:
             self.layout_manager.create_layout_views_if_needed(name)
         self.nodes: Dict[str, Any] = {}
+        self._captions: Dict[str, Any] = {}
         self._bias_colors = diverging_color_node(self.scene)
         self._syncing = False
         self._fit_pending: Dict[str, Tuple[int, int]] = {}
@@ -292,8 +293,11 @@ class Viewer:
         fit : bool, optional
             Fit each view to its background.
         """
+        roles = {t: label for rows in LAYOUT_VIEWS.values() for row in rows for t, label, *_ in row}
         for tag in tags:
             view = self.view(tag)
+            names = [n.GetName() for n in (background, foreground) if n is not None]
+            self.caption(tag, f"{roles.get(tag, tag)}: " + " + ".join(names) if names else roles.get(tag, tag))
             view.set_background_volume_id(background.GetID() if background is not None else None)
             view.set_foreground_volume_id(foreground.GetID() if foreground is not None else None)
             view.set_foreground_opacity(opacity)
@@ -301,6 +305,19 @@ class Viewer:
                 view.fit_view_to_content()
                 node = self.scene.GetNodeByID(view.get_view_node_id())
                 self._fit_pending[tag] = tuple(node.GetDimensions())[:2]
+
+    def caption(self, tag: str, text: str) -> None:
+        """Write ``text`` in the upper right corner of the view ``tag`` (what it shows)."""
+        corner = self._captions.get(tag)
+        if corner is None:
+            corner = vtk.vtkCornerAnnotation()
+            corner.SetMaximumFontSize(15)
+            corner.SetMinimumFontSize(9)
+            corner.GetTextProperty().SetColor(1.0, 0.85, 0.3)
+            self.view(tag).first_renderer().AddViewProp(corner)
+            self._captions[tag] = corner
+        corner.SetText(3, text)
+        self.view(tag).schedule_render()
 
     def forget(self, keys: Iterable[str]) -> None:
         """Remove the nodes ``keys`` from the scene (free their memory)."""

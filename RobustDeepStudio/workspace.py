@@ -180,10 +180,8 @@ class Workspace:
 
     @property
     def studio_dir(self) -> Path:
-        """The folder of the studio's own records (made on first use)."""
-        folder = self.root / STUDIO_DIR
-        folder.mkdir(exist_ok=True)
-        return folder
+        """The folder of the studio's own records (made when the first job is recorded)."""
+        return self.root / STUDIO_DIR
 
 
 @dataclass
@@ -264,7 +262,11 @@ class Project:
         list of dict
             One row per patient, as written by ``robustdeep register``.
         """
-        for folder in (self.registered_dir, self.registration_out()):
+        try:
+            out: Optional[Path] = self.registration_out()
+        except WorkspaceError:  # a native cohort at the workspace root: nowhere beside it to register
+            out = None
+        for folder in (self.registered_dir, out):
             if folder is not None and (folder / "registration_qc.csv").is_file():
                 with open(folder / "registration_qc.csv", newline="") as fh:
                     return list(csv.DictReader(fh))

@@ -7,6 +7,23 @@
 # instead of a warning.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The studio's browser tests (Testing/test_studio_browser.py) need the studio extra, Playwright (the
+# test extra; it drives a browser, and downloads none) and the system's Chromium. As root, Chromium is
+# installed from the Debian packages; otherwise those tests skip with the reason (RD_REQUIRE_STUDIO=1,
+# as in CI, turns the skip into an error).
+export ROBUSTDEEP_EXTRAS="${ROBUSTDEEP_EXTRAS:-test,studio}"
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1 \
+   && [ -z "${RD_CHROMIUM:-}" ]; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "test: installing Chromium (Debian package chromium) for the studio's browser tests" >&2
+    apt-get install -y -q chromium >/dev/null 2>&1 \
+      || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; } \
+      || echo "test: WARNING: could not install Chromium; the studio's browser tests will skip" >&2
+  else
+    echo "test: no Chromium here (apt-get install chromium, or RD_CHROMIUM=/path/to/chrome):" \
+         "the studio's browser tests will skip" >&2
+  fi
+fi
 bash scripts/setup.sh
 # shellcheck disable=SC1091
 . "${ROBUSTDEEP_VENV:-.venv}/bin/activate"

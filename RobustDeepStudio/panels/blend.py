@@ -46,6 +46,16 @@ def seam_image(laplacian: sitk.Image, naive: sitk.Image, kind: str) -> sitk.Imag
     raise ValueError(f"seam view {kind!r}: choose one of {', '.join(SEAMS)}")
 
 
+def _node_name(key: str, a_id: str, b_id: str, modality: str, seam: str) -> str:
+    if key == "a":
+        return f"{a_id} {modality}"
+    if key == "b":
+        return f"{b_id} {modality}"
+    if key == "seam":
+        return f"{seam} (Laplacian vs naive)" if seam == "difference" else "gradient of the Laplacian blend"
+    return f"{a_id} x {b_id} {modality}"
+
+
 class BlendPanel(Panel):
     """Preview one Laplacian-pyramid blend of two registered patients."""
 
@@ -142,7 +152,7 @@ class BlendPanel(Panel):
         window = DEFAULT_WINDOW.get(modality, "Data (0-99.5 %)")
         self.viewer.show_layout(BLEND)
         for key, tag in VIEWS.items():
-            node = self.viewer.volume(f"blend_{key}", images[key], f"blend {key}",
+            node = self.viewer.volume(f"blend_{key}", images[key], _node_name(key, a_id, b_id, modality, seam),
                                       window="Data (0-99.5 %)" if key == "seam" else window)
             self.viewer.show([tag], node, None, fit=True)
         fraction = float(sitk.GetArrayViewFromImage(images["mask"]).mean())

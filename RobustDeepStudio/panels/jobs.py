@@ -98,7 +98,7 @@ class JobsPanel(Panel):
             html.Div("{{ job.command_line }}", classes="text-caption text-grey")
             html.Div("{{ job.error }}", v_if="job.error", classes="text-caption text-error",
                      id=("`rd-${job.id}-error`",))
-            html.Div("{{ job.result.summary }}", v_if="job.result && job.result.summary",
+            html.Div("{{ job.result_text }}", v_if="job.result_text",
                      classes="text-caption text-success", id=("`rd-${job.id}-result`",))
             html.Pre("{{ job.log_text }}", classes="rd-log", v_if="job.log_text")
 

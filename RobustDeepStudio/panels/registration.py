@@ -76,7 +76,11 @@ class RegistrationPanel(Panel):
 
     def register(self) -> None:
         """Start ``robustdeep register`` for the project's cohort."""
-        title, command = commands.registration(self.project)
+        try:
+            title, command = commands.registration(self.project)
+        except ValueError as exc:  # WorkspaceError: nowhere inside the workspace to write it
+            self.show_error(str(exc))
+            return
         record = self.studio.panel("jobs").run(title, command)
         if record is not None:
             self.state.reg_job = record.id

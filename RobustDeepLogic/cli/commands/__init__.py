@@ -31,6 +31,7 @@ COMMAND_MODULES = [
     "report",
     "reproduce",
     "demo",
+    "studio",
 ]
 
 
