@@ -58,6 +58,7 @@ class Studio(TrameApp):
         #: Called with each job record that ended (panels that started a job refresh).
         self.job_listeners: List[Callable[[Any], None]] = []
         self.panels = [cls(self) for cls in PANELS]
+        self._shown: Optional[str] = None
         self.state.update({
             "panel": self.panels[0].name, "status": "", "error": "", "workspace": str(workspace.root),
             "projects": [], "project": None, "project_kind": "", "version": __version__,
@@ -70,7 +71,14 @@ class Studio(TrameApp):
 
     # -- projects ---------------------------------------------------------------------------------
     def refresh_projects(self, choose: Optional[str] = None) -> None:
-        """List the workspace's projects; open ``choose`` (or the first one) when none is open."""
+        """List the workspace's projects; open ``choose``, or the first one when none is open.
+
+        Parameters
+        ----------
+        choose : str, optional
+            A project folder, relative to the workspace. None: when no project is open, the first
+            study found is opened (else the first cohort).
+        """
         entries = self.workspace.projects()
         self.state.projects = [{"title": e.label, "value": e.relative} for e in entries]
         if choose is None and self.state.project is None and entries:
@@ -93,7 +101,14 @@ class Studio(TrameApp):
             panel.on_project(self.project)
 
     def schedule(self, work: Any) -> None:
-        """Run the coroutine function ``work()`` on the event loop (once the server runs)."""
+        """Run the coroutine function ``work()`` on the event loop (once the server runs).
+
+        Parameters
+        ----------
+        work : callable
+            A coroutine function taking no argument: scheduled now when the event loop runs, else
+            when the server is ready.
+        """
         try:
             asyncio.get_running_loop()
         except RuntimeError:
@@ -102,14 +117,39 @@ class Studio(TrameApp):
         asyncio.ensure_future(work())
 
     def cancel_job(self, job_id: str) -> None:
-        """Cancel a running job (its whole process tree)."""
+        """Cancel a running job (its whole process tree).
+
+        Parameters
+        ----------
+        job_id : str
+            The job's id (``job-<n>``); nothing happens when it is not running.
+        """
         self.jobs.cancel(job_id)
 
     def panel(self, name: str) -> Any:
-        """The panel called ``name``."""
+        """The panel called ``name``.
+
+        Parameters
+        ----------
+        name : str
+            A panel's :attr:`~RobustDeepStudio.panels.base.Panel.name` (``cohort``, ``jobs``, ...).
+
+        Returns
+        -------
+        RobustDeepStudio.panels.base.Panel
+            The panel.
+
+        Raises
+        ------
+        StopIteration
+            When no panel has that name.
+        """
         return next(p for p in self.panels if p.name == name)
 
     def _on_panel(self, panel: str, **_: Any) -> None:
+        if self._shown is not None and self._shown != panel:
+            self.panel(self._shown).on_hide()
+        self._shown = panel
         self.panel(panel).on_show()
 
     # -- jobs -------------------------------------------------------------------------------------
@@ -137,7 +177,7 @@ class Studio(TrameApp):
                                      classes="mr-2")
                 html.Span("{{ status }}", id="rd-status", classes="text-caption mr-4")
                 html.Span("{{ workspace }}", classes="text-caption text-grey-lighten-1")
-            with v3.VNavigationDrawer(permanent=True, width=470):
+            with v3.VNavigationDrawer(permanent=True, width=520):
                 with v3.VTabs(v_model=("panel",), density="compact", id="rd-tabs", stacked=True, grow=True,
                               height=58, color="primary"):
                     for p in self.panels:

@@ -154,7 +154,13 @@ class JobManager:
         atomic_write_text(self.record_file, json.dumps(items, indent=1))
 
     def list(self) -> List[JobRecord]:
-        """Every job, newest first."""
+        """Every job, newest first.
+
+        Returns
+        -------
+        list of JobRecord
+            The records, by start time, newest first.
+        """
         return sorted(self.records.values(), key=lambda r: r.started, reverse=True)
 
     # -- life cycle ------------------------------------------------------------------------------
@@ -189,7 +195,13 @@ class JobManager:
         return record
 
     def running(self) -> List[str]:
-        """Ids of the jobs still running."""
+        """Ids of the jobs still running.
+
+        Returns
+        -------
+        list of str
+            The ids of the jobs started and not yet seen to end by :meth:`poll`.
+        """
         return list(self._running)
 
     def poll(self) -> List[JobRecord]:

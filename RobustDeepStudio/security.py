@@ -46,7 +46,13 @@ def is_loopback(host: str) -> bool:
 
 
 def new_token() -> str:
-    """A fresh random access token (32 URL-safe characters)."""
+    """A fresh random access token (32 URL-safe characters).
+
+    Returns
+    -------
+    str
+        24 random bytes from :mod:`secrets`, URL-safe base64.
+    """
     return secrets.token_urlsafe(24)
 
 

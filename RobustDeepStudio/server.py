@@ -10,6 +10,7 @@ display); jobs still running when the studio stops are cancelled.
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from typing import Any, Optional
 
@@ -42,8 +43,6 @@ def studio_url(host: str, port: int, token: Optional[str]) -> str:
     """
     shown = host
     if host in ("0.0.0.0", "::", ""):
-        import socket
-
         shown = socket.gethostname()
     if ":" in shown and not shown.startswith("["):
         shown = f"[{shown}]"

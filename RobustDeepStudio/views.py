@@ -28,7 +28,7 @@ from trame_slicer.views.view_layout_definition import ViewType
 
 from RobustDeepLib.mrml_views import diverging_color_node, show_bias_map
 from RobustDeepLib.mrml_volumes import add_volume_node
-from RobustDeepLib.stages import bias_for_display
+from RobustDeepLib.bias import bias_for_display
 
 PLANES = "planes"
 BLEND = "blend"
@@ -147,16 +147,44 @@ class Viewer:
 
     # -- layouts and views -----------------------------------------------------------------------
     def show_layout(self, name: str) -> None:
-        """Show one of the layouts (:data:`PLANES`, :data:`BLEND`, :data:`REVIEW`)."""
+        """Show one of the layouts (:data:`PLANES`, :data:`BLEND`, :data:`REVIEW`).
+
+        Parameters
+        ----------
+        name : str
+            The layout; nothing changes when it is already shown.
+        """
         if self.layout_manager.layout_id != name:
             self.layout_manager.set_layout(name)
 
     def view(self, tag: str) -> Any:
-        """The slice view with singleton tag ``tag``."""
+        """The slice view with singleton tag ``tag``.
+
+        Parameters
+        ----------
+        tag : str
+            A tag of :data:`LAYOUT_VIEWS`.
+
+        Returns
+        -------
+        trame_slicer.views.SliceView or None
+            The view, or None when the view manager has none with that tag.
+        """
         return self.app.view_manager.get_view(tag)
 
     def tags(self, layout: str) -> list:
-        """The singleton tags of a layout's views."""
+        """The singleton tags of a layout's views.
+
+        Parameters
+        ----------
+        layout : str
+            A key of :data:`LAYOUT_VIEWS`.
+
+        Returns
+        -------
+        list of str
+            Row by row, left to right.
+        """
         return [tag for row in LAYOUT_VIEWS[layout] for tag, *_ in row]
 
     def _link(self, tags: Iterable[str]) -> None:
@@ -250,7 +278,15 @@ class Viewer:
         return low, high
 
     def color(self, node: Any, color_node_id: str) -> None:
-        """Show ``node`` with the colour table ``color_node_id`` (e.g. a PET colour for fusion)."""
+        """Show ``node`` with the colour table ``color_node_id`` (e.g. a PET colour for fusion).
+
+        Parameters
+        ----------
+        node : vtkMRMLScalarVolumeNode
+            A volume node of :meth:`volume`.
+        color_node_id : str
+            The ID of a colour node; nothing changes when the scene has none with that ID.
+        """
         if self.scene.GetNodeByID(color_node_id) is not None:
             node.GetDisplayNode().SetAndObserveColorNodeID(color_node_id)
 
@@ -307,7 +343,15 @@ class Viewer:
                 self._fit_pending[tag] = tuple(node.GetDimensions())[:2]
 
     def caption(self, tag: str, text: str) -> None:
-        """Write ``text`` in the upper right corner of the view ``tag`` (what it shows)."""
+        """Write ``text`` in the upper right corner of the view ``tag`` (what it shows).
+
+        Parameters
+        ----------
+        tag : str
+            A singleton tag of a slice view.
+        text : str
+            The caption; it replaces the previous one.
+        """
         corner = self._captions.get(tag)
         if corner is None:
             corner = vtk.vtkCornerAnnotation()
@@ -320,7 +364,13 @@ class Viewer:
         self.view(tag).schedule_render()
 
     def forget(self, keys: Iterable[str]) -> None:
-        """Remove the nodes ``keys`` from the scene (free their memory)."""
+        """Remove the nodes ``keys`` from the scene (free their memory).
+
+        Parameters
+        ----------
+        keys : iterable of str
+            Keys of :meth:`volume`; unknown ones are skipped.
+        """
         for key in keys:
             node = self.nodes.pop(key, None)
             if node is not None:

@@ -17,13 +17,12 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Optional
 
 from RobustDeepLogic.cohort import MANIFEST_NAME, Cohort, get_task
 from RobustDeepLogic.core.errors import InputError
+from RobustDeepLogic.core.types import PathLike
 from RobustDeepLogic.registration.assets import asset_path
-
-PathLike = Union[str, "os.PathLike[str]"]
 
 #: The file that marks a study folder (``robustdeep reproduce`` / ``demo``).
 STUDY_FILE = "study.json"
@@ -240,16 +239,36 @@ class Project:
         return Cohort.load(folder)
 
     def template_path(self) -> Path:
-        """The template the registered cohort is on: its ``template/fdg_template.nii.gz``, else the MNI PET
-        template of the prepared assets (``robustdeep assets``)."""
+        """The template the registered cohort is on.
+
+        Returns
+        -------
+        pathlib.Path
+            The registered cohort's ``template/fdg_template.nii.gz``, else the assets' MNI PET template.
+
+        Raises
+        ------
+        InputError
+            When the assets' template is needed and not prepared (``robustdeep assets``).
+        """
         reg = self.registered_dir
         if reg is not None and (reg / "template" / "fdg_template.nii.gz").is_file():
             return reg / "template" / "fdg_template.nii.gz"
         return asset_path("spm_pet")
 
     def registration_out(self) -> Path:
-        """Where the Registration panel registers the cohort: a study's ``registered/``, else
-        ``<cohort>-registered`` beside the cohort (inside the workspace)."""
+        """Where the Registration panel registers the cohort.
+
+        Returns
+        -------
+        pathlib.Path
+            A study's ``registered/``, else ``<cohort>-registered`` beside the cohort folder.
+
+        Raises
+        ------
+        WorkspaceError
+            When that folder is outside the workspace (a cohort at the workspace root).
+        """
         if self.kind == "study":
             return self.root / "registered"
         return self.workspace.resolve(self.root.parent / f"{self.root.name}-registered")
@@ -278,13 +297,25 @@ class Project:
         return self.root / "masks"
 
     def study_record(self) -> Dict[str, object]:
-        """The study's ``study.json`` ({} for a cohort)."""
+        """The study's ``study.json`` ({} for a cohort).
+
+        Returns
+        -------
+        dict
+            The record, as parsed from JSON.
+        """
         if self.kind != "study":
             return {}
         return json.loads((self.root / STUDY_FILE).read_text())
 
     def review_tasks(self) -> List[str]:
-        """Tasks with predictions (``predictions/<task>/``), in the study's order."""
+        """Tasks with predictions (``predictions/<task>/``), in the study's order.
+
+        Returns
+        -------
+        list of str
+            The study's tasks first, in its order, then the others by name; [] without predictions.
+        """
         folder = self.root / "predictions"
         if not folder.is_dir():
             return []
@@ -293,12 +324,34 @@ class Project:
         return [t for t in order if t in found] + [t for t in found if t not in order]
 
     def review_arms(self, task: str) -> List[str]:
-        """Arms with predictions for ``task`` (``predictions/<task>/<arm>/``)."""
+        """Arms with predictions for ``task`` (``predictions/<task>/<arm>/``).
+
+        Parameters
+        ----------
+        task : str
+            A task of :meth:`review_tasks`.
+
+        Returns
+        -------
+        list of str
+            Sorted; [] when the task has no predictions folder.
+        """
         folder = self.root / "predictions" / task
         return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
 
     def review_patients(self, task: str, arm: str) -> List[str]:
-        """Test patients with a prediction for ``task`` in ``arm``."""
+        """Test patients with a prediction for ``task`` in ``arm`` (``<patient>.nii.gz`` files).
+
+        Parameters
+        ----------
+        task, arm : str
+            A task of :meth:`review_tasks` and one of its arms.
+
+        Returns
+        -------
+        list of str
+            Patient ids, sorted; [] when the arm has no predictions folder.
+        """
         folder = self.root / "predictions" / task / arm
         if not folder.is_dir():
             return []
@@ -344,4 +397,4 @@ class Project:
                     and r["units"] == units and r["region"] == "head"]
 
 
-__all__ = ["PathLike", "Project", "ProjectEntry", "STUDIO_DIR", "STUDY_FILE", "Workspace", "WorkspaceError"]
+__all__ = ["Project", "ProjectEntry", "STUDIO_DIR", "STUDY_FILE", "Workspace", "WorkspaceError"]

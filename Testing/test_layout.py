@@ -29,10 +29,11 @@ except ModuleNotFoundError:  # Python < 3.11
 REPO = Path(__file__).resolve().parents[1]
 ENGINE = REPO / "RobustDeepLogic"
 MODULE = REPO / "RobustDeep"
+STUDIO = REPO / "RobustDeepStudio"
 MAX_LINES = 400
 #: The Slicer module's files that run without Slicer (their public API is documented like the engine's).
 QT_FREE_GLUE = ["engine", "command_lines", "process", "process_tree", "package_index", "stages", "dependencies", "choices", "ui", "mrml_volumes",
-                "mrml_segmentations", "mrml_views", "mrml_tables"]
+                "mrml_segmentations", "mrml_views", "mrml_tables", "bias"]
 
 #: Libraries a function may import where it needs them, and why.
 LAZY_IMPORTS = {
@@ -70,7 +71,7 @@ def test_every_stage_package_has_its_place_in_the_layers():
 
 
 def test_source_files_are_at_most_400_lines():
-    files = _engine_files() + sorted(MODULE.rglob("*.py"))
+    files = _engine_files() + sorted(MODULE.rglob("*.py")) + sorted(STUDIO.rglob("*.py"))
     long = {str(f.relative_to(REPO)): n for f in files
             if (n := len(f.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
     assert not long, f"split these files (at most {MAX_LINES} lines each): {long}"
@@ -120,6 +121,6 @@ def test_public_functions_have_numpydoc_docstrings():
     finally:
         sys.path.pop(0)
     files = check_docstrings.python_files(
-        [str(ENGINE)] + [str(MODULE / "RobustDeepLib" / f"{name}.py") for name in QT_FREE_GLUE])
+        [str(ENGINE), str(STUDIO)] + [str(MODULE / "RobustDeepLib" / f"{name}.py") for name in QT_FREE_GLUE])
     problems = [p for f in files for p in check_docstrings.check_file(f)]
     assert not problems, f"{len(problems)} docstring problems:\n" + "\n".join(problems[:40])

@@ -50,6 +50,7 @@ from RobustDeepLib import engine as rdlib  # noqa: E402
 
 from RobustDeepLib import command_lines as rdcmd  # noqa: E402
 from RobustDeepLib import process as rdproc  # noqa: E402
+from RobustDeepLib.bias import bias_for_display  # noqa: E402
 from RobustDeepLib import stages  # noqa: E402
 
 # Widget classes that Slicer's parameterNodeWrapper GUI connectors accept for a parameter type
@@ -635,6 +636,11 @@ def test_review_figures_come_from_the_engines_metrics():
     assert out["bias_percent"].GetOrigin() == _image(reference).GetOrigin()
     np.testing.assert_allclose(bias[head], 5.0, atol=1e-3)  # +5 % where there is head
     assert np.all(bias[~head] == 0)  # 0 outside the engine's head mask (here: the non-zero box)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(out["head"]) > 0, head)  # the region it used
+    assert out["head"].GetOrigin() == _image(reference).GetOrigin()
+    shown = sitk.GetArrayFromImage(bias_for_display(out["bias_percent"], out["head"]))
+    assert np.isnan(shown[~head]).all()  # no value outside the head (transparent in a slice view)
+    np.testing.assert_allclose(shown[head], bias[head])  # a 0 % voxel inside the head stays 0
     expected_rmse = float(np.sqrt(np.mean((0.05 * reference[head] / 15.0) ** 2)))
     assert out["metrics"]["rmse"] == pytest.approx(expected_rmse, rel=0.05)  # scaled units, head region
     assert out["fit"]["slope"] == pytest.approx(1.05, rel=1e-6) and out["fit"]["r2"] == pytest.approx(1.0)

@@ -104,6 +104,11 @@ def measure(browser, server, frames: int, view_index: int, before_scroll=None) -
             "scroll_ms": 1000 * statistics.median(times), "scroll_max_ms": 1000 * max(times), "rss_mb": memory}
 
 
+def _idle(page) -> None:
+    """Wait until the studio has finished opening its project (no work in its threads)."""
+    page.wait_for_function("() => !document.querySelector('#rd-status').textContent.trim()", timeout=120000)
+
+
 def panel_shots(browser, server, folder: Path) -> None:
     """A screenshot of each panel, after what a user would do there first."""
     page = browser.new_page(viewport={"width": 1500, "height": 900})
@@ -168,7 +173,7 @@ def main() -> int:
             ref.stop()
         studio = StudioServer(study.parent, ["--project", study.name], log=Path(tmp) / "studio.log")
         try:
-            results["RobustDeep Studio"] = measure(browser, studio, args.frames, 0)
+            results["RobustDeep Studio"] = measure(browser, studio, args.frames, 0, before_scroll=_idle)
             if args.shots:
                 args.shots.mkdir(parents=True, exist_ok=True)
                 panel_shots(browser, studio, args.shots)
@@ -177,7 +182,10 @@ def main() -> int:
             studio.stop()
         browser.close()
     ref_r, std = results["trame-slicer minimal viewer (reference)"], results["RobustDeep Studio"]
-    print(f"volume: {volume} ({' x '.join(map(str, cohort.read(cohort.ids[0], 'FD').shape[::-1]))} voxels)")
+    import SimpleITK as sitk
+
+    size = sitk.ReadImage(str(volume)).GetSize()
+    print(f"volume: {volume} ({' x '.join(map(str, size))} voxels)")
     print(f"{'':44s}{'start (s)':>11s}{'1st image (s)':>15s}{'scroll (ms/frame)':>19s}{'max (ms)':>10s}"
           f"{'memory (MB)':>13s}")
     for name, r in results.items():

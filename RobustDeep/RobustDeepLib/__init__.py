@@ -6,7 +6,8 @@ Qt-free (tested with plain pytest; the ``mrml_*`` modules under the ``slicer-cor
 - ``process``: a command in a separate process, its JSON progress lines read by a thread, cancel.
 - ``process_tree``: no console window on Windows; the job's whole process tree ended on cancel.
 - ``package_index``: whether pip's package index answers (the self-test's download steps).
-- ``stages``: the engine calls behind quick previews (blend, masks, review), on SimpleITK images.
+- ``stages``: the engine calls behind quick previews (blend, masks, review), on SimpleITK images;
+  ``bias``: the review's bias map made ready for a slice view (NaN outside the head).
 - ``dependencies``: torch through the PyTorch extension, the other packages with pip, on request.
 - ``choices``: the values of the module's parameters (modalities, tasks, ...), what an unset path is.
 - ``mrml_volumes``: volume nodes <-> SimpleITK (RAS <-> LPS). ``mrml_segmentations``: segmentations

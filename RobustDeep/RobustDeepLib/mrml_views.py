@@ -59,8 +59,9 @@ def set_slice_layers(
 def diverging_color_node(scene: Any, name: str = BIAS_COLOR_NODE_NAME, size: int = 257) -> Any:
     """A blue-white-red colour table (created once per scene): negative blue, zero white, positive red.
 
-    The colour of 0 (the middle one; ``size`` is odd) is fully transparent, so that where a bias map is
-    0 (no error, and everywhere outside the head) the background volume shows through.
+    Every colour is opaque: 0 (the middle one; ``size`` is odd) is white, a perfect voxel. Slice views
+    do not take a scalar volume's transparency from its colour table; a bias map is transparent outside
+    the head by its NaN voxels and the display threshold (:func:`show_bias_map`).
 
     Parameters
     ----------
@@ -97,8 +98,7 @@ def diverging_color_node(scene: Any, name: str = BIAS_COLOR_NODE_NAME, size: int
             rgb = (0.02 + 0.98 * s, 0.19 + 0.81 * s, 0.58 + 0.42 * s)
         else:  # white -> red (0.70, 0.02, 0.15)
             rgb = (1.0 - 0.30 * t, 1.0 - 0.98 * t, 1.0 - 0.85 * t)
-        alpha = 0.0 if i == size // 2 else 1.0  # 0: transparent
-        node.SetColor(i, f"{t:+.3f}", rgb[0], rgb[1], rgb[2], alpha)
+        node.SetColor(i, f"{t:+.3f}", rgb[0], rgb[1], rgb[2], 1.0)
     scene.AddNode(node)
     return node
 
@@ -114,7 +114,7 @@ def show_bias_map(volume_node: Any, color_node: Any, window: float = 10.0,
     ----------
     volume_node : vtkMRMLScalarVolumeNode
         The bias map; NaN outside the region it was computed in
-        (:func:`RobustDeepLib.stages.bias_for_display`).
+        (:func:`RobustDeepLib.bias.bias_for_display`).
     color_node : vtkMRMLColorTableNode
         A diverging colour table (:func:`diverging_color_node`).
     window : float, optional

@@ -52,6 +52,7 @@ class ReviewLogicMixin:
         Returns ``{"bias", "table", "chart", "figures", "reference", "prediction"}``.
         """
         from RobustDeepLib import mrml_tables, mrml_views, mrml_volumes, stages
+        from RobustDeepLib.bias import bias_for_display
 
         if prediction is None or reference is None:
             raise ValueError(_("Choose the prediction and its reference."))
@@ -60,8 +61,8 @@ class ReviewLogicMixin:
         maskImage = mrml_volumes.volume_node_to_image(headMask) if headMask is not None else None
         figures = stages.review_figures(predImage, refImage, maskImage, modality=modality)
         scene = slicer.mrmlScene
-        bias = mrml_volumes.add_volume_node(scene, stages.bias_for_display(figures["bias_percent"], figures["head"]),
-                                            f"{prediction.GetName()} bias %")
+        shown = bias_for_display(figures["bias_percent"], figures["head"])
+        bias = mrml_volumes.add_volume_node(scene, shown, f"{prediction.GetName()} bias %")
         mrml_views.show_bias_map(bias, mrml_views.diverging_color_node(scene), window=float(windowPercent))
         rows = [[name, float(value)] for name, value in figures["metrics"].items()]
         rows += [[f"fit {name} (physical units)", value] for name, value in figures["fit"].items()]

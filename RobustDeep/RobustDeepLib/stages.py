@@ -391,41 +391,5 @@ def _mask_image(mask: np.ndarray, reference: sitk.Image) -> sitk.Image:
     return image
 
 
-def bias_for_display(bias: sitk.Image, head: sitk.Image) -> sitk.Image:
-    """The bias map with NaN outside the head, so that slice views show it transparent there.
-
-    :func:`review_figures` gives 0 outside the head (the engine's map); a 0 inside the head is a
-    perfect voxel and must stay visible, so the two are told apart here.
-
-    Parameters
-    ----------
-    bias : SimpleITK.Image
-        The bias map (``review_figures(...)["bias_percent"]``).
-    head : SimpleITK.Image
-        The head region on the same grid (``review_figures(...)["head"]``).
-
-    Returns
-    -------
-    SimpleITK.Image
-        float32, ``bias`` inside the head and NaN outside, with ``bias``'s geometry.
-    """
-    values = sitk.GetArrayFromImage(bias).astype(np.float32)
-    values[sitk.GetArrayViewFromImage(head) == 0] = np.nan
-    image = sitk.GetImageFromArray(values)
-    image.CopyInformation(bias)
-    return image
-
-
-__all__ = [
-    "EngineStageMissing",
-    "bias_for_display",
-    "REVIEW_MODALITIES",
-    "blend_images",
-    "make_mask",
-    "mask_choices",
-    "mask_help",
-    "mask_on_grid",
-    "mask_spec",
-    "review_figures",
-    "sample_pairs",
-]
+__all__ = ["EngineStageMissing", "REVIEW_MODALITIES", "blend_images", "make_mask", "mask_choices", "mask_help",
+           "mask_on_grid", "mask_spec", "review_figures", "sample_pairs"]

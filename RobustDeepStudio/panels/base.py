@@ -55,12 +55,21 @@ class Panel:
         """Build the panel's controls (called inside the drawer)."""
 
     def on_project(self, project: Any) -> None:
-        """A project was opened (or closed: None)."""
+        """A project was opened (or closed: None).
+
+        Parameters
+        ----------
+        project : RobustDeepStudio.workspace.Project or None
+            The open project.
+        """
 
     def on_show(self) -> None:
         """The panel became the active one."""
         if self.layout is not None:
             self.viewer.show_layout(self.layout)
+
+    def on_hide(self) -> None:
+        """Another panel became the active one."""
 
     # -- work off the event loop ------------------------------------------------------------------
     async def background(self, what: str, work: Callable[[], Any]) -> Any:
@@ -95,14 +104,38 @@ class Panel:
         return value
 
     def show_error(self, text: str) -> None:
-        """Show an error in the page's status line."""
+        """Show ``text`` in the page's error alert, and clear the busy status.
+
+        Parameters
+        ----------
+        text : str
+            The error message.
+        """
         with self.state:
             self.state.status = ""
             self.state.error = text
 
     @staticmethod
     def read(path: Any, patient: Optional[str] = None) -> sitk.Image:
-        """A volume read by the engine (its file checks, a clear error naming the file)."""
+        """A volume read by the engine (its file checks, a clear error naming the file).
+
+        Parameters
+        ----------
+        path : path-like
+            A NIfTI, NRRD or MetaImage file, or a folder holding one DICOM series.
+        patient : str, optional
+            Named in error messages.
+
+        Returns
+        -------
+        SimpleITK.Image
+            The 3D scalar image with its geometry.
+
+        Raises
+        ------
+        InputError
+            When the file is missing, unreadable or not a 3D scalar volume.
+        """
         return read_volume(path, patient=patient)
 
 

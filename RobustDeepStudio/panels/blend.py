@@ -57,7 +57,13 @@ def _node_name(key: str, a_id: str, b_id: str, modality: str, seam: str) -> str:
 
 
 class BlendPanel(Panel):
-    """Preview one Laplacian-pyramid blend of two registered patients."""
+    """Preview one Laplacian-pyramid blend of two registered patients.
+
+    Parameters
+    ----------
+    studio : RobustDeepStudio.app.Studio
+        The studio it belongs to.
+    """
 
     name = "blend"
     title = "Blend preview"
@@ -74,6 +80,7 @@ class BlendPanel(Panel):
         })
 
     def build(self) -> None:
+        """Build the Blend preview panel's controls in the drawer."""
         with v3.VRow(dense=True):
             with v3.VCol():
                 v3.VSelect(v_model=("blend_a",), items=("blend_patients",), label="Parent A (mask 1)",
@@ -103,6 +110,13 @@ class BlendPanel(Panel):
 
     # -- behaviour --------------------------------------------------------------------------------
     def on_project(self, project: Any) -> None:
+        """Offer ``project``'s registered patients, their modalities and masks; forget the last preview.
+
+        Parameters
+        ----------
+        project : RobustDeepStudio.workspace.Project or None
+            The open project.
+        """
         self.last = {}
         reg = project.registered_dir if project is not None else None
         ids, mods = [], []
@@ -121,6 +135,7 @@ class BlendPanel(Panel):
         })
 
     def on_show(self) -> None:
+        """Show the blend views; offer the choices again when there were no patients to blend."""
         super().on_show()
         self.on_project(self.project) if not self.state.blend_patients else None
 

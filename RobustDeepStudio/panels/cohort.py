@@ -19,7 +19,13 @@ MODALITY_ORDER = ["FD", "LD", "NAC", "MAC", "CT", "T1", "T2"]
 
 
 class CohortPanel(Panel):
-    """Patients, their modalities and problems; a patient's volume in axial, coronal, sagittal."""
+    """Patients, their modalities and problems; a patient's volume in axial, coronal, sagittal.
+
+    Parameters
+    ----------
+    studio : RobustDeepStudio.app.Studio
+        The studio it belongs to.
+    """
 
     name = "cohort"
     title = "Cohort"
@@ -41,6 +47,7 @@ class CohortPanel(Panel):
 
     # -- page -------------------------------------------------------------------------------------
     def build(self) -> None:
+        """Build the Cohort panel's controls in the drawer."""
         html.Div("{{ cohort_summary }}", id="rd-cohort-summary", classes="text-body-2 mb-2")
         with v3.VBtnToggle(v_model=("cohort_space",), mandatory=True, density="compact",
                            color="primary", classes="mb-2", v_if="cohort_spaces.length > 1",
@@ -78,6 +85,13 @@ class CohortPanel(Panel):
 
     # -- behaviour --------------------------------------------------------------------------------
     def on_project(self, project: Any) -> None:
+        """Show ``project``'s native cohort: its table and problems, checked in a worker thread.
+
+        Parameters
+        ----------
+        project : RobustDeepStudio.workspace.Project or None
+            The open project.
+        """
         spaces = ["native"] + (["registered"] if project is not None and project.registered_dir else [])
         self.state.update({"cohort_spaces": spaces, "cohort_space": "native", "cohort_patient": None,
                            "cohort_rows": [], "cohort_problems": []})
@@ -109,7 +123,16 @@ class CohortPanel(Panel):
             self.studio.schedule(self._load)
 
     async def select_patient(self, patient: str) -> None:
-        """Show ``patient``: its modalities, and the first one (FD when it has one) in three planes."""
+        """Show ``patient``: its modalities, and one of them in three planes.
+
+        The modality shown before is kept when ``patient`` has it; else its first in the order of
+        :data:`MODALITY_ORDER` (FD first; modalities not listed there follow, by name).
+
+        Parameters
+        ----------
+        patient : str
+            A patient id of the cohort shown.
+        """
         cohort = self._cohort()
         mods = _ordered(cohort.patient(patient).modalities)
         with self.state:
@@ -120,7 +143,13 @@ class CohortPanel(Panel):
             await self.select_modality(keep)
 
     async def select_modality(self, modality: str) -> None:
-        """Load the selected patient's ``modality`` and show it with its default window."""
+        """Load the selected patient's ``modality`` and show it in three planes with its default window.
+
+        Parameters
+        ----------
+        modality : str
+            One of the patient's modalities.
+        """
         cohort, patient = self._cohort(), self.state.cohort_patient
         path = cohort.path(patient, modality)
         image = await self.background(f"reading {patient} {modality}", lambda: self.read(path, patient))

@@ -19,7 +19,13 @@ SCENARIOS = ["PU", "PR", "PM"]
 
 
 class JobsPanel(Panel):
-    """Start engine commands in the background and follow them."""
+    """Start engine commands in the background and follow them.
+
+    Parameters
+    ----------
+    studio : RobustDeepStudio.app.Studio
+        The studio it belongs to.
+    """
 
     name = "jobs"
     title = "Jobs"
@@ -39,6 +45,7 @@ class JobsPanel(Panel):
 
     # -- page -------------------------------------------------------------------------------------
     def build(self) -> None:
+        """Build the Jobs panel's controls in the drawer."""
         v3.VSelect(v_model=("job_command",), items=("job_commands",), label="Command", density="compact",
                    hide_details=True, id="rd-job-command", classes="mb-2")
         with html.Div(v_if="job_command == 'synthesize'"):
@@ -104,6 +111,13 @@ class JobsPanel(Panel):
 
     # -- behaviour --------------------------------------------------------------------------------
     def on_project(self, project: Any) -> None:
+        """Offer ``project``'s masks, synthetic cohorts, trained runs and prediction folders.
+
+        Parameters
+        ----------
+        project : RobustDeepStudio.workspace.Project or None
+            The open project (None: nothing changes).
+        """
         if project is None:
             return
         saved = sorted(self.studio.workspace.relative(p) for p in project.masks_dir.glob("*.nii*"))
@@ -115,6 +129,7 @@ class JobsPanel(Panel):
         })
 
     def on_show(self) -> None:
+        """Refresh the choices of the form (other panels and jobs may have added to them)."""
         self.on_project(self.project)
 
     def start(self) -> None:
@@ -167,11 +182,25 @@ class JobsPanel(Panel):
         return record
 
     def cancel(self, job_id: str) -> None:
-        """Cancel a running job (its whole process tree)."""
+        """Cancel a running job (its whole process tree).
+
+        Parameters
+        ----------
+        job_id : str
+            The job's id; nothing happens when it is not running.
+        """
         self.studio.jobs.cancel(job_id)
 
     def publish(self, changed: Iterable[Any]) -> None:
-        """Show the jobs' records; tell the listeners of those that ended."""
+        """Show the jobs' records; tell the listeners of those that ended.
+
+        When one of ``changed`` ended, the choices of the form are refreshed too.
+
+        Parameters
+        ----------
+        changed : iterable of JobRecord
+            The records that changed.
+        """
         records = self.studio.jobs.list()
         self.state.jobs = [r.to_state() for r in records]
         self.state.jobs_by_id = {r.id: r.to_state() for r in records}

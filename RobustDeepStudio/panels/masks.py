@@ -20,13 +20,19 @@ from RobustDeepLogic.io.volumes import Grid, write_volume
 from RobustDeepLogic.masks.files import validate_mask
 from RobustDeepLogic.masks.presets import mask_from_spec
 from RobustDeepStudio.panels.base import Panel
-from RobustDeepStudio.views import PLANES
+from RobustDeepStudio.views import GROUPS, PLANES
 
 TOOLS = {"paint": SegmentationEffectPaint, "erase": SegmentationEffectErase}
 
 
 class MasksPanel(Panel):
-    """Make, paint, erase and save a blending mask on the template grid."""
+    """Make, paint, erase and save a blending mask on the template grid.
+
+    Parameters
+    ----------
+    studio : RobustDeepStudio.app.Studio
+        The studio it belongs to.
+    """
 
     name = "masks"
     title = "Masks"
@@ -47,6 +53,7 @@ class MasksPanel(Panel):
         self.state.change("mask_brush")(self._on_brush)
 
     def build(self) -> None:
+        """Build the Masks panel's controls in the drawer."""
         html.Div("From the engine", classes="text-subtitle-2")
         v3.VSelect(v_model=("mask_choice",), items=("mask_choices",), label="Preset or generator",
                    density="compact", hide_details=True, id="rd-mask-choice")
@@ -78,14 +85,33 @@ class MasksPanel(Panel):
 
     # -- behaviour --------------------------------------------------------------------------------
     def on_project(self, project: Any) -> None:
+        """Offer the engine's masks; the template is read again when the panel is next shown.
+
+        Parameters
+        ----------
+        project : RobustDeepStudio.workspace.Project or None
+            The open project.
+        """
         self.state.mask_choices = mask_choices()
         self._on_choice(self.state.mask_choice)
         self.template_node = None
 
     def on_show(self) -> None:
+        """Show the three planes with the template and the mask, and the chosen tool again."""
         super().on_show()
+        self._visible(True)
         if self.project is not None:
             self.studio.schedule(self._show_template)
+            self._on_tool(self.state.mask_tool)
+
+    def on_hide(self) -> None:
+        """Leave no brush active and no mask drawn over the other panels' views."""
+        self.studio.slicer.segmentation_editor.deactivate_effect()
+        self._visible(False)
+
+    def _visible(self, visible: bool) -> None:
+        if self.segmentation is not None:
+            self.segmentation.GetDisplayNode().SetVisibility(bool(visible))
 
     def _on_choice(self, mask_choice: str, **_: Any) -> None:
         self.state.mask_help = mask_help(mask_choice) if mask_choice else ""
@@ -129,6 +155,8 @@ class MasksPanel(Panel):
         self.segmentation.SetReferenceImageGeometryParameterFromVolumeNode(self.template_node)
         if mask is not None:
             mask_to_segmentation(mask, self.segmentation, segment_name=name)
+        # Drawn in the three planes only (not in the blend and review views).
+        self.studio.slicer.display_manager.set_node_visible_in_group(self.segmentation, GROUPS[PLANES])
         editor.set_active_segmentation(self.segmentation, self.template_node)
         if not editor.get_segment_ids():
             editor.add_empty_segment(segment_name=name, segment_color=[1.0, 0.6, 0.1])

@@ -22,7 +22,13 @@ FUSION_COLOR = "vtkMRMLPETProceduralColorNodePET-Heat"
 
 
 class RegistrationPanel(Panel):
-    """Run the registration; judge it patient by patient."""
+    """Run the registration; judge it patient by patient.
+
+    Parameters
+    ----------
+    studio : RobustDeepStudio.app.Studio
+        The studio it belongs to.
+    """
 
     name = "registration"
     title = "Registration"
@@ -38,6 +44,7 @@ class RegistrationPanel(Panel):
         studio.job_listeners.append(self._on_job_end)
 
     def build(self) -> None:
+        """Build the Registration panel's controls in the drawer."""
         html.Div("Rigid registration of every patient to the template (robustdeep register).",
                  classes="text-body-2")
         v3.VBtn("Register cohort", click=self.register, color="primary", classes="my-2",
@@ -64,6 +71,13 @@ class RegistrationPanel(Panel):
 
     # -- behaviour --------------------------------------------------------------------------------
     def on_project(self, project: Any) -> None:
+        """Show ``project``'s registration QC table, no patient selected.
+
+        Parameters
+        ----------
+        project : RobustDeepStudio.workspace.Project or None
+            The open project.
+        """
         self.state.reg_patient = None
         self._refresh()
 
@@ -91,7 +105,13 @@ class RegistrationPanel(Panel):
             self.studio.panel("cohort").on_project(self.project)
 
     async def show_patient(self, patient: str) -> None:
-        """Show ``patient``'s registered FD (or its first modality) fused over the template."""
+        """Show ``patient``'s registered FD (else its first modality by name) fused over the template.
+
+        Parameters
+        ----------
+        patient : str
+            A patient of the registered cohort.
+        """
         project = self.project
         cohort = project.cohort(registered=True)
         mods = cohort.patient(patient).modalities

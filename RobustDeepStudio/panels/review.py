@@ -61,7 +61,13 @@ def joint_histogram_png(reference: np.ndarray, prediction: np.ndarray, modality:
 
 
 class ReviewPanel(Panel):
-    """Reference, prediction, bias, metrics and joint histogram of one test patient and arm."""
+    """Reference, prediction, bias, metrics and joint histogram of one test patient and arm.
+
+    Parameters
+    ----------
+    studio : RobustDeepStudio.app.Studio
+        The studio it belongs to.
+    """
 
     name = "review"
     title = "Review"
@@ -79,6 +85,7 @@ class ReviewPanel(Panel):
         self.state.change("rev_arm", "rev_patient")(self._on_choice)
 
     def build(self) -> None:
+        """Build the Review panel's controls in the drawer."""
         with v3.VRow(dense=True):
             with v3.VCol():
                 v3.VSelect(v_model=("rev_task",), items=("rev_tasks",), label="Task", density="compact",
@@ -103,6 +110,13 @@ class ReviewPanel(Panel):
 
     # -- behaviour --------------------------------------------------------------------------------
     def on_project(self, project: Any) -> None:
+        """Offer ``project``'s tasks with predictions, and choose the first.
+
+        Parameters
+        ----------
+        project : RobustDeepStudio.workspace.Project or None
+            The open project.
+        """
         tasks = project.review_tasks() if project is not None else []
         self.state.rev_tasks = tasks
         self.state.rev_task = tasks[0] if tasks else None
@@ -131,16 +145,29 @@ class ReviewPanel(Panel):
             self.studio.schedule(self.show)
 
     def on_show(self) -> None:
+        """Show the review views, and the chosen prediction when there is one."""
         super().on_show()
         if self.state.rev_patient:
             self.studio.schedule(self.show)
 
     def select(self, patient: str) -> None:
-        """Review ``patient`` (a row of the table)."""
+        """Review ``patient`` (a row of the table).
+
+        Parameters
+        ----------
+        patient : str
+            A test patient with a prediction for the chosen task and arm.
+        """
         self.state.rev_patient = patient
 
     def select_arm(self, arm: str) -> None:
-        """Review ``arm`` (a row of the arms table)."""
+        """Review ``arm`` (a row of the arms table).
+
+        Parameters
+        ----------
+        arm : str
+            An arm with predictions for the chosen task.
+        """
         self.state.rev_arm = arm
 
     async def show(self) -> None:

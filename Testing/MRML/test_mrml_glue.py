@@ -282,16 +282,60 @@ def test_diverging_colour_table_is_blue_white_red_and_made_once(scene):
     assert mrml_views.diverging_color_node(scene) is color
 
 
-def test_a_bias_of_zero_is_transparent_and_a_bias_is_opaque(scene):
-    """Issue 14 item 11: where the bias map is 0 (no error; outside the head) the background shows.
+def _slice_rgba(scene, volume_node):
+    """What Slicer's own slice pipeline (vtkMRMLSliceLogic, background layer) makes of a volume: the
+    RGBA image of the axial slice through its middle, fitted to the view."""
+    from vtk.util.numpy_support import vtk_to_numpy
 
-    Asked of the lookup table that Slicer maps voxel values with, windowed as the bias map is shown."""
+    slicer.vtkMRMLSliceNode.AddDefaultSliceOrientationPresets(scene, True)
+    logic = slicer.vtkMRMLSliceLogic()
+    logic.SetMRMLScene(scene)
+    node = logic.AddSliceNode("Red")
+    node.SetOrientation("Axial")
+    logic.GetSliceCompositeNode().SetBackgroundVolumeID(volume_node.GetID())
+    node.SetDimensions(70, 60, 1)
+    logic.FitSliceToBackground()
+    logic.SnapSliceOffsetToIJK()
+    producer = logic.GetBackgroundLayer().GetImageDataConnection().GetProducer()
+    producer.Update()
+    image = producer.GetOutputDataObject(0)
+    width, height, _ = image.GetDimensions()
+    return vtk_to_numpy(image.GetPointData().GetScalars()).reshape(height, width, -1)
+
+
+def test_bias_map_is_transparent_outside_the_head_in_slicers_slice_pipeline(scene):
+    """Issue 13: the review's bias map shows the reference through outside the head, and a bias of 0
+    inside the head (a perfect voxel) as opaque white. Asked of Slicer's slice pipeline itself."""
+    from RobustDeepLib.bias import bias_for_display
+
+    bias = np.full((5, 6, 7), 5.0, np.float32)
+    bias[:, :, 3] = 0.0  # perfect voxels inside the head
+    head = np.ones(bias.shape, np.uint8)
+    head[:, :, :2] = 0  # outside the head: the engine's map holds 0 there too
+    bias[:, :, :2] = 0.0
+    bias_image, head_image = sitk.GetImageFromArray(bias), sitk.GetImageFromArray(head)
+    shown = bias_for_display(bias_image, head_image)
+    assert np.isnan(sitk.GetArrayFromImage(shown)[:, :, :2]).all()
+    assert np.isfinite(sitk.GetArrayFromImage(shown)[:, :, 2:]).all()
+
+    node = mrml_volumes.add_volume_node(scene, shown, "bias")
     color = mrml_views.diverging_color_node(scene)
-    lut = color.GetLookupTable()
-    lut.SetRange(-10.0, 10.0)  # the display's window [-10 %, +10 %]
-    assert lut.GetOpacity(0.0) == 0.0
-    for value in (-10.0, -5.0, -0.5, 0.5, 5.0, 10.0):
-        assert lut.GetOpacity(value) == 1.0, value
+    mrml_views.show_bias_map(node, color, window=10.0)
+    rgba = _slice_rgba(scene, node)
+    row = rgba[rgba.shape[0] // 2]
+    opaque = row[:, 3] == 255
+    assert (row[:, 3][~opaque] == 0).all()  # fully transparent or fully opaque
+    # 2 of the 7 columns are outside the head: about 2/7 of the row is transparent.
+    assert 0.2 < (~opaque).mean() < 0.37, (~opaque).mean()
+    white = opaque & (row[:, :3].min(axis=1) > 240)
+    red = opaque & (row[:, 0] > row[:, 2] + 40)
+    assert white.any() and red.any()  # 0 % white and +5 % reddish, both shown
+    # Without the threshold the NaN voxels would be painted opaque: the threshold is what hides them.
+    other = slicer.vtkMRMLScene()
+    plain = mrml_volumes.add_volume_node(other, shown, "bias")
+    mrml_views.show_bias_map(plain, mrml_views.diverging_color_node(other), window=10.0,
+                             transparent_outside=False)
+    assert (_slice_rgba(other, plain)[rgba.shape[0] // 2][:, 3] == 255).all()
     with pytest.raises(ValueError, match="odd"):
         mrml_views.diverging_color_node(slicer.vtkMRMLScene(), size=256)
 
