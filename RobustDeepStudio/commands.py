@@ -9,11 +9,16 @@ Free of trame and of Slicer: tested with plain pytest.
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from pathlib import Path
 from typing import List, Sequence, Tuple
 
 from RobustDeepLib.command_lines import register_command, synthesize_command, train_command
-from RobustDeepLogic.core.files import safe_name
+from RobustDeepLogic.cohort import Cohort, get_task
+from RobustDeepLogic.core.files import atomic_write_text, safe_name
+from RobustDeepStudio.results import STUDY_FILE
 
 #: The commands the Jobs panel runs, in its order.
 JOB_COMMANDS = ("synthesize", "train", "predict", "evaluate", "reproduce")
@@ -119,11 +124,12 @@ def training(project, task: str, scenario: str, epochs: int,
                           synthetic_cohorts=list(synthetic) if scenario == "PM" else []))
 
 
-def prediction(project, run: str, patients: Sequence[str]) -> Command:
-    """Predict ``patients`` of the native cohort with the trained ``run`` (``robustdeep predict``).
+def prediction(project, run: str, patients: Sequence[str] = ()) -> Command:
+    """Predict with the trained ``run`` (``robustdeep predict RUN COHORT [IDS]``).
 
-    The predictions go to ``predictions-studio/<run>`` of the project, ``<run>`` being the run
-    folder's path in the project, made file-safe.
+    A run trained in template space (PR, PM) predicts from the registered cohort, a native one (PU)
+    from the native cohort. The predictions, ``<patient>_<TARGET>.nii.gz`` in SUV / HU, go to
+    ``predictions-studio-<space>/<task>/<run name>`` of the project.
 
     Parameters
     ----------
@@ -131,8 +137,8 @@ def prediction(project, run: str, patients: Sequence[str]) -> Command:
         The open project.
     run : str
         A run folder of :func:`trained_runs` (relative to the workspace).
-    patients : sequence of str
-        Patient ids of the native cohort.
+    patients : sequence of str, optional
+        Patient ids; none: the run's test patients found in the cohort (the engine's choice).
 
     Returns
     -------
@@ -142,18 +148,25 @@ def prediction(project, run: str, patients: Sequence[str]) -> Command:
     Raises
     ------
     ValueError
-        When ``run`` is outside the workspace or outside the project.
+        When ``run`` is outside the workspace or has no readable ``run.json``, or a template-space run
+        meets a project without a registered cohort.
     """
     run_dir = project.workspace.resolve(run)
-    out = project.root / "predictions-studio" / safe_name(run_dir.relative_to(project.root).as_posix())
-    return (f"predict {run_dir.name}",
-            ["predict", str(run_dir), str(project.cohort_dir), *patients, "--out", str(out)])
+    task, space = _run_facts(run_dir)
+    cohort = _registered(project) if space == "template" else project.cohort_dir
+    out = project.root / f"predictions-studio-{space}" / task / safe_name(run_dir.name)
+    return (f"predict {task} {run_dir.name}",
+            ["predict", str(run_dir), str(cohort), *patients, "--out", str(out)])
 
 
 def evaluation(project, predictions: str) -> Command:
-    """Evaluate a predictions folder against the native cohort (``robustdeep evaluate``).
+    """Evaluate predictions against their references (``robustdeep evaluate``).
 
-    The evaluation goes to ``<predictions>-evaluation``, beside the predictions folder.
+    ``predictions`` is either the study's ``predictions`` folder (``<task>/<arm>/<patient>.nii.gz``,
+    evaluated against the native cohort into ``evaluation-studio``), or a folder written by
+    :func:`prediction` (``predictions-studio-<space>/<task>/<run>``): its case table ``cases.csv``
+    (each ``<patient>_<TARGET>`` file with its reference in the cohort of that space) is written there,
+    atomically, and evaluated into ``<folder>-evaluation``.
 
     Parameters
     ----------
@@ -170,12 +183,43 @@ def evaluation(project, predictions: str) -> Command:
     Raises
     ------
     ValueError
-        When ``predictions`` is outside the workspace.
+        When the folder is outside the workspace, holds no prediction, or names a patient or a
+        modality its cohort lacks.
     """
     folder = project.workspace.resolve(predictions)
-    return (f"evaluate {folder.name}",
-            ["evaluate", "--predictions", str(folder), "--cohort", str(project.cohort_dir),
+    if folder == project.root / "predictions":
+        return ("evaluate the study's predictions",
+                ["evaluate", "--predictions", str(folder), "--cohort", str(project.cohort_dir),
+                 "--out", str(project.root / "evaluation-studio")])
+    space = folder.parent.parent.name.rsplit("-", 1)[-1]
+    cohort_dir = _registered(project) if space == "template" else project.cohort_dir
+    cohort = Cohort.load(cohort_dir)
+    task = get_task(folder.parent.name)
+    rows = []
+    for path in sorted(folder.glob(f"*_{task.target}.nii.gz")):
+        patient = path.name[: -len(f"_{task.target}.nii.gz")]
+        if patient not in cohort.ids:
+            raise ValueError(f"{path}: patient {patient} is not in the cohort {cohort_dir}")
+        rows.append({"task": task.name, "scenario": folder.name, "patient": patient,
+                     "reference": str(cohort.path(patient, task.target)), "prediction": str(path)})
+    if not rows:
+        raise ValueError(f"{folder}: no prediction (<patient>_{task.target}.nii.gz) to evaluate")
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(folder / "cases.csv", text.getvalue())
+    return (f"evaluate {task.name} {folder.name}",
+            ["evaluate", "--cases", str(folder / "cases.csv"), "--cohort", str(cohort_dir),
              "--out", str(folder.parent / f"{folder.name}-evaluation")])
+
+
+def _run_facts(run_dir: Path) -> Tuple[str, str]:
+    try:
+        record = json.loads((run_dir / "run.json").read_text())
+        return str(record["task"]["name"]), str(record.get("space", "native"))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{run_dir}: not a trained run (run.json unreadable: {exc})") from None
 
 
 def reproduction(workspace, profile: str, out: str, settings: Sequence[str] = ()) -> Command:
@@ -200,11 +244,15 @@ def reproduction(workspace, profile: str, out: str, settings: Sequence[str] = ()
     Raises
     ------
     ValueError
-        When ``profile`` is unknown or ``out`` is outside the workspace.
+        When ``profile`` is unknown, ``out`` is outside the workspace, or ``out`` holds files and is not
+        a study (a study is resumed).
     """
     if profile not in PROFILES:
         raise ValueError(f"profile {profile!r}: choose one of {', '.join(PROFILES)}")
     folder = workspace.resolve(out)
+    if folder.is_dir() and any(folder.iterdir()) and not (folder / STUDY_FILE).is_file():
+        raise ValueError(f"{workspace.relative(folder)} holds files and is not a study: choose a new folder "
+                         "(or an existing study, to resume it)")
     command = ["reproduce", "--profile", profile, "--out", str(folder)]
     for setting in settings:
         command += ["--set", setting]
@@ -228,7 +276,8 @@ def trained_runs(project) -> List[str]:
 
 
 def prediction_folders(project) -> List[str]:
-    """Folders of predicted volumes of the project (``predictions*/.../<arm>/``), relative to the workspace.
+    """What the Jobs panel can evaluate: the study's ``predictions`` folder and the folders written by
+    :func:`prediction`, relative to the workspace.
 
     Parameters
     ----------
@@ -238,9 +287,12 @@ def prediction_folders(project) -> List[str]:
     Returns
     -------
     list of str
-        Every folder holding a ``.nii.gz`` file under a ``predictions*`` folder, sorted.
+        Sorted paths.
     """
-    found = {p.parent for pattern in ("predictions*/**/*.nii.gz",) for p in project.root.glob(pattern)}
+    found = [p for p in project.root.glob("predictions-studio-*/*/*")
+             if p.is_dir() and not p.name.endswith("-evaluation") and any(p.glob("*.nii.gz"))]
+    if any((project.root / "predictions").glob("*/*/*.nii.gz")):
+        found.append(project.root / "predictions")
     return sorted(project.workspace.relative(p) for p in found)
 
 

@@ -13,19 +13,17 @@ Free of trame and of Slicer: tested with plain pytest.
 from __future__ import annotations
 
 import csv
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from RobustDeepLogic.cohort import MANIFEST_NAME, Cohort, get_task
+from RobustDeepLogic.cohort import MANIFEST_NAME, Cohort
 from RobustDeepLogic.core.errors import InputError
 from RobustDeepLogic.core.types import PathLike
 from RobustDeepLogic.registration.assets import asset_path
+from RobustDeepStudio.results import STUDY_FILE, StudyResults
 
-#: The file that marks a study folder (``robustdeep reproduce`` / ``demo``).
-STUDY_FILE = "study.json"
 #: Where the studio keeps its own records (jobs) inside the workspace.
 STUDIO_DIR = ".robustdeep-studio"
 #: Folders never searched for projects.
@@ -184,7 +182,7 @@ class Workspace:
 
 
 @dataclass
-class Project:
+class Project(StudyResults):
     """A study or cohort opened in the studio, and where its parts are.
 
     Attributes
@@ -259,10 +257,12 @@ class Project:
     def registration_out(self) -> Path:
         """Where the Registration panel registers the cohort.
 
+        Never over a study's own ``registered/``: the study made it, with its splits and folds.
+
         Returns
         -------
         pathlib.Path
-            A study's ``registered/``, else ``<cohort>-registered`` beside the cohort folder.
+            ``registered-studio/`` in a study, else ``<cohort>-registered`` beside the cohort folder.
 
         Raises
         ------
@@ -270,131 +270,44 @@ class Project:
             When that folder is outside the workspace (a cohort at the workspace root).
         """
         if self.kind == "study":
-            return self.root / "registered"
+            return self.root / "registered-studio"
         return self.workspace.resolve(self.root.parent / f"{self.root.name}-registered")
 
+    def registration_dir(self) -> Optional[Path]:
+        """The registered cohort the Registration panel shows.
+
+        Returns
+        -------
+        pathlib.Path or None
+            Its own registration (:meth:`registration_out`) once finished, else the project's
+            :attr:`registered_dir`, else None.
+        """
+        try:
+            out: Optional[Path] = self.registration_out()
+        except WorkspaceError:  # a native cohort at the workspace root: nowhere beside it to register
+            out = None
+        if out is not None and (out / MANIFEST_NAME).is_file():
+            return out
+        return self.registered_dir
+
     def qc_rows(self) -> List[Dict[str, str]]:
-        """The registration QC table (``registration_qc.csv``), or [] before registration.
+        """The QC table (``registration_qc.csv``) of :meth:`registration_dir`, or [] before registration.
 
         Returns
         -------
         list of dict
             One row per patient, as written by ``robustdeep register``.
         """
-        try:
-            out: Optional[Path] = self.registration_out()
-        except WorkspaceError:  # a native cohort at the workspace root: nowhere beside it to register
-            out = None
-        for folder in (self.registered_dir, out):
-            if folder is not None and (folder / "registration_qc.csv").is_file():
-                with open(folder / "registration_qc.csv", newline="") as fh:
-                    return list(csv.DictReader(fh))
-        return []
+        folder = self.registration_dir()
+        if folder is None or not (folder / "registration_qc.csv").is_file():
+            return []
+        with open(folder / "registration_qc.csv", newline="") as fh:
+            return list(csv.DictReader(fh))
 
     @property
     def masks_dir(self) -> Path:
         """Where masks made in the studio are saved."""
         return self.root / "masks"
-
-    def study_record(self) -> Dict[str, object]:
-        """The study's ``study.json`` ({} for a cohort).
-
-        Returns
-        -------
-        dict
-            The record, as parsed from JSON.
-        """
-        if self.kind != "study":
-            return {}
-        return json.loads((self.root / STUDY_FILE).read_text())
-
-    def review_tasks(self) -> List[str]:
-        """Tasks with predictions (``predictions/<task>/``), in the study's order.
-
-        Returns
-        -------
-        list of str
-            The study's tasks first, in its order, then the others by name; [] without predictions.
-        """
-        folder = self.root / "predictions"
-        if not folder.is_dir():
-            return []
-        order = list(self.study_record().get("tasks", []))
-        found = sorted(p.name for p in folder.iterdir() if p.is_dir())
-        return [t for t in order if t in found] + [t for t in found if t not in order]
-
-    def review_arms(self, task: str) -> List[str]:
-        """Arms with predictions for ``task`` (``predictions/<task>/<arm>/``).
-
-        Parameters
-        ----------
-        task : str
-            A task of :meth:`review_tasks`.
-
-        Returns
-        -------
-        list of str
-            Sorted; [] when the task has no predictions folder.
-        """
-        folder = self.root / "predictions" / task
-        return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
-
-    def review_patients(self, task: str, arm: str) -> List[str]:
-        """Test patients with a prediction for ``task`` in ``arm`` (``<patient>.nii.gz`` files).
-
-        Parameters
-        ----------
-        task, arm : str
-            A task of :meth:`review_tasks` and one of its arms.
-
-        Returns
-        -------
-        list of str
-            Patient ids, sorted; [] when the arm has no predictions folder.
-        """
-        folder = self.root / "predictions" / task / arm
-        if not folder.is_dir():
-            return []
-        return sorted(p.name[: -len(".nii.gz")] for p in folder.glob("*.nii.gz"))
-
-    def review_paths(self, task: str, arm: str, patient: str) -> Dict[str, Path]:
-        """The prediction of ``patient`` and its reference (the task's target in the native cohort).
-
-        Parameters
-        ----------
-        task, arm, patient : str
-            A task, an arm and a test patient of :meth:`review_patients`.
-
-        Returns
-        -------
-        dict
-            ``{"prediction": path, "reference": path, "modality": target modality}``.
-        """
-        target = get_task(task).target
-        return {"prediction": self.root / "predictions" / task / arm / f"{patient}.nii.gz",
-                "reference": self.cohort().path(patient, target), "modality": target}
-
-    def metric_rows(self, task: str, arm: str, units: str = "physical") -> List[Dict[str, str]]:
-        """The evaluation's head-region rows of ``task`` / ``arm`` (``evaluation/metrics.csv``).
-
-        Parameters
-        ----------
-        task, arm : str
-            The task and the arm.
-        units : {'physical', 'scaled'}, optional
-            Which rows.
-
-        Returns
-        -------
-        list of dict
-            One row per test patient; [] before evaluation.
-        """
-        path = self.root / "evaluation" / "metrics.csv"
-        if not path.is_file():
-            return []
-        with open(path, newline="") as fh:
-            return [r for r in csv.DictReader(fh) if r["task"] == task and r["scenario"] == arm
-                    and r["units"] == units and r["region"] == "head"]
 
 
 __all__ = ["Project", "ProjectEntry", "STUDIO_DIR", "STUDY_FILE", "Workspace", "WorkspaceError"]

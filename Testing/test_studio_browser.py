@@ -150,6 +150,16 @@ def test_registration_panel_qc_table_and_fused_overlay(page, workspace, shots):
     # The registered FD in PET colours over the grey template: coloured pixels in the head.
     assert _coloured(fused).mean() > 0.05
 
+    # Registering again runs as a job into a folder of its own: the study's registered cohort (its
+    # splits and folds) is left as it was.
+    manifest = workspace / "tiny" / "registered" / "manifest.json"
+    before = manifest.read_bytes()
+    page.click("#rd-reg-start")
+    page.wait_for_selector("#rd-reg-summary:has-text('registered-studio')", timeout=300000)
+    assert manifest.read_bytes() == before
+    own = (workspace / "tiny" / "registered-studio" / "registration_qc.csv").read_text().splitlines()
+    assert page.locator("#rd-reg-table tbody tr").count() == len(own) - 1 == 6
+
 
 def test_mask_painted_by_mouse_is_saved_on_the_template_grid(page, workspace, shots):
     _tab(page, "masks")

@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 from helpers import write_tiny_cohort
+from studio_harness import descendants_alive
 
 from RobustDeepLogic.core.errors import InputError
 from RobustDeepStudio import commands
@@ -42,18 +43,7 @@ def _cohort(folder: Path, n: int) -> None:
 
 def _alive(pid: int) -> bool:
     """Whether ``pid`` is a live process (a zombie counts as ended)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        pass
-    if os.path.isdir("/proc"):
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    return bool(descendants_alive([pid]))
 
 
 def _gone(pid: int, seconds: float = 10.0) -> bool:
@@ -207,15 +197,25 @@ def test_project_review_metric_and_qc_accessors_read_the_study_layout(tmp_path):
     assert [r["scenario"] for r in project.metric_rows("ld2fd", "PU")] == ["PU"]
     assert project.metric_rows("nac2mac", "PM") == []
 
-    # registration QC: [] before, the table's rows after (registered/ without a manifest yet, then with)
+    # registration QC: [] before, the table's rows once registered/ is a cohort (its manifest written)
     assert project.registered_dir is None
     assert project.qc_rows() == []
     qc = [dict(patient="P001", ncc="0.93", ok="True"), dict(patient="P002", ncc="0.41", ok="False")]
     _write_csv(study / "registered" / "registration_qc.csv", qc)
-    assert project.qc_rows() == qc
+    assert project.qc_rows() == []  # an unfinished registration (no manifest yet)
     _cohort(study / "registered", 2)
     assert project.registered_dir == study.resolve() / "registered"
+    assert project.registration_dir() == project.registered_dir
     assert project.qc_rows() == qc
+    # The studio's own registration (registered-studio/), once finished, is the one the panel shows;
+    # the study's registered cohort stays the one the other panels use.
+    own = [dict(patient="P001", ncc="0.95", ok="True")]
+    _write_csv(study / "registered-studio" / "registration_qc.csv", own)
+    assert project.qc_rows() == qc
+    _cohort(study / "registered-studio", 1)
+    assert project.registration_dir() == study.resolve() / "registered-studio"
+    assert project.qc_rows() == own
+    assert project.registered_dir == study.resolve() / "registered"
 
 
 def test_qc_rows_of_a_cohort_that_is_the_workspace_root_is_empty_before_registration(tmp_path):
@@ -445,7 +445,11 @@ def study_workspace(tmp_path):
     _cohort(study / "registered", 2)
     _cohort(study / "synthetic" / "s1", 1)
     (study / "runs" / "studio" / "ld2fd-PU").mkdir(parents=True)
-    (study / "runs" / "studio" / "ld2fd-PU" / "run.json").write_text("{}")
+    (study / "runs" / "studio" / "ld2fd-PU" / "run.json").write_text(
+        json.dumps({"task": {"name": "ld2fd"}, "space": "native"}))
+    (study / "runs" / "studio" / "ld2fd-PR").mkdir(parents=True)
+    (study / "runs" / "studio" / "ld2fd-PR" / "run.json").write_text(
+        json.dumps({"task": {"name": "ld2fd"}, "space": "template"}))
     (study / "predictions" / "ld2fd" / "PR").mkdir(parents=True)
     (study / "predictions" / "ld2fd" / "PR" / "P001.nii.gz").write_bytes(b"")
     _cohort(root / "cohortA", 2)
@@ -457,8 +461,8 @@ def test_command_lines_parse_and_write_only_inside_the_project(study_workspace):
     study = ws.project("study")
     native = ws.project("cohortA")
 
-    assert commands.trained_runs(study) == ["study/runs/studio/ld2fd-PU"]
-    assert commands.prediction_folders(study) == ["study/predictions/ld2fd/PR"]
+    assert commands.trained_runs(study) == ["study/runs/studio/ld2fd-PR", "study/runs/studio/ld2fd-PU"]
+    assert commands.prediction_folders(study) == ["study/predictions"]
     assert commands.synthetic_cohorts(study) == ["study/synthetic/s1"]
 
     built = {
@@ -474,8 +478,10 @@ def test_command_lines_parse_and_write_only_inside_the_project(study_workspace):
                      ("cohort", study.root / "registered")),
         "predict": (commands.prediction(study, "study/runs/studio/ld2fd-PU", ["P001"]), study.root,
                     ("run", study.root / "runs" / "studio" / "ld2fd-PU")),
-        "evaluate": (commands.evaluation(study, "study/predictions/ld2fd/PR"), study.root,
-                     ("predictions", study.root / "predictions" / "ld2fd" / "PR")),
+        "predict PR": (commands.prediction(study, "study/runs/studio/ld2fd-PR"), study.root,
+                       ("run", study.root / "runs" / "studio" / "ld2fd-PR")),
+        "evaluate": (commands.evaluation(study, "study/predictions"), study.root,
+                     ("predictions", study.root / "predictions")),
         "reproduce": (commands.reproduction(ws, "tiny", "studies/new", settings=["epochs=1"]), ws.root,
                       ("profile", "tiny")),
     }
@@ -491,7 +497,8 @@ def test_command_lines_parse_and_write_only_inside_the_project(study_workspace):
         outs[name] = Path(ns.out).resolve()
     # every command writes to a folder of its own, never onto its input
     assert len(set(outs.values())) == len(outs)
-    assert outs["register study"] == study.root / "registered"
+    # Never over the study's own registered cohort (its splits and folds): a folder of its own.
+    assert outs["register study"] == study.root / "registered-studio"
     assert outs["reproduce"] == ws.root / "studies" / "new"
 
     synth = _parse(built["synthesize"][0][1])
@@ -501,6 +508,31 @@ def test_command_lines_parse_and_write_only_inside_the_project(study_workspace):
     assert pm.synthetic_cohorts == ["study/synthetic/s1"]
     assert getattr(_parse(built["train PR"][0][1]), "synthetic_cohorts", None) in (None, [])
     assert _parse(built["predict"][0][1]).inputs == [str(study.cohort_dir), "P001"]
+    # A template-space run (PR) predicts from the registered cohort, its test patients by default.
+    assert _parse(built["predict PR"][0][1]).inputs == [str(study.registered_dir)]
+    assert outs["predict PR"] == study.root / "predictions-studio-template" / "ld2fd" / "ld2fd-PR"
+    assert outs["predict"] == study.root / "predictions-studio-native" / "ld2fd" / "ld2fd-PU"
+
+    # Evaluating what a predict job wrote: a case table pairs each <patient>_FD with its reference.
+    folder = outs["predict PR"]
+    folder.mkdir(parents=True)
+    (folder / "P001_FD.nii.gz").write_bytes(b"")
+    assert commands.prediction_folders(study) == ["study/predictions",
+                                                  "study/predictions-studio-template/ld2fd/ld2fd-PR"]
+    title, command = commands.evaluation(study, "study/predictions-studio-template/ld2fd/ld2fd-PR")
+    ns = _parse(command)
+    assert Path(ns.cases) == folder / "cases.csv" and Path(ns.cohort) == study.registered_dir
+    assert Path(ns.out) == folder.parent / "ld2fd-PR-evaluation"
+    with open(folder / "cases.csv", newline="") as fh:
+        cases = list(csv.DictReader(fh))
+    from RobustDeepLogic.cohort import Cohort
+
+    assert cases == [{"task": "ld2fd", "scenario": "ld2fd-PR", "patient": "P001",
+                      "reference": str(Cohort.load(study.registered_dir).path("P001", "FD")),
+                      "prediction": str(folder / "P001_FD.nii.gz")}]
+    (folder / "P009_FD.nii.gz").write_bytes(b"")
+    with pytest.raises(ValueError, match="P009"):
+        commands.evaluation(study, "study/predictions-studio-template/ld2fd/ld2fd-PR")
     assert _parse(built["reproduce"][0][1]).set == ["epochs=1"]
     assert "studies/new" in built["reproduce"][0][0]
 
@@ -512,6 +544,9 @@ def test_command_lines_parse_and_write_only_inside_the_project(study_workspace):
         commands.training(native, "ld2fd", "PR", 2)
     with pytest.raises(ValueError, match="nope"):
         commands.reproduction(ws, "nope", "x")
+    with pytest.raises(ValueError, match="not a study"):
+        commands.reproduction(ws, "tiny", "study/cohort")  # a cohort is never turned into a study
+    assert commands.reproduction(ws, "tiny", "study")[1][-1] == str(study.root)  # a study resumes
     with pytest.raises(WorkspaceError) as info:
         commands.reproduction(ws, "tiny", "../x")
     assert "../x" in str(info.value)

@@ -147,8 +147,7 @@ class JobsPanel(Panel):
                 title, command = commands.training(project, s.job_task, s.job_scenario, int(s.job_epochs),
                                                    synthetic)
             elif s.job_command == "predict":
-                ids = [p.id for p in project.cohort() if p.split == "test"] if s.job_run else []
-                title, command = commands.prediction(project, s.job_run or "", ids)
+                title, command = commands.prediction(project, s.job_run or "")
             elif s.job_command == "evaluate":
                 title, command = commands.evaluation(project, s.job_predictions or "")
             else:

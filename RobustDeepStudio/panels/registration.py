@@ -9,6 +9,7 @@ from typing import Any, Dict, List
 from trame.widgets import html
 from trame.widgets import vuetify3 as v3
 
+from RobustDeepLogic.cohort import Cohort
 from RobustDeepStudio import commands
 from RobustDeepStudio.panels.base import Panel
 from RobustDeepStudio.panels.jobs import job_status
@@ -85,8 +86,9 @@ class RegistrationPanel(Panel):
         rows: List[Dict[str, Any]] = self.project.qc_rows() if self.project is not None else []
         flagged = sum(r.get("ok") != "True" for r in rows)
         self.state.reg_rows = rows
-        self.state.reg_summary = (f"{len(rows)} patients registered, {flagged} flagged" if rows
-                                  else "not registered yet")
+        where = self.project.registration_dir() if rows else None
+        self.state.reg_summary = (f"{len(rows)} patients registered ({self.studio.workspace.relative(where)}), "
+                                  f"{flagged} flagged" if rows else "not registered yet")
 
     def register(self) -> None:
         """Start ``robustdeep register`` for the project's cohort."""
@@ -113,12 +115,15 @@ class RegistrationPanel(Panel):
             A patient of the registered cohort.
         """
         project = self.project
-        cohort = project.cohort(registered=True)
+        cohort = Cohort.load(project.registration_dir())
         mods = cohort.patient(patient).modalities
         modality = "FD" if "FD" in mods else sorted(mods)[0]
 
+        own = project.registration_dir() / "template" / "fdg_template.nii.gz"
+        template_path = own if own.is_file() else project.template_path()
+
         def work() -> Any:
-            return self.read(project.template_path()), self.read(cohort.path(patient, modality), patient)
+            return self.read(template_path), self.read(cohort.path(patient, modality), patient)
 
         images = await self.background(f"reading {patient}", work)
         if images is None:
