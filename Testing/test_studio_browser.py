@@ -255,6 +255,15 @@ def test_jobs_run_to_100_percent_survive_a_reload_and_cancel_ends_the_process_tr
     assert "done" in page.inner_text(f"#{first}-state")
     assert page.inner_text(f"#{first}-text").startswith("100")
 
+    # A job the engine refuses: its error, naming what is wrong, and the engine's hint.
+    page.fill("#rd-job-mask", "no-such-mask")
+    page.keyboard.press("Enter")
+    page.click("#rd-job-start")
+    bad = _newest_job(page)
+    page.wait_for_selector(f"#{bad}-state:has-text('failed')", timeout=120000)
+    error = page.inner_text(f"#{bad}-error")
+    assert "no-such-mask" in error and "hint" in error, error
+
     # A long job (the tiny study again, into another folder), cancelled once it runs.
     page.locator(".v-select:has(#rd-job-command)").click()
     page.get_by_role("option", name="reproduce").click()

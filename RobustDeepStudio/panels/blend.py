@@ -163,7 +163,9 @@ class BlendPanel(Panel):
         images = await self.background(f"blending {a_id} and {b_id} ({modality}, {levels} levels)", work)
         if images is None:
             return
-        self.last = dict(images, a_id=a_id, b_id=b_id, modality=modality, levels=levels, mask_value=mask_value)
+        # Only what Save needs is kept: the volumes themselves now live in the scene's nodes.
+        self.last = dict(laplacian=images["laplacian"], a_id=a_id, b_id=b_id, modality=modality, levels=levels,
+                         mask_value=mask_value)
         window = DEFAULT_WINDOW.get(modality, "Data (0-99.5 %)")
         self.viewer.show_layout(BLEND)
         for key, tag in VIEWS.items():
