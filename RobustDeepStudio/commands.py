@@ -31,7 +31,8 @@ Command = Tuple[str, List[str]]
 def registration(project) -> Command:
     """Register the project's native cohort to the template (``robustdeep register``).
 
-    The registered cohort goes to :meth:`~RobustDeepStudio.workspace.Project.registration_out`.
+    The registered cohort goes to :meth:`~RobustDeepStudio.workspace.Project.registration_out`: a
+    folder of its own, never over a study's registered cohort.
 
     Parameters
     ----------
@@ -42,12 +43,6 @@ def registration(project) -> Command:
     -------
     tuple of (str, list of str)
         The job's title and the arguments after ``robustdeep``.
-
-    Raises
-    ------
-    ValueError
-        A :class:`~RobustDeepStudio.workspace.WorkspaceError` when that folder would be outside the
-        workspace (a cohort at the workspace root).
     """
     return "register cohort", register_command(project.cohort_dir, project.registration_out())
 

@@ -206,11 +206,15 @@ class Project(StudyResults):
 
     @property
     def registered_dir(self) -> Optional[Path]:
-        """The registered cohort (a study's ``registered/``, or a cohort in template space), or None."""
+        """The registered cohort, or None: a study's ``registered/``; a cohort in template space itself;
+        a native cohort's registration by the studio (:meth:`registration_out`) once finished."""
         if self.kind == "study":
             folder = self.root / "registered"
-            return folder if (folder / MANIFEST_NAME).is_file() else None
-        return self.root if Cohort.load(self.root).space == "template" else None
+        elif Cohort.load(self.root).space == "template":
+            return self.root
+        else:
+            folder = self.registration_out()
+        return folder if (folder / MANIFEST_NAME).is_file() else None
 
     def cohort(self, registered: bool = False) -> Cohort:
         """The cohort (``registered``: the registered one), loaded from its manifest.
@@ -262,15 +266,14 @@ class Project(StudyResults):
         Returns
         -------
         pathlib.Path
-            ``registered-studio/`` in a study, else ``<cohort>-registered`` beside the cohort folder.
-
-        Raises
-        ------
-        WorkspaceError
-            When that folder is outside the workspace (a cohort at the workspace root).
+            ``registered-studio/`` in a study; ``<cohort>-registered`` beside a cohort folder, or
+            ``registered/`` inside it when the cohort is the workspace itself (nothing beside it is
+            the studio's to write).
         """
         if self.kind == "study":
             return self.root / "registered-studio"
+        if self.root == self.workspace.root:
+            return self.root / "registered"
         return self.workspace.resolve(self.root.parent / f"{self.root.name}-registered")
 
     def registration_dir(self) -> Optional[Path]:
@@ -282,13 +285,8 @@ class Project(StudyResults):
             Its own registration (:meth:`registration_out`) once finished, else the project's
             :attr:`registered_dir`, else None.
         """
-        try:
-            out: Optional[Path] = self.registration_out()
-        except WorkspaceError:  # a native cohort at the workspace root: nowhere beside it to register
-            out = None
-        if out is not None and (out / MANIFEST_NAME).is_file():
-            return out
-        return self.registered_dir
+        out = self.registration_out()
+        return out if (out / MANIFEST_NAME).is_file() else self.registered_dir
 
     def qc_rows(self) -> List[Dict[str, str]]:
         """The QC table (``registration_qc.csv``) of :meth:`registration_dir`, or [] before registration.

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 import urllib.error
 import urllib.request
@@ -316,6 +317,30 @@ def test_review_shows_bias_overlay_in_the_ten_percent_window_and_switches_arms(p
     assert page.inner_text("#rd-rev-info") != first
     rows = page.locator("#rd-rev-table tbody tr").count()
     assert rows == 2  # the tiny study's two test patients
+
+
+def test_a_cohort_as_the_workspace_is_checked_and_registered_inside_it(workspace, browser, tmp_path, shots):
+    """``robustdeep studio COHORT``: the cohort alone (no study), registered from the page."""
+    cohort = tmp_path / "cohort"
+    shutil.copytree(workspace / "tiny" / "cohort", cohort)
+    srv = StudioServer(cohort, log=tmp_path / "cohort-ws.log")
+    try:
+        pg = browser.new_page(viewport={"width": 1500, "height": 900})
+        _open(pg, srv.url)
+        assert "6 patients" in pg.inner_text("#rd-cohort-summary")
+        _tab(pg, "registration")
+        assert "not registered yet" in pg.inner_text("#rd-reg-summary")
+        pg.click("#rd-reg-start")
+        pg.wait_for_selector("#rd-reg-summary:has-text('6 patients registered (registered)')", timeout=300000)
+        assert (cohort / "registered" / "manifest.json").is_file()
+        pg.click("#rd-reg-SIM002")
+        _idle(pg)
+        pg.wait_for_timeout(1500)
+        assert _coloured(view_pixels(pg, 0)).mean() > 0.05
+        pg.screenshot(path=str(shots / "registration-cohort.png"))
+        pg.close()
+    finally:
+        srv.stop()
 
 
 def test_the_token_is_required_when_one_is_set(workspace, browser):

@@ -218,16 +218,22 @@ def test_project_review_metric_and_qc_accessors_read_the_study_layout(tmp_path):
     assert project.registered_dir == study.resolve() / "registered"
 
 
-def test_qc_rows_of_a_cohort_that_is_the_workspace_root_is_empty_before_registration(tmp_path):
-    # ``robustdeep studio COHORT``: the registration would go beside the cohort, outside the workspace;
-    # the QC table of the not yet registered cohort is simply empty (the panel refreshes it on opening).
+def test_a_cohort_that_is_the_workspace_is_registered_inside_it(tmp_path):
+    # ``robustdeep studio COHORT``: nothing beside the cohort is the studio's to write, so the
+    # registration goes to COHORT/registered; before it finishes the QC table is empty.
     _cohort(tmp_path / "cohort", 2)
     ws = Workspace(tmp_path / "cohort")
     project = ws.project(".")
     assert project.kind == "cohort" and project.registered_dir is None
     assert project.qc_rows() == []
-    with pytest.raises(WorkspaceError):
-        project.registration_out()
+    assert project.registration_out() == ws.root / "registered"
+    assert commands.registration(project)[1][2] == str(ws.root / "registered")
+    _write_csv(ws.root / "registered" / "registration_qc.csv", [dict(patient="P001", ok="True")])
+    assert project.qc_rows() == []  # not finished: no manifest yet
+    _cohort(ws.root / "registered", 2)
+    assert project.registered_dir == ws.root / "registered" == project.registration_dir()
+    assert project.qc_rows() == [dict(patient="P001", ok="True")]
+    assert [e.relative for e in ws.projects()] == [".", "registered"]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -114,8 +114,17 @@ class CohortPanel(Panel):
             self.state.cohort_summary = (f"{cohort.root.name}: {len(cohort)} patients, "
                                          f"{errors} errors, {len(problems or []) - errors} warnings "
                                          f"({self.state.cohort_space})")
-        if rows and self.state.cohort_patient is None:
-            await self.select_patient(rows[0]["id"])
+        if rows and self.state.cohort_patient is None and self.state.panel == self.name:
+            await self.select_patient(rows[0]["id"])  # shown only when this panel is the one in view
+
+    def on_show(self) -> None:
+        """Show the three planes again with this panel's volume (another panel may have changed them)."""
+        super().on_show()
+        node = self.viewer.nodes.get("cohort")
+        if node is not None and self.state.cohort_patient:
+            self.viewer.show(self.viewer.tags(PLANES), node, None)
+        elif self.state.cohort_rows and self.project is not None:
+            self.studio.schedule(lambda: self.select_patient(self.state.cohort_rows[0]["id"]))
 
     def _on_space(self, cohort_space: str, **_: Any) -> None:
         if self.project is not None and cohort_space != self._space:

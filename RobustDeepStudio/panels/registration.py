@@ -71,6 +71,13 @@ class RegistrationPanel(Panel):
                        density="compact", hide_details=True, id="rd-reg-opacity")
 
     # -- behaviour --------------------------------------------------------------------------------
+    def on_show(self) -> None:
+        """Show the fused views again (another panel may have changed the three planes)."""
+        super().on_show()
+        background, overlay = self.viewer.nodes.get("template"), self.viewer.nodes.get("registered")
+        if self.state.reg_patient and background is not None and overlay is not None:
+            self.viewer.show(self.viewer.tags(PLANES), background, overlay, opacity=float(self.state.reg_opacity))
+
     def on_project(self, project: Any) -> None:
         """Show ``project``'s registration QC table, no patient selected.
 
@@ -92,11 +99,7 @@ class RegistrationPanel(Panel):
 
     def register(self) -> None:
         """Start ``robustdeep register`` for the project's cohort."""
-        try:
-            title, command = commands.registration(self.project)
-        except ValueError as exc:  # WorkspaceError: nowhere inside the workspace to write it
-            self.show_error(str(exc))
-            return
+        title, command = commands.registration(self.project)
         record = self.studio.panel("jobs").run(title, command)
         if record is not None:
             self.state.reg_job = record.id
