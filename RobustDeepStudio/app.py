@@ -55,8 +55,8 @@ class Studio(TrameApp):
         self.viewer = Viewer(self.slicer, self.layout_manager)
         self.viewer.show_layout(PLANES)
         self.jobs = JobManager(workspace.studio_dir / "jobs.json")
-        #: Called with each job record that ended (panels that started a job refresh).
-        self.job_listeners: List[Callable[[Any], None]] = []
+        #: Called with each job record that ended: the project list, and the panels that started a job, refresh.
+        self.job_listeners: List[Callable[[Any], None]] = [lambda _record: self.refresh_projects()]
         self.panels = [cls(self) for cls in PANELS]
         self._shown: Optional[str] = None
         self.state.update({
