@@ -41,7 +41,7 @@ class JobsPanel(Panel):
             "job_run": None, "job_runs": [], "job_predictions": None, "job_prediction_folders": [],
             "job_profile": "tiny", "job_profiles": list(commands.PROFILES), "job_out": "studio-study",
         })
-        self.publish(studio.jobs.list())
+        self.publish(())  # show the recorded jobs; none of them has just ended
 
     # -- page -------------------------------------------------------------------------------------
     def build(self) -> None:
