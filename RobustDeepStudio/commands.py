@@ -18,6 +18,7 @@ from typing import List, Sequence, Tuple
 from RobustDeepLib.command_lines import register_command, synthesize_command, train_command
 from RobustDeepLogic.cohort import Cohort, get_task
 from RobustDeepLogic.core.files import atomic_write_text, safe_name
+from RobustDeepLogic.masks.presets import looks_like_file, mask_tag
 from RobustDeepStudio.results import STUDY_FILE
 
 #: The commands the Jobs panel runs, in its order.
@@ -47,11 +48,41 @@ def registration(project) -> Command:
     return "register cohort", register_command(project.cohort_dir, project.registration_out())
 
 
+def mask_argument(workspace, value: str) -> str:
+    """A mask as the page gives it (a preset, a generator spec, or a file relative to the workspace,
+    with an optional ``#`` selector) as the engine takes it: a file resolved inside the workspace.
+
+    Parameters
+    ----------
+    workspace : RobustDeepStudio.workspace.Workspace
+        The workspace.
+    value : str
+        The mask; files are told from specs as the engine tells them
+        (:func:`RobustDeepLogic.masks.presets.looks_like_file`).
+
+    Returns
+    -------
+    str
+        The spec unchanged, or the file's absolute path (with its selector).
+
+    Raises
+    ------
+    ValueError
+        A :class:`~RobustDeepStudio.workspace.WorkspaceError` when the file is outside the workspace.
+    """
+    value = (value or "").strip()
+    path, hash_, selector = value.partition("#")
+    if not looks_like_file(path):
+        return value
+    return str(workspace.resolve(path)) + hash_ + selector
+
+
 def synthesis(project, mask: str, count: int, seed: int = 0, levels: int = 4) -> Command:
     """Synthetic subjects from the registered cohort under ``mask`` (``robustdeep synthesize``).
 
-    The subjects go to ``synthetic/studio-<mask>`` of the project, ``<mask>`` being the mask's name
-    without its suffixes, made file-safe.
+    The subjects go to ``synthetic/studio-<tag>`` of the project, ``<tag>`` being the engine's tag of
+    the mask (:func:`RobustDeepLogic.masks.presets.mask_tag`: a preset's name, else a safe stem and a
+    hash of the spec).
 
     Parameters
     ----------
@@ -75,7 +106,7 @@ def synthesis(project, mask: str, count: int, seed: int = 0, levels: int = 4) ->
         When the project has no registered cohort yet.
     """
     registered = _registered(project)
-    out = project.root / "synthetic" / f"studio-{safe_name(Path(mask).name.split('.')[0] or 'mask')}"
+    out = project.root / "synthetic" / f"studio-{mask_tag(mask)}"
     return (f"synthesize {count} x {mask}",
             synthesize_command(registered, out, masks=[mask], count=int(count), seed=int(seed),
                                levels=int(levels)))
@@ -313,5 +344,5 @@ def _registered(project) -> Path:
     return project.registered_dir
 
 
-__all__ = ["JOB_COMMANDS", "PROFILES", "evaluation", "prediction", "prediction_folders", "registration",
-           "reproduction", "synthesis", "synthetic_cohorts", "trained_runs", "training"]
+__all__ = ["JOB_COMMANDS", "PROFILES", "evaluation", "mask_argument", "prediction", "prediction_folders",
+           "registration", "reproduction", "synthesis", "synthetic_cohorts", "trained_runs", "training"]

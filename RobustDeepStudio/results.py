@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from RobustDeepLogic.cohort import get_task
 
@@ -118,26 +118,28 @@ class StudyResults:
         return {"prediction": self.root / "predictions" / task / arm / f"{patient}.nii.gz",
                 "reference": self.cohort().path(patient, target), "modality": target}
 
-    def metric_rows(self, task: str, arm: str, units: str = "physical") -> List[Dict[str, str]]:
-        """The evaluation's head-region rows of ``task`` / ``arm`` (``evaluation/metrics.csv``).
+    def metric_rows(self, task: str, arm: Optional[str] = None, units: str = "physical") -> List[Dict[str, str]]:
+        """The evaluation's head-region rows of ``task`` (of one arm, or of all) (``evaluation/metrics.csv``).
 
         Parameters
         ----------
-        task, arm : str
-            The task and the arm.
+        task : str
+            The task.
+        arm : str, optional
+            The arm (the rows' ``scenario``); None: every arm.
         units : {'physical', 'scaled'}, optional
             Which rows.
 
         Returns
         -------
         list of dict
-            One row per test patient; [] before evaluation.
+            One row per test patient (and arm); [] before evaluation.
         """
         path = self.root / "evaluation" / "metrics.csv"
         if not path.is_file():
             return []
         with open(path, newline="") as fh:
-            return [r for r in csv.DictReader(fh) if r["task"] == task and r["scenario"] == arm
+            return [r for r in csv.DictReader(fh) if r["task"] == task and arm in (None, r["scenario"])
                     and r["units"] == units and r["region"] == "head"]
 
 

@@ -17,7 +17,7 @@ rendering takes seconds per frame).
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 import SimpleITK as sitk
@@ -26,9 +26,10 @@ from trame_slicer.views import Layout, LayoutDirection, ViewLayoutDefinition
 from trame_slicer.views.abstract_view import ViewProps
 from trame_slicer.views.view_layout_definition import ViewType
 
+from RobustDeepLib.bias import bias_for_display
 from RobustDeepLib.mrml_views import diverging_color_node, show_bias_map
 from RobustDeepLib.mrml_volumes import add_volume_node
-from RobustDeepLib.bias import bias_for_display
+from RobustDeepLogic.core.modalities import MODALITIES
 
 PLANES = "planes"
 BLEND = "blend"
@@ -58,9 +59,49 @@ WINDOWS: Dict[str, Optional[Tuple[float, float]]] = {
     "MR (1-99 %)": None,
     "Data (0-99.5 %)": None,
 }
+#: The preset of data without a preset of their own (templates, seam views, unknown modalities).
+DATA_WINDOW = "Data (0-99.5 %)"
 #: The preset used by default for each modality.
 DEFAULT_WINDOW = {"FD": "SUV 0-10", "LD": "SUV 0-10", "MAC": "SUV 0-10", "NAC": "SUV 0-5",
                   "CT": "HU head (-200 to 1400)", "T1": "MR (1-99 %)", "T2": "MR (1-99 %)"}
+
+
+#: The label of every view, by singleton tag (its caption starts with it).
+ROLES = {tag: label for rows in LAYOUT_VIEWS.values() for row in rows for tag, label, *_ in row}
+
+
+def default_window(modality: str) -> str:
+    """The window preset a volume of ``modality`` is first shown with.
+
+    Parameters
+    ----------
+    modality : str
+        A modality (FD, CT, T1, ...), or anything else.
+
+    Returns
+    -------
+    str
+        A key of :data:`WINDOWS`: :data:`DEFAULT_WINDOW`'s, else :data:`DATA_WINDOW`.
+    """
+    return DEFAULT_WINDOW.get(modality, DATA_WINDOW)
+
+
+def ordered_modalities(modalities: Iterable[str]) -> List[str]:
+    """Modalities in the study's order (:data:`RobustDeepLogic.core.modalities.MODALITIES`), others after
+    them by name.
+
+    Parameters
+    ----------
+    modalities : iterable of str
+        Modality names (a patient's, a cohort's).
+
+    Returns
+    -------
+    list of str
+        Each once.
+    """
+    found = set(modalities)
+    return [m for m in MODALITIES if m in found] + sorted(found - set(MODALITIES))
 
 
 def layouts() -> Dict[str, Layout]:
@@ -141,9 +182,11 @@ class Viewer:
         self._syncing = False
         self._fit_pending: Dict[str, Tuple[int, int]] = {}
         for name in LAYOUT_VIEWS:
-            self._watch_size(self.tags(name))
-        for name in (BLEND, REVIEW):
-            self._link(self.tags(name))
+            linked = [self.view(t) for t in self.tags(name)] if name in (BLEND, REVIEW) else []
+            for tag in self.tags(name):
+                node = self.scene.GetNodeByID(self.view(tag).get_view_node_id())
+                node.AddObserver(vtk.vtkCommand.ModifiedEvent,
+                                 lambda caller, *_, t=tag, group=linked: self._slice_node_modified(t, caller, group))
 
     # -- layouts and views -----------------------------------------------------------------------
     def show_layout(self, name: str) -> None:
@@ -187,42 +230,28 @@ class Viewer:
         """
         return [tag for row in LAYOUT_VIEWS[layout] for tag, *_ in row]
 
-    def _link(self, tags: Iterable[str]) -> None:
-        """Keep the slice position of the views ``tags`` equal (scrolling one scrolls all)."""
-        views = [self.view(t) for t in tags]
-        for view in views:
-            node = self.scene.GetNodeByID(view.get_view_node_id())
-            node.AddObserver(vtk.vtkCommand.ModifiedEvent,
-                             lambda *_, source=view, group=views: self._follow(source, group))
-
-    def _watch_size(self, tags: Iterable[str]) -> None:
-        """Fit a view again when the page first gives it its size (a fit before that uses a default
-        size, and the volume then shows cropped)."""
-        for tag in tags:
-            node = self.scene.GetNodeByID(self.view(tag).get_view_node_id())
-            node.AddObserver(vtk.vtkCommand.ModifiedEvent, lambda caller, *_, t=tag: self._resized(t, caller))
-
-    def _resized(self, tag: str, node: Any) -> None:
+    def _slice_node_modified(self, tag: str, node: Any, linked: list) -> None:
+        """A view's slice node changed: fit the view again when the page first gave it its size (a fit
+        before that used a default size, and the volume showed cropped); keep the slice position of
+        ``linked`` views (blend, review) equal: scrolling one scrolls all."""
         size = tuple(node.GetDimensions())[:2]
         if tag in self._fit_pending and self._fit_pending[tag] != size:
             del self._fit_pending[tag]
             self.view(tag).fit_view_to_content()
-
-    def _follow(self, source: Any, group: list) -> None:
-        if self._syncing:
+        if not linked or self._syncing:
             return
         self._syncing = True
         try:
+            source = self.view(tag)
             value = source.get_slice_value()
-            for view in group:
+            for view in linked:
                 if view is not source and abs(view.get_slice_value() - value) > 1e-6:
                     view.set_slice_value(value)
         finally:
             self._syncing = False
 
     # -- volumes ---------------------------------------------------------------------------------
-    def volume(self, key: str, image: sitk.Image, name: str, *, window: Optional[str] = None,
-               labelmap: bool = False) -> Any:
+    def volume(self, key: str, image: sitk.Image, name: str, *, window: Optional[str] = None) -> Any:
         """The scene's volume node ``key``, made or refilled with ``image``.
 
         Parameters
@@ -235,19 +264,13 @@ class Viewer:
             The node's name.
         window : str, optional
             A window preset (:data:`WINDOWS`).
-        labelmap : bool, optional
-            A labelmap node.
 
         Returns
         -------
         vtkMRMLScalarVolumeNode
             The node.
         """
-        node = self.nodes.get(key)
-        if node is not None and bool(labelmap) != node.IsA("vtkMRMLLabelMapVolumeNode"):
-            self.scene.RemoveNode(node)
-            node = None
-        node = add_volume_node(self.scene, image, name, labelmap=labelmap, node=node)
+        node = add_volume_node(self.scene, image, name, node=self.nodes.get(key))
         node.SetName(name)
         self.nodes[key] = node
         if window is not None:
@@ -329,11 +352,10 @@ class Viewer:
         fit : bool, optional
             Fit each view to its background.
         """
-        roles = {t: label for rows in LAYOUT_VIEWS.values() for row in rows for t, label, *_ in row}
         for tag in tags:
             view = self.view(tag)
             names = [n.GetName() for n in (background, foreground) if n is not None]
-            self.caption(tag, f"{roles.get(tag, tag)}: " + " + ".join(names) if names else roles.get(tag, tag))
+            self.caption(tag, f"{ROLES.get(tag, tag)}: " + " + ".join(names) if names else ROLES.get(tag, tag))
             view.set_background_volume_id(background.GetID() if background is not None else None)
             view.set_foreground_volume_id(foreground.GetID() if foreground is not None else None)
             view.set_foreground_opacity(opacity)
@@ -363,19 +385,6 @@ class Viewer:
         corner.SetText(3, text)
         self.view(tag).schedule_render()
 
-    def forget(self, keys: Iterable[str]) -> None:
-        """Remove the nodes ``keys`` from the scene (free their memory).
 
-        Parameters
-        ----------
-        keys : iterable of str
-            Keys of :meth:`volume`; unknown ones are skipped.
-        """
-        for key in keys:
-            node = self.nodes.pop(key, None)
-            if node is not None:
-                self.scene.RemoveNode(node)
-
-
-__all__ = ["BLEND", "DEFAULT_WINDOW", "GROUPS", "LAYOUT_VIEWS", "PLANES", "REVIEW", "Viewer", "WINDOWS",
-           "layouts", "window_range"]
+__all__ = ["BLEND", "DATA_WINDOW", "DEFAULT_WINDOW", "GROUPS", "LAYOUT_VIEWS", "PLANES", "REVIEW", "ROLES", "Viewer",
+           "WINDOWS", "default_window", "layouts", "ordered_modalities", "window_range"]

@@ -240,20 +240,25 @@ class Project(StudyResults):
                                  hint="run the registration first (Registration panel)")
         return Cohort.load(folder)
 
-    def template_path(self) -> Path:
-        """The template the registered cohort is on.
+    def template_path(self, registered: Optional[Path] = None) -> Path:
+        """The template a registered cohort is on.
+
+        Parameters
+        ----------
+        registered : pathlib.Path, optional
+            A registered cohort folder; default: :attr:`registered_dir`.
 
         Returns
         -------
         pathlib.Path
-            The registered cohort's ``template/fdg_template.nii.gz``, else the assets' MNI PET template.
+            Its ``template/fdg_template.nii.gz``, else the assets' MNI PET template.
 
         Raises
         ------
         InputError
             When the assets' template is needed and not prepared (``robustdeep assets``).
         """
-        reg = self.registered_dir
+        reg = registered if registered is not None else self.registered_dir
         if reg is not None and (reg / "template" / "fdg_template.nii.gz").is_file():
             return reg / "template" / "fdg_template.nii.gz"
         return asset_path("spm_pet")
@@ -306,6 +311,16 @@ class Project(StudyResults):
     def masks_dir(self) -> Path:
         """Where masks made in the studio are saved."""
         return self.root / "masks"
+
+    def saved_masks(self) -> List[str]:
+        """The masks saved in :attr:`masks_dir`, relative to the workspace (as mask choices).
+
+        Returns
+        -------
+        list of str
+            Sorted paths.
+        """
+        return sorted(self.workspace.relative(p) for p in self.masks_dir.glob("*.nii*"))
 
 
 __all__ = ["Project", "ProjectEntry", "STUDIO_DIR", "STUDY_FILE", "Workspace", "WorkspaceError"]

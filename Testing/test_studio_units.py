@@ -28,6 +28,7 @@ from helpers import write_tiny_cohort
 from studio_harness import descendants_alive
 
 from RobustDeepLogic.core.errors import InputError
+from RobustDeepLogic.masks.presets import mask_tag
 from RobustDeepStudio import commands
 from RobustDeepStudio.jobs import JobManager
 from RobustDeepStudio.workspace import Workspace, WorkspaceError
@@ -560,6 +561,22 @@ def test_command_lines_parse_and_write_only_inside_the_project(study_workspace):
         commands.prediction(study, "../elsewhere/run", ["P001"])
     with pytest.raises(WorkspaceError):
         commands.evaluation(study, "/")
+
+
+def test_mask_arguments_resolve_files_inside_the_workspace_and_keep_specs(study_workspace):
+    ws = study_workspace
+    assert commands.mask_argument(ws, " simple ") == "simple"
+    assert commands.mask_argument(ws, "sphere:centre=0,-20,10;radius=30") == "sphere:centre=0,-20,10;radius=30"
+    assert commands.mask_argument(ws, "study/masks/m.nii.gz#label=1+2") == \
+        str(ws.root / "study" / "masks" / "m.nii.gz") + "#label=1+2"
+    with pytest.raises(WorkspaceError):
+        commands.mask_argument(ws, "../elsewhere/m.nii.gz")
+    # Synthesis is named by the engine's mask tag: a preset by its name, a file by its stem and a hash.
+    project = ws.project("study")
+    assert Path(_parse(commands.synthesis(project, "simple", 2)[1]).out).name == "studio-simple"
+    painted = commands.mask_argument(ws, "study/masks/painted.nii.gz")
+    out = Path(_parse(commands.synthesis(project, painted, 2)[1]).out).name
+    assert out == f"studio-{mask_tag(painted)}" and out.startswith("studio-painted-")
 
 
 # --------------------------------------------------------------------------------------------------

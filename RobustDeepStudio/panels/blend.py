@@ -14,8 +14,10 @@ from trame.widgets import vuetify3 as v3
 from RobustDeepLib.stages import blend_images, make_mask, mask_choices
 from RobustDeepLogic.core.files import safe_name
 from RobustDeepLogic.io.volumes import write_volume
+from RobustDeepLogic.masks.presets import mask_tag
 from RobustDeepStudio.panels.base import Panel
-from RobustDeepStudio.views import BLEND, DEFAULT_WINDOW
+from RobustDeepStudio.commands import mask_argument
+from RobustDeepStudio.views import BLEND, DATA_WINDOW, default_window, ordered_modalities
 
 SEAMS = ["difference", "gradient"]
 #: View of each image of the preview.
@@ -123,10 +125,8 @@ class BlendPanel(Panel):
         if reg is not None:
             cohort = project.cohort(registered=True)
             ids = [p.id for p in cohort if not p.is_synthetic]
-            mods = sorted({m for p in cohort for m in p.modalities},
-                          key=lambda m: list(DEFAULT_WINDOW).index(m) if m in DEFAULT_WINDOW else 99)
-        saved = sorted(self.studio.workspace.relative(p) for p in project.masks_dir.glob("*.nii*")) \
-            if project is not None else []
+            mods = ordered_modalities(m for p in cohort for m in p.modalities)
+        saved = project.saved_masks() if project is not None else []
         self.state.update({
             "blend_patients": ids, "blend_modalities": mods, "blend_masks": mask_choices() + saved,
             "blend_a": ids[0] if ids else None, "blend_b": ids[1] if len(ids) > 1 else None,
@@ -137,13 +137,8 @@ class BlendPanel(Panel):
     def on_show(self) -> None:
         """Show the blend views; offer the choices again when there were no patients to blend."""
         super().on_show()
-        self.on_project(self.project) if not self.state.blend_patients else None
-
-    def _mask_spec(self, value: str) -> str:
-        value = (value or "").strip()
-        if "/" in value or value.endswith((".nii", ".nii.gz", ".nrrd", ".seg.nrrd")):
-            return str(self.studio.workspace.resolve(value))
-        return value
+        if not self.state.blend_patients:
+            self.on_project(self.project)
 
     async def preview(self) -> None:
         """Blend A and B under the mask (engine), show the blends, the parents and the seam."""
@@ -155,7 +150,7 @@ class BlendPanel(Panel):
         def work() -> Dict[str, Any]:
             a = self.read(cohort.path(a_id, modality), a_id)
             b = self.read(cohort.path(b_id, modality), b_id)
-            mask = make_mask(self._mask_spec(mask_value), a)
+            mask = make_mask(mask_argument(self.studio.workspace, mask_value), a)
             out = blend_images(a, b, mask, levels=levels, naive=True)
             return {"a": a, "b": b, "mask": mask, **out,
                     "seam": seam_image(out["laplacian"], out["naive"], seam)}
@@ -166,11 +161,10 @@ class BlendPanel(Panel):
         # Only what Save needs is kept: the volumes themselves now live in the scene's nodes.
         self.last = dict(laplacian=images["laplacian"], a_id=a_id, b_id=b_id, modality=modality, levels=levels,
                          mask_value=mask_value)
-        window = DEFAULT_WINDOW.get(modality, "Data (0-99.5 %)")
         self.viewer.show_layout(BLEND)
         for key, tag in VIEWS.items():
             node = self.viewer.volume(f"blend_{key}", images[key], _node_name(key, a_id, b_id, modality, seam),
-                                      window="Data (0-99.5 %)" if key == "seam" else window)
+                                      window=DATA_WINDOW if key == "seam" else default_window(modality))
             self.viewer.show([tag], node, None, fit=True)
         fraction = float(sitk.GetArrayViewFromImage(images["mask"]).mean())
         with self.state:
@@ -183,7 +177,7 @@ class BlendPanel(Panel):
         if not self.last:
             return
         last = self.last
-        name = safe_name(f"{last['a_id']}-{last['b_id']}-{str(last['mask_value']).split('/')[-1].split('.')[0]}-"
+        name = safe_name(f"{last['a_id']}-{last['b_id']}-{mask_tag(str(last['mask_value']))}-"
                          f"{last['modality']}-L{last['levels']}")
         path = self.project.root / "blends" / f"{name}.nii.gz"
         done = await self.background(f"saving {path.name}", lambda: write_volume(last["laplacian"], path))

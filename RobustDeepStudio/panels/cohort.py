@@ -6,16 +6,14 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any, Dict, List
 
-import SimpleITK as sitk
 from trame.widgets import html
 from trame.widgets import vuetify3 as v3
 
+from RobustDeepLib.mrml_volumes import array_from_volume_node
 from RobustDeepLogic.cohort import check_cohort
+from RobustDeepLogic.core.modalities import UNITS
 from RobustDeepStudio.panels.base import Panel
-from RobustDeepStudio.views import DEFAULT_WINDOW, PLANES, WINDOWS
-
-#: Modalities in the order of the table's columns (others follow, by name).
-MODALITY_ORDER = ["FD", "LD", "NAC", "MAC", "CT", "T1", "T2"]
+from RobustDeepStudio.views import PLANES, WINDOWS, default_window, ordered_modalities
 
 
 class CohortPanel(Panel):
@@ -42,7 +40,6 @@ class CohortPanel(Panel):
         })
         self.state.change("cohort_window")(self._on_window)
         self.state.change("cohort_space")(self._on_space)
-        self._arrays: Dict[str, Any] = {}
         self._space = None
 
     # -- page -------------------------------------------------------------------------------------
@@ -135,7 +132,7 @@ class CohortPanel(Panel):
         """Show ``patient``: its modalities, and one of them in three planes.
 
         The modality shown before is kept when ``patient`` has it; else its first in the order of
-        :data:`MODALITY_ORDER` (FD first; modalities not listed there follow, by name).
+        :func:`~RobustDeepStudio.views.ordered_modalities` (the study's order, FD first).
 
         Parameters
         ----------
@@ -143,7 +140,7 @@ class CohortPanel(Panel):
             A patient id of the cohort shown.
         """
         cohort = self._cohort()
-        mods = _ordered(cohort.patient(patient).modalities)
+        mods = ordered_modalities(cohort.patient(patient).modalities)
         with self.state:
             self.state.cohort_patient = patient
             self.state.cohort_modalities = mods
@@ -165,18 +162,20 @@ class CohortPanel(Panel):
         if image is None:
             return
         node = self.viewer.volume("cohort", image, f"{patient} {modality}")
-        self._arrays["cohort"] = sitk.GetArrayFromImage(image)
         with self.state:
             self.state.cohort_modality = modality
-            self.state.cohort_window = DEFAULT_WINDOW.get(modality, "Data (0-99.5 %)")
-            self._apply_window(node)
+            if self.state.cohort_window == default_window(modality):
+                self._apply_window(node)
+            else:
+                self.state.cohort_window = default_window(modality)  # _on_window applies it
         self.viewer.show_layout(PLANES)
         self.viewer.show(self.viewer.tags(PLANES), node, None, fit=True)
 
     def _apply_window(self, node: Any) -> None:
-        low, high = self.viewer.set_window(node, self.state.cohort_window, self._arrays.get("cohort"))
-        unit = {"CT": "HU"}.get(self.state.cohort_modality, "SUV" if self.state.cohort_modality in
-                                ("FD", "LD", "NAC", "MAC") else "")
+        preset = self.state.cohort_window
+        array = array_from_volume_node(node) if WINDOWS[preset] is None else None  # presets from the data
+        low, high = self.viewer.set_window(node, preset, array)
+        unit = UNITS.get(self.state.cohort_modality, "")
         self.state.cohort_range = f"shown: {low:g} to {high:g} {unit}".rstrip()
 
     def _on_window(self, cohort_window: str, **_: Any) -> None:
@@ -185,17 +184,12 @@ class CohortPanel(Panel):
             self._apply_window(node)
 
 
-def _ordered(modalities: Any) -> List[str]:
-    return [m for m in MODALITY_ORDER if m in modalities] + sorted(m for m in modalities
-                                                                   if m not in MODALITY_ORDER)
-
-
 def _table(cohort: Any, problems: List[Any]) -> Any:
     """Rows (one per patient: ✓ / ✗ / · per modality, the problem count) and the modality columns."""
     by_patient: Dict[str, List[Any]] = defaultdict(list)
     for p in problems:
         by_patient[p.patient or ""].append(p)
-    columns = _ordered({m for patient in cohort for m in patient.modalities})
+    columns = ordered_modalities(m for patient in cohort for m in patient.modalities)
     rows = []
     for patient in cohort:
         found = by_patient.get(patient.id, [])
@@ -209,4 +203,4 @@ def _table(cohort: Any, problems: List[Any]) -> Any:
     return rows, columns
 
 
-__all__ = ["CohortPanel", "MODALITY_ORDER"]
+__all__ = ["CohortPanel"]

@@ -97,7 +97,7 @@ class JobsPanel(Panel):
                                 "cancelled: 'warning', interrupted: 'grey'}[job.state]",))
                 v3.VBtn("Cancel", v_if="job.state == 'running'", size="x-small", color="error",
                         variant="tonal", classes="ml-1", id=("`rd-${job.id}-cancel`",),
-                        click=(self.cancel, "[job.id]"))
+                        click=(self.studio.cancel_job, "[job.id]"))
             v3.VProgressLinear(model_value=("job.percent",), height=14, color="primary",
                                id=("`rd-${job.id}-progress`",))
             html.Div("{{ job.percent }} % · {{ job.stage }} · pid {{ job.pid }}", classes="text-caption",
@@ -120,9 +120,8 @@ class JobsPanel(Panel):
         """
         if project is None:
             return
-        saved = sorted(self.studio.workspace.relative(p) for p in project.masks_dir.glob("*.nii*"))
         self.state.update({
-            "job_masks": mask_choices() + saved,
+            "job_masks": mask_choices() + project.saved_masks(),
             "job_synthetics": commands.synthetic_cohorts(project),
             "job_runs": commands.trained_runs(project),
             "job_prediction_folders": commands.prediction_folders(project),
@@ -137,9 +136,7 @@ class JobsPanel(Panel):
         s, project = self.state, self.project
         try:
             if s.job_command == "synthesize":
-                mask = s.job_mask
-                if mask and "/" in mask:
-                    mask = str(self.studio.workspace.resolve(mask))
+                mask = commands.mask_argument(self.studio.workspace, s.job_mask)
                 title, command = commands.synthesis(project, mask, int(s.job_count), int(s.job_seed),
                                                     int(s.job_levels))
             elif s.job_command == "train":
@@ -179,16 +176,6 @@ class JobsPanel(Panel):
             return None
         self.publish([record])
         return record
-
-    def cancel(self, job_id: str) -> None:
-        """Cancel a running job (its whole process tree).
-
-        Parameters
-        ----------
-        job_id : str
-            The job's id; nothing happens when it is not running.
-        """
-        self.studio.jobs.cancel(job_id)
 
     def publish(self, changed: Iterable[Any]) -> None:
         """Show the jobs' records; tell the listeners of those that ended.

@@ -20,7 +20,7 @@ from RobustDeepLogic.io.volumes import Grid, write_volume
 from RobustDeepLogic.masks.files import validate_mask
 from RobustDeepLogic.masks.presets import mask_from_spec
 from RobustDeepStudio.panels.base import Panel
-from RobustDeepStudio.views import GROUPS, PLANES
+from RobustDeepStudio.views import DATA_WINDOW, GROUPS, PLANES
 
 TOOLS = {"paint": SegmentationEffectPaint, "erase": SegmentationEffectErase}
 
@@ -122,7 +122,7 @@ class MasksPanel(Panel):
             image = await self.background("reading the template", lambda: self.read(path))
             if image is None:
                 return None
-            self.template_node = self.viewer.volume("mask_template", image, "template", window="Data (0-99.5 %)")
+            self.template_node = self.viewer.volume("mask_template", image, "template", window=DATA_WINDOW)
             self.template = image
         self.viewer.show(self.viewer.tags(PLANES), self.template_node, None, fit=False)
         return self.template_node
@@ -168,10 +168,12 @@ class MasksPanel(Panel):
             self._on_tool(self.state.mask_tool)
             self._count()
 
-    def _count(self) -> None:
+    def _count(self, array: Any = None) -> None:
+        """Say how many voxels the mask holds (``array``: the mask, when the caller has it)."""
         if self.segmentation is None:
             return
-        array = sitk.GetArrayViewFromImage(segmentation_to_mask(self.segmentation, self.template_node))
+        if array is None:
+            array = sitk.GetArrayViewFromImage(segmentation_to_mask(self.segmentation, self.template_node))
         self.state.mask_info = f"{int(array.sum())} voxels inside ({100.0 * array.mean():.1f} % of the grid)"
 
     def _on_tool(self, mask_tool: str, **_: Any) -> None:
@@ -214,7 +216,7 @@ class MasksPanel(Panel):
             reg = self.project.registered_dir
             self.state.mask_command = (f"robustdeep synthesize {self.studio.workspace.relative(reg)} OUT "
                                        f"--mask {rel} --count 10" if reg else "")
-            self._count()
+            self._count(array)
         self.studio.panel("jobs").on_project(self.project)
 
 

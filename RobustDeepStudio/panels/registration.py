@@ -13,7 +13,7 @@ from RobustDeepLogic.cohort import Cohort
 from RobustDeepStudio import commands
 from RobustDeepStudio.panels.base import Panel
 from RobustDeepStudio.panels.jobs import job_status
-from RobustDeepStudio.views import PLANES
+from RobustDeepStudio.views import DATA_WINDOW, PLANES, default_window
 
 #: QC columns shown, as (key of registration_qc.csv, header).
 QC_COLUMNS = [("patient", "Patient"), ("ok", "OK"), ("metric", "Metric"), ("dice", "Dice"),
@@ -118,12 +118,11 @@ class RegistrationPanel(Panel):
             A patient of the registered cohort.
         """
         project = self.project
-        cohort = Cohort.load(project.registration_dir())
+        folder = project.registration_dir()
+        cohort = Cohort.load(folder)
         mods = cohort.patient(patient).modalities
         modality = "FD" if "FD" in mods else sorted(mods)[0]
-
-        own = project.registration_dir() / "template" / "fdg_template.nii.gz"
-        template_path = own if own.is_file() else project.template_path()
+        template_path = project.template_path(folder)
 
         def work() -> Any:
             return self.read(template_path), self.read(cohort.path(patient, modality), patient)
@@ -132,9 +131,9 @@ class RegistrationPanel(Panel):
         if images is None:
             return
         template, moving = images
-        background = self.viewer.volume("template", template, "template", window="Data (0-99.5 %)")
+        background = self.viewer.volume("template", template, "template", window=DATA_WINDOW)
         overlay = self.viewer.volume("registered", moving, f"{patient} {modality} (registered)",
-                                     window="SUV 0-10" if modality != "CT" else "HU head (-200 to 1400)")
+                                     window=default_window(modality))
         self.viewer.color(overlay, FUSION_COLOR)
         with self.state:
             self.state.reg_patient = patient

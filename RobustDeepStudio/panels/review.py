@@ -11,6 +11,7 @@ patients is the study's own ``evaluation/metrics.csv``.
 from __future__ import annotations
 
 import base64
+from collections import defaultdict
 from typing import Any, Dict, List
 
 import numpy as np
@@ -22,22 +23,25 @@ from RobustDeepLib.stages import review_figures
 from RobustDeepLogic.cohort import DEFAULT_SCALING
 from RobustDeepLogic.evaluate.figures import draw_joint_histogram, figure_png_bytes, new_figure
 from RobustDeepLogic.evaluate.maps import LinearFit, joint_histogram
-from RobustDeepLogic.io.headmask import head_mask
+from RobustDeepLogic.evaluate.statistics import summarize
 from RobustDeepStudio.panels.base import Panel
-from RobustDeepStudio.views import DEFAULT_WINDOW, REVIEW
+from RobustDeepStudio.views import REVIEW, default_window
 
 #: The bias map's colour range, in percent (the paper's +-10 %).
 BIAS_WINDOW = 10.0
 METRICS = [("rmse", "RMSE"), ("psnr", "PSNR (dB)"), ("ssim_global", "SSIM")]
 
 
-def joint_histogram_png(reference: np.ndarray, prediction: np.ndarray, modality: str, title: str) -> bytes:
+def joint_histogram_png(reference: np.ndarray, prediction: np.ndarray, head: np.ndarray, modality: str,
+                        title: str) -> bytes:
     """The joint histogram of the head voxels with its least-squares line, as the report draws it.
 
     Parameters
     ----------
     reference, prediction : numpy.ndarray
         The volumes in physical units (SUV, HU), one grid.
+    head : numpy.ndarray
+        The head region (voxels > 0) the evaluation used (``review_figures(...)["head"]``).
     modality : str
         Their modality (its fixed scaling constant).
     title : str
@@ -49,9 +53,7 @@ def joint_histogram_png(reference: np.ndarray, prediction: np.ndarray, modality:
         A PNG.
     """
     scaling = DEFAULT_SCALING[modality]
-    ref = (reference - scaling.offset) / scaling.scale
-    pred = (prediction - scaling.offset) / scaling.scale
-    head = head_mask(ref)
+    ref, pred, head = scaling.to_scaled(reference), scaling.to_scaled(prediction), np.asarray(head) > 0
     hist = joint_histogram(ref, pred, head, bins=96, value_range=(0.0, 1.0))
     fig = new_figure(4.0, 3.6)
     ax = fig.subplots(1, 1)
@@ -182,14 +184,15 @@ class ReviewPanel(Panel):
             prediction = self.read(paths["prediction"], patient)
             figures = review_figures(prediction, reference, modality=modality, max_points=2000)
             png = joint_histogram_png(sitk.GetArrayFromImage(reference).astype(np.float32),
-                                      sitk.GetArrayFromImage(prediction).astype(np.float32), modality,
+                                      sitk.GetArrayFromImage(prediction).astype(np.float32),
+                                      sitk.GetArrayViewFromImage(figures["head"]), modality,
                                       f"{patient} {task} {arm}")
             return dict(figures, reference=reference, prediction=prediction, png=png)
 
         result = await self.background(f"evaluating {patient} {task} {arm}", work)
         if result is None or (task, arm, patient) != (s.rev_task, s.rev_arm, s.rev_patient):
             return
-        window = DEFAULT_WINDOW.get(modality, "Data (0-99.5 %)")
+        window = default_window(modality)
         reference = self.viewer.volume("rev_reference", result["reference"], f"{patient} {modality} reference",
                                        window=window)
         prediction = self.viewer.volume("rev_prediction", result["prediction"],
@@ -216,13 +219,11 @@ def _metric_row(row: Dict[str, str], key: str, value: str) -> Dict[str, Any]:
 
 
 def _arm_rows(project: Any, task: str, arms: List[str]) -> List[Dict[str, Any]]:
-    rows = []
-    for arm in arms:
-        found = project.metric_rows(task, arm)
-        if found:
-            means = {name: str(np.mean([float(r[name]) for r in found])) for name, _ in METRICS}
-            rows.append(_metric_row(means, "arm", arm))
-    return rows
+    by_arm: Dict[str, List[Dict[str, str]]] = defaultdict(list)
+    for row in project.metric_rows(task):  # one read of metrics.csv for every arm
+        by_arm[row["scenario"]].append(row)
+    return [_metric_row({name: str(summarize(float(r[name]) for r in by_arm[arm]).mean) for name, _ in METRICS},
+                        "arm", arm) for arm in arms if by_arm[arm]]
 
 
 def _table(rows: str, selected: str, element_id: str, key: str, click: Any) -> None:
