@@ -14,7 +14,7 @@ by hand afterwards (or written without that record) is the user's fixed choice a
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 import SimpleITK as sitk
@@ -30,6 +30,13 @@ MR_SCALING_META = "mr_scaling"
 
 #: The percentile of each image's non-zero voxels (docs/method.md §3.2).
 MR_PERCENTILE = 99.5
+
+
+def _mr_patients(cohort: Cohort, patients: Optional[Sequence[Patient]]) -> List[Patient]:
+    """The patients whose images set the MR constants: ``patients`` (default: the cohort's patients
+    whose split is not ``"test"``), synthetic subjects left out."""
+    chosen = [p for p in cohort.patients if p.split != "test"] if patients is None else patients
+    return [p for p in chosen if not p.is_synthetic]
 
 
 def mr_scaling(cohort: Cohort, patients: Optional[Sequence[Patient]] = None,
@@ -55,13 +62,12 @@ def mr_scaling(cohort: Cohort, patients: Optional[Sequence[Patient]] = None,
         ``"T1"`` and ``"T2"`` -> ``Scaling(constant, 0, unit)``, for the modalities that any of the
         patients has; the unit is the cohort's (``"a.u."`` by default).
     """
-    if patients is None:
-        patients = [p for p in cohort.patients if p.split != "test"]
+    used = _mr_patients(cohort, patients)
     result = {}
     for modality in MR_FAMILY:
         values = []
-        for p in patients:
-            if modality in p.modalities and not p.is_synthetic:
+        for p in used:
+            if modality in p.modalities:
                 arr = sitk.GetArrayFromImage(read_volume(cohort.path(p, modality)))
                 nonzero = arr[arr > 0]
                 if nonzero.size:
@@ -93,14 +99,13 @@ def store_mr_scaling(cohort: Cohort, patients: Optional[Sequence[Patient]] = Non
     dict of str to Scaling
         The constants stored (empty when no patient has an MR image).
     """
-    if patients is None:
-        patients = [p for p in cohort.patients if p.split != "test"]
-    constants = mr_scaling(cohort, patients, percentile)
+    used = _mr_patients(cohort, patients)
+    constants = mr_scaling(cohort, used, percentile)
     if constants:
         cohort.scaling.update(constants)
         cohort.meta[MR_SCALING_META] = {
             "percentile": float(percentile),
-            "patients": [p.id for p in patients if not p.is_synthetic],
+            "patients": [p.id for p in used],
             "constants": {m: s.scale for m, s in constants.items()},
         }
     return constants

@@ -37,8 +37,7 @@ def write_fold_subjects(run_dir: PathLike, fold: int, real: List[str], synthetic
     pathlib.Path
         The file written.
     """
-    path = fold_dir(run_dir, fold) / SUBJECTS_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = fold_dir(run_dir, fold) / SUBJECTS_FILE  # atomic_write_text makes the folder
     record = {"fold": int(fold), "real": list(real), "synthetic": list(synthetic)}
     atomic_write_text(path, json.dumps(record, indent=1) + "\n")
     return path
