@@ -27,6 +27,9 @@ from RobustDeepLogic.core.files import atomic_write_text
 
 #: Lines of output kept per job.
 LOG_TAIL = 200
+#: Seconds between two writes of the records while jobs only progress (a start or an end is written
+#: at once).
+SAVE_EVERY = 5.0
 #: Job states.
 STATES = ("running", "done", "failed", "cancelled", "interrupted")
 
@@ -130,6 +133,7 @@ class JobManager:
         self.on_change = on_change
         self.records: Dict[str, JobRecord] = {}
         self._running: Dict[str, EngineJob] = {}
+        self._saved_at = 0.0
         self._load()
 
     # -- records ---------------------------------------------------------------------------------
@@ -152,6 +156,7 @@ class JobManager:
         """Write every record to :attr:`record_file`, atomically."""
         items = [asdict(r) for r in self.records.values()]
         atomic_write_text(self.record_file, json.dumps(items, indent=1))
+        self._saved_at = time.monotonic()
 
     def list(self) -> List[JobRecord]:
         """Every job, newest first.
@@ -205,7 +210,8 @@ class JobManager:
         return list(self._running)
 
     def poll(self) -> List[JobRecord]:
-        """Take the new events of every running job into its record.
+        """Take the new events of every running job into its record, and write the records when a job
+        ended (progress alone: at most every :data:`SAVE_EVERY` seconds).
 
         Returns
         -------
@@ -223,8 +229,10 @@ class JobManager:
             if record.state != "running":
                 del self._running[job_id]
             changed.append(record)
+        ended = any(r.state != "running" for r in changed)
+        if ended or (changed and time.monotonic() - self._saved_at >= SAVE_EVERY):
+            self.save()  # progress alone is written at most every SAVE_EVERY seconds: it streams
         if changed:
-            self.save()
             for record in changed:
                 if self.on_change is not None:
                     self.on_change(record)
@@ -326,4 +334,4 @@ def _apply(record: JobRecord, event: Dict[str, Any]) -> None:
     del record.log[:-LOG_TAIL]
 
 
-__all__ = ["JobManager", "JobRecord", "LOG_TAIL", "STATES"]
+__all__ = ["JobManager", "JobRecord", "LOG_TAIL", "SAVE_EVERY", "STATES"]

@@ -1,8 +1,10 @@
-"""Small builders shared by the tests (volumes with non-trivial geometry, tiny cohorts)."""
+"""Small builders shared by the tests (volumes with non-trivial geometry, tiny cohorts), and whether a
+process is still alive."""
 
 from __future__ import annotations
 
 import hashlib
+import time
 from pathlib import Path
 from typing import Iterable
 
@@ -64,3 +66,22 @@ def write_tiny_cohort(root: Path, n: int = 3, *, modalities: Iterable[str] = ("F
         cohort.add(patient)
     cohort.save()
     return cohort
+
+
+def process_alive(pid: int) -> bool:
+    """Whether ``pid`` is a live process (from /proc; a zombie counts as ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def wait_until_gone(pid: int, seconds: float) -> bool:
+    """Whether ``pid`` ends within ``seconds`` (polled every 50 ms)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not process_alive(pid):
+            return True
+        time.sleep(0.05)
+    return False

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import List, Optional, Sequence
 
 import numpy as np
+from helpers import process_alive
 
 #: Chromium flags for a closed network and no GPU (as root, no sandbox).
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -155,13 +156,4 @@ def image_src(page, index: int) -> str:
 
 def descendants_alive(pids: Sequence[int]) -> List[int]:
     """Those of ``pids`` that still exist and are not zombies."""
-    alive = []
-    for pid in pids:
-        status = Path(f"/proc/{pid}/status")
-        try:
-            state = next(line for line in status.read_text().splitlines() if line.startswith("State:"))
-        except (OSError, StopIteration):
-            continue
-        if " Z " not in state and "zombie" not in state:
-            alive.append(pid)
-    return alive
+    return [pid for pid in pids if process_alive(pid)]

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import wait_until_gone
 
 MODULE_DIR = Path(__file__).resolve().parents[1] / "RobustDeep"
 if str(MODULE_DIR) not in sys.path:
@@ -34,23 +35,6 @@ JOB = """
     print(json.dumps({"event": "log", "level": "INFO", "message": str(child.pid)}), flush=True)
     time.sleep(60)
 """
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def _gone(pid: int, seconds: float = 5.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if not _alive(pid):
-            return True
-        time.sleep(0.05)
-    return False
 
 
 @pytest.fixture(params=["proc", "psutil"])
@@ -92,7 +76,7 @@ def test_cancel_reaches_a_grandchild_outside_the_jobs_process_group(finder):
     assert os.getpgid(grandchild) != os.getpgid(job.proc.pid)  # a group signal cannot reach it
     job.cancel()
     assert job.wait(timeout=20) == -signal.SIGTERM
-    assert _gone(grandchild), "the grandchild survived the cancel"
+    assert wait_until_gone(grandchild, 5.0), "the grandchild survived the cancel"
 
 
 def test_the_kill_after_the_grace_period_reaches_an_orphaned_grandchild_that_ignores_terminate(finder):
@@ -105,7 +89,7 @@ def test_the_kill_after_the_grace_period_reaches_an_orphaned_grandchild_that_ign
     """, grace=0.5)
     job.cancel()
     assert job.wait(timeout=20) is not None, "the job never finished: its grandchild holds the pipes"
-    assert job.cancelled and _gone(grandchild)
+    assert job.cancelled and wait_until_gone(grandchild, 5.0)
 
 
 def test_jobs_have_no_console_window_on_windows_and_a_session_of_their_own_on_posix(monkeypatch):

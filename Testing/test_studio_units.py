@@ -24,8 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from helpers import write_tiny_cohort
-from studio_harness import descendants_alive
+from helpers import process_alive, wait_until_gone, write_tiny_cohort
 
 from RobustDeepLogic.core.errors import InputError
 from RobustDeepLogic.masks.presets import mask_tag
@@ -40,20 +39,6 @@ from RobustDeepStudio.workspace import Workspace, WorkspaceError
 def _cohort(folder: Path, n: int) -> None:
     """A valid cohort of ``n`` patients with one small FD volume each (real NIfTI files)."""
     write_tiny_cohort(folder, n, modalities=("FD",), shape=(3, 4, 3))
-
-
-def _alive(pid: int) -> bool:
-    """Whether ``pid`` is a live process (a zombie counts as ended)."""
-    return bool(descendants_alive([pid]))
-
-
-def _gone(pid: int, seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if not _alive(pid):
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def _parse(command):
@@ -325,7 +310,7 @@ def test_cancel_ends_the_whole_process_tree_of_a_job(tmp_path):
             time.sleep(0.1)
         assert len(tree) >= 2, f"no worker processes after 90 s: {tree}"
         tree = [record.pid, *tree]
-        assert all(_alive(pid) for pid in tree)
+        assert all(process_alive(pid) for pid in tree)
         assert jobs.cancel(record.id) is True
     finally:
         if record.id in jobs.running():
@@ -333,7 +318,7 @@ def test_cancel_ends_the_whole_process_tree_of_a_job(tmp_path):
         ended = jobs.wait(record.id, timeout=60)
     assert ended.state == "cancelled", (ended.state, ended.returncode, ended.log)
     assert ended.returncode != 0 and ended.ended > 0
-    survivors = [pid for pid in tree if not _gone(pid)]
+    survivors = [pid for pid in tree if not wait_until_gone(pid, 10.0)]
     assert survivors == [], f"still running after cancel: {survivors}"
     assert jobs.cancel(record.id) is False
     assert JobManager(tmp_path / "jobs.json").records[record.id].state == "cancelled"
