@@ -207,24 +207,4 @@ html { overflow-y: hidden; }
 """
 
 
-def make_studio(workspace: str, project: Optional[str] = None, server: Any = None) -> Studio:
-    """A studio on the folder ``workspace`` (see :class:`Studio`).
-
-    Parameters
-    ----------
-    workspace : str
-        The workspace folder.
-    project : str, optional
-        The project to open at start.
-    server : trame_server.Server, optional
-        The trame server.
-
-    Returns
-    -------
-    Studio
-        The application (not started).
-    """
-    return Studio(Workspace(workspace), server=server, project=project)
-
-
-__all__: List[str] = ["JOB_POLL_SECONDS", "Studio", "make_studio"]
+__all__: List[str] = ["JOB_POLL_SECONDS", "Studio"]
